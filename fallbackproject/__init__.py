@@ -1,0 +1,1 @@
+"""The fallbackproject Django project: wiring only, no business logic."""

@@ -1,0 +1,9 @@
+"""With these settings, tests run faster."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+DEBUG = False
+SECRET_KEY = "test-only-not-a-secret"  # noqa: S105
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}

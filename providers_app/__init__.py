@@ -1,0 +1,1 @@
+"""LLM provider failover for Django: providers, breakers, fallback service, admin."""

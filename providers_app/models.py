@@ -1,0 +1,440 @@
+"""Database models: fields, Meta, __str__ and clean() only; logic lives in services."""
+
+import uuid
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import (
+    MaxValueValidator,
+    MinValueValidator,
+    RegexValidator,
+)
+from django.db import models
+
+from .conf import get_setting
+from .querysets import FailoverEventQuerySet, ProviderQuerySet
+
+ENV_VAR_NAME = RegexValidator(
+    r"^[A-Za-z_][A-Za-z0-9_]*$",
+    "Enter the NAME of an environment variable (letters, digits, underscores), not the key itself.",
+)
+
+
+def validate_http_url(value: str) -> None:
+    """An http(s) URL with a host. Bare hosts such as http://ollama:11434 are fine:
+    self-hosted models often live behind a service name without a domain."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises on a malformed port)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
+        raise ValidationError("Enter an http:// or https:// URL.", code="invalid_url")
+
+
+PERCENT = [MinValueValidator(1), MaxValueValidator(100)]
+
+# Headers that carry credentials: a key must come from `api_key_env`, never from `extra`.
+SECRET_HEADER_NAMES = frozenset(
+    {"authorization", "api-key", "x-api-key", "x-goog-api-key", "proxy-authorization"}
+)
+# Kinds whose real API refuses calls without a key.
+KINDS_NEEDING_KEY = frozenset({"openai", "azure_openai", "anthropic", "gemini"})
+
+
+class Provider(models.Model):
+    """An upstream LLM endpoint, tried in `priority` order (lower first)."""
+
+    class Kind(models.TextChoices):
+        OPENAI = "openai", "OpenAI"
+        AZURE_OPENAI = "azure_openai", "Azure OpenAI"
+        ANTHROPIC = "anthropic", "Anthropic"
+        GEMINI = "gemini", "Google Gemini"
+        OLLAMA = "ollama", "Ollama"
+        OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible (vLLM, Groq, Mistral, ...)"
+        SIMULATED = "simulated", "Simulated (local demo upstream)"
+
+    name = models.CharField(
+        "name", max_length=100, unique=True, help_text="A unique, human-readable name."
+    )
+    kind = models.CharField(
+        "kind", max_length=32, choices=Kind.choices, help_text="The wire format spoken."
+    )
+    base_url = models.CharField(
+        "base URL",
+        max_length=500,
+        validators=[validate_http_url],
+        help_text="The API root, e.g. https://api.openai.com/v1.",
+    )
+    model = models.CharField("model", max_length=200, help_text="The upstream model or deployment.")
+    api_key_env = models.CharField(
+        "API key variable",
+        max_length=100,
+        blank=True,
+        validators=[ENV_VAR_NAME],
+        help_text="The name of the environment variable holding the key. The key itself "
+        "is never stored.",
+    )
+    priority = models.PositiveIntegerField(
+        "priority",
+        default=0,
+        db_index=True,
+        help_text="Lower answers first. Drag rows in the provider list to change it.",
+    )
+    enabled = models.BooleanField("enabled", default=True)
+    timeout_s = models.FloatField(
+        "attempt timeout (s)",
+        default=30.0,
+        validators=[MinValueValidator(0.1), MaxValueValidator(600)],
+        help_text="Wall-clock limit of one attempt; the request deadline can shorten it.",
+    )
+    max_attempts = models.PositiveSmallIntegerField(
+        "attempts per request",
+        default=2,
+        validators=[MinValueValidator(1), MaxValueValidator(10)],
+        help_text="Attempts on this provider within one request, the first included.",
+    )
+    context_window = models.PositiveIntegerField(
+        "context window (tokens)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Used to fail over a too-long prompt only to a provider with a larger window.",
+    )
+    extra = models.JSONField(
+        "extra",
+        default=dict,
+        blank=True,
+        help_text='Optional {"headers": {...}, "params": {...}}; Azure needs '
+        '{"params": {"api-version": "2024-10-21"}}. Never put keys here.',
+    )
+    # Breaker overrides: empty means the FALLBACK_BREAKER_* default.
+    failure_threshold = models.PositiveSmallIntegerField(
+        "consecutive failures to open",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(1000)],
+    )
+    failure_rate_threshold = models.PositiveSmallIntegerField(
+        "failure rate to open (%)", null=True, blank=True, validators=PERCENT
+    )
+    slow_call_rate_threshold = models.PositiveSmallIntegerField(
+        "slow-call rate to open (%)", null=True, blank=True, validators=PERCENT
+    )
+    slow_call_threshold_s = models.FloatField(
+        "slow call (s)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.001)],
+        help_text="A success slower than this counts as slow.",
+    )
+    minimum_calls = models.PositiveSmallIntegerField(
+        "minimum calls in window",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(10000)],
+    )
+    half_open_probes = models.PositiveSmallIntegerField(
+        "half-open probes",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(10)],
+    )
+    open_base_s = models.FloatField(
+        "base open time (s)", null=True, blank=True, validators=[MinValueValidator(0.001)]
+    )
+    open_max_s = models.FloatField(
+        "max open time (s)", null=True, blank=True, validators=[MinValueValidator(0.001)]
+    )
+    created_at = models.DateTimeField("created", auto_now_add=True)
+    updated_at = models.DateTimeField("updated", auto_now=True)
+
+    objects = ProviderQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["priority", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["priority"], name="provider_priority_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        errors.update(_extra_errors(self.extra))
+        if self.kind in KINDS_NEEDING_KEY and not self.api_key_env:
+            errors.setdefault("api_key_env", []).append(
+                f"A {self.get_kind_display()} provider needs the name of its API key variable."
+            )
+        if self.kind == self.Kind.AZURE_OPENAI and not _azure_has_api_version(self):
+            errors.setdefault("extra", []).append(
+                'Azure OpenAI needs {"params": {"api-version": "..."}}, unless the base URL '
+                "is the v1 surface ending in /openai/v1."
+            )
+        base = self.open_base_s or get_setting("BREAKER_OPEN_BASE_S")
+        top = self.open_max_s or get_setting("BREAKER_OPEN_MAX_S")
+        if base > top:
+            errors.setdefault("open_base_s", []).append(
+                f"The base open time ({base:g} s) must not exceed the max open time ({top:g} s)."
+            )
+        deadline = get_setting("DEADLINE_S")
+        if self.timeout_s is not None and self.timeout_s > deadline:
+            errors.setdefault("timeout_s", []).append(
+                f"The attempt timeout must not exceed the request deadline ({deadline:g} s)."
+            )
+        if errors:
+            raise ValidationError(errors)
+
+
+def _azure_has_api_version(provider: Provider) -> bool:
+    params = provider.extra.get("params", {}) if isinstance(provider.extra, dict) else {}
+    return bool(params.get("api-version")) or provider.base_url.rstrip("/").endswith("/openai/v1")
+
+
+def _extra_errors(extra: object) -> dict[str, list[str]]:
+    """Check the shape of `Provider.extra`, refusing credentials in headers."""
+    if not isinstance(extra, dict):
+        return {"extra": ["Enter a JSON object."]}
+    problems = []
+    unknown = set(extra) - {"headers", "params"}
+    if unknown:
+        problems.append(f"Unknown keys: {', '.join(sorted(unknown))}. Use headers and params.")
+    for section in ("headers", "params"):
+        value = extra.get(section, {})
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            problems.append(f'"{section}" must map strings to strings.')
+    headers = extra.get("headers", {})
+    if isinstance(headers, dict):
+        secret = sorted(h for h in headers if str(h).lower() in SECRET_HEADER_NAMES)
+        if secret:
+            problems.append(
+                f"Header {', '.join(secret)} carries a credential; name its environment "
+                "variable in api_key_env instead."
+            )
+    return {"extra": problems} if problems else {}
+
+
+class BreakerState(models.Model):
+    """The shared circuit breaker of one provider. Written only by services.breaker."""
+
+    class State(models.TextChoices):
+        CLOSED = "closed", "Closed"
+        OPEN = "open", "Open"
+        HALF_OPEN = "half_open", "Half-open"
+        FORCED_OPEN = "forced_open", "Forced open"
+        DISABLED = "disabled", "Disabled (never trips)"
+
+    provider = models.OneToOneField(
+        Provider, on_delete=models.CASCADE, primary_key=True, related_name="breaker"
+    )
+    state = models.CharField("state", max_length=16, choices=State.choices, default=State.CLOSED)
+    generation = models.BigIntegerField(
+        "generation", default=0, help_text="Bumped on every transition; guards each update."
+    )
+    consecutive_failures = models.PositiveIntegerField("consecutive failures", default=0)
+    opened_at = models.DateTimeField("opened at", null=True, blank=True)
+    open_until = models.DateTimeField(
+        "open until",
+        null=True,
+        blank=True,
+        help_text="OPEN: when a probe may go through. FORCED_OPEN: the expiry, if any.",
+    )
+    open_cycles = models.PositiveIntegerField(
+        "open cycles", default=0, help_text="Consecutive OPEN cycles; the open time grows with it."
+    )
+    half_open_started_at = models.DateTimeField("half-open since", null=True, blank=True)
+    probes_permitted = models.PositiveSmallIntegerField("probes permitted", default=1)
+    probes_issued = models.PositiveSmallIntegerField("probes issued", default=0)
+    probes_succeeded = models.PositiveSmallIntegerField("probes succeeded", default=0)
+    cooldown_until = models.DateTimeField(
+        "cooling down until",
+        null=True,
+        blank=True,
+        help_text="Set by a rate-limit hint; every process skips the provider until then.",
+    )
+    window_reset_at = models.DateTimeField(
+        "window reset at",
+        null=True,
+        blank=True,
+        help_text="Calls before this do not count towards the failure rate (set on close).",
+    )
+    last_error = models.CharField("last error", max_length=500, blank=True)
+    updated_at = models.DateTimeField("updated", auto_now=True)
+
+    class Meta:
+        verbose_name = "breaker state"
+
+    def __str__(self) -> str:
+        return f"{self.provider_id}: {self.get_state_display()}"
+
+
+class ProbeLease(models.Model):
+    """A half-open probe slot, held by one in-flight request until it reports or expires."""
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", "Success"
+        FAILURE = "failure", "Failure"
+        RELEASED = "released", "Released unused"
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="probe_leases")
+    generation = models.BigIntegerField("breaker generation")
+    slot = models.PositiveSmallIntegerField("slot")
+    lease_id = models.UUIDField("lease", default=uuid.uuid4, unique=True)
+    issued_at = models.DateTimeField("issued at")
+    expires_at = models.DateTimeField("expires at")
+    outcome = models.CharField("outcome", max_length=16, choices=Outcome.choices, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "generation", "slot"], name="probe_lease_slot_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"probe {self.provider_id}/{self.generation}/{self.slot}"
+
+
+class CallBucket(models.Model):
+    """Call counters of one provider for one second, sharded by process to avoid a hot row."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="call_buckets")
+    bucket_start = models.DateTimeField("bucket start")
+    shard = models.PositiveSmallIntegerField("shard", default=0)
+    first_attempts = models.PositiveIntegerField(default=0)
+    retries = models.PositiveIntegerField(default=0)
+    successes = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+    slow_calls = models.PositiveIntegerField(default=0)
+    rate_limited = models.PositiveIntegerField(default=0)
+    not_permitted = models.PositiveIntegerField(default=0)
+    budget_refusals = models.PositiveIntegerField(default=0)
+    latency_ms_sum = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "bucket_start", "shard"], name="call_bucket_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["provider", "bucket_start"])]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id} @ {self.bucket_start:%H:%M:%S}"
+
+
+class FailoverEvent(models.Model):
+    """One failover, breaker transition, all-failed outcome or manual change."""
+
+    class Kind(models.TextChoices):
+        FAILOVER = "failover", "Failover"
+        BREAKER_OPENED = "breaker_opened", "Breaker opened"
+        BREAKER_HALF_OPEN = "breaker_half_open", "Breaker half-open"
+        BREAKER_CLOSED = "breaker_closed", "Breaker closed"
+        ALL_FAILED = "all_failed", "All providers failed"
+        HEALTH_FAILED = "health_failed", "Health check failed"
+        HEALTH_RECOVERED = "health_recovered", "Health check recovered"
+        MANUAL = "manual", "Manual change"
+
+    created_at = models.DateTimeField("time", auto_now_add=True, db_index=True)
+    request_id = models.CharField("request id", max_length=64, blank=True, db_index=True)
+    kind = models.CharField("kind", max_length=32, choices=Kind.choices)
+    provider = models.ForeignKey(
+        Provider,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="events_from",
+        verbose_name="from provider",
+    )
+    to_provider = models.ForeignKey(
+        Provider,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="events_to",
+        verbose_name="to provider",
+    )
+    reason = models.CharField("reason", max_length=64, blank=True, db_index=True)
+    status_code = models.PositiveSmallIntegerField("status", null=True, blank=True)
+    detail = models.CharField("detail", max_length=500, blank=True)
+    attempt = models.PositiveSmallIntegerField("attempt", null=True, blank=True)
+    latency_ms = models.FloatField("latency (ms)", null=True, blank=True)
+    count = models.PositiveIntegerField(
+        "count", default=1, help_text="How many occurrences this row stands for (coalesced)."
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        verbose_name="acting user",
+    )
+
+    objects = FailoverEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["kind", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.provider or ''} {self.reason}".strip()
+
+
+class HealthCheckResult(models.Model):
+    """The outcome of one active health check; never mixed into traffic counters."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="health_results")
+    checked_at = models.DateTimeField("checked at", auto_now_add=True, db_index=True)
+    ok = models.BooleanField("ok")
+    latency_ms = models.FloatField("latency (ms)", null=True, blank=True)
+    status_code = models.PositiveSmallIntegerField("status", null=True, blank=True)
+    error_class = models.CharField("error class", max_length=64, blank=True)
+    detail = models.CharField("detail", max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-checked_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id} {'ok' if self.ok else self.error_class}"
+
+
+class HealthCheckSchedule(models.Model):
+    """When a provider is next due for a health check, and who holds the check lease."""
+
+    provider = models.OneToOneField(
+        Provider, on_delete=models.CASCADE, primary_key=True, related_name="health_schedule"
+    )
+    next_check_at = models.DateTimeField("next check at", null=True, blank=True)
+    lease_until = models.DateTimeField("leased until", null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField("consecutive failed checks", default=0)
+
+    def __str__(self) -> str:
+        return f"health schedule of {self.provider_id}"
+
+
+class ClientKey(models.Model):
+    """An API key for callers of the chat API, stored as a SHA-256 digest and shown once."""
+
+    name = models.CharField("name", max_length=100, unique=True)
+    prefix = models.CharField(
+        "prefix", max_length=16, help_text="The first characters, to recognise a key."
+    )
+    key_hash = models.CharField("key digest", max_length=64, unique=True)
+    created_at = models.DateTimeField("created", auto_now_add=True)
+    last_used_at = models.DateTimeField("last used", null=True, blank=True)
+    revoked_at = models.DateTimeField("revoked", null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -1,0 +1,89 @@
+"""Read-only queries that services and views share."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .models import Provider
+
+_PROVIDER_FIELDS = (
+    "id",
+    "name",
+    "kind",
+    "base_url",
+    "model",
+    "api_key_env",
+    "priority",
+    "timeout_s",
+    "max_attempts",
+    "context_window",
+    "extra",
+    "failure_threshold",
+    "failure_rate_threshold",
+    "slow_call_rate_threshold",
+    "slow_call_threshold_s",
+    "minimum_calls",
+    "half_open_probes",
+    "open_base_s",
+    "open_max_s",
+)
+_BREAKER_FIELDS = (
+    "state",
+    "generation",
+    "open_until",
+    "cooldown_until",
+    "consecutive_failures",
+    "open_cycles",
+)
+
+
+@dataclass(frozen=True)
+class RouteEntry:
+    """An enabled provider and its breaker state as one request sees them.
+
+    A small immutable snapshot rather than a model instance: it is cheap to
+    build, safe to keep as the last-known state when the database is down, and
+    survives model changes.
+    """
+
+    id: int
+    name: str
+    kind: str
+    base_url: str
+    model: str
+    api_key_env: str
+    priority: int
+    timeout_s: float
+    max_attempts: int
+    context_window: int | None
+    extra: dict[str, Any] = field(hash=False)
+    failure_threshold: int | None = None
+    failure_rate_threshold: int | None = None
+    slow_call_rate_threshold: int | None = None
+    slow_call_threshold_s: float | None = None
+    minimum_calls: int | None = None
+    half_open_probes: int | None = None
+    open_base_s: float | None = None
+    open_max_s: float | None = None
+    state: str = "closed"
+    generation: int = 0
+    open_until: datetime | None = None
+    cooldown_until: datetime | None = None
+    consecutive_failures: int = 0
+    open_cycles: int = 0
+
+
+def provider_list_for_routing() -> list[RouteEntry]:
+    """Enabled providers in priority order with their breaker state: one query."""
+    rows = (
+        Provider.objects.enabled()
+        .in_priority_order()
+        .values(*_PROVIDER_FIELDS, *(f"breaker__{f}" for f in _BREAKER_FIELDS))
+    )
+    entries = []
+    for row in rows:
+        breaker = {f: row.pop(f"breaker__{f}") for f in _BREAKER_FIELDS}
+        if breaker["state"] is None:  # a row created outside the ORM, without its breaker
+            breaker = {}
+        entries.append(RouteEntry(**row, **breaker))
+    return entries

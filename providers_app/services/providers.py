@@ -1,0 +1,206 @@
+"""Provider configuration: state rows, reordering, and export/import as JSON."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Max
+
+from ..models import BreakerState, HealthCheckSchedule, Provider
+from .routing import routing_changed
+
+EXPORT_VERSION = 1
+# Everything an operator configures; ids, timestamps and state are not configuration.
+CONFIG_FIELDS = (
+    "name",
+    "kind",
+    "base_url",
+    "model",
+    "api_key_env",
+    "priority",
+    "enabled",
+    "timeout_s",
+    "max_attempts",
+    "context_window",
+    "extra",
+    "failure_threshold",
+    "failure_rate_threshold",
+    "slow_call_rate_threshold",
+    "slow_call_threshold_s",
+    "minimum_calls",
+    "half_open_probes",
+    "open_base_s",
+    "open_max_s",
+)
+REQUIRED_FIELDS = ("name", "kind", "base_url", "model")
+
+
+def provider_state_rows_create(*, provider: Provider) -> None:
+    """Give a new provider its breaker and health-schedule rows."""
+    BreakerState.objects.get_or_create(provider=provider)
+    HealthCheckSchedule.objects.get_or_create(provider=provider)
+
+
+def provider_priorities_set(*, priorities: Mapping[int, int]) -> int:
+    """Give providers (by pk) new priorities in one transaction.
+
+    `priority` is unique and databases check that row by row, so swapping two
+    values in one UPDATE would collide: first park the rows above every used
+    value, then write the final values.
+    """
+    if not priorities:
+        return 0
+    with transaction.atomic():
+        rows = list(Provider.objects.select_for_update().filter(pk__in=priorities))
+        parked = (Provider.objects.aggregate(top=Max("priority"))["top"] or 0) + 1
+        for offset, row in enumerate(rows):
+            row.priority = parked + offset
+        Provider.objects.bulk_update(rows, ["priority"])
+        for row in rows:
+            row.priority = priorities[row.pk]
+        Provider.objects.bulk_update(rows, ["priority"])
+        routing_changed()
+    return len(rows)
+
+
+def provider_export() -> dict[str, Any]:
+    """The configuration of every provider, in priority order. It holds no secret:
+    keys live in the environment and only their variable names are stored."""
+    providers = Provider.objects.in_priority_order()
+    return {
+        "version": EXPORT_VERSION,
+        "providers": [{field: getattr(p, field) for field in CONFIG_FIELDS} for p in providers],
+    }
+
+
+@dataclass(frozen=True)
+class ImportProblem:
+    entry: int
+    name: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"entry {self.entry} ({self.name or 'no name'}): {self.field}: {self.message}"
+
+
+class ProviderImportError(Exception):
+    def __init__(self, problems: list[ImportProblem]):
+        super().__init__(f"{len(problems)} problem(s); nothing was changed.")
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    created: list[str]
+    updated: list[str]
+
+
+def provider_import(*, data: Any) -> ImportSummary:
+    """Create or update providers by name, all or nothing.
+
+    Every entry is validated before anything is written; any problem raises
+    `ProviderImportError` listing each one with the entry's name and field.
+    """
+    entries = _entries_of(data)
+    existing = {p.name: p for p in Provider.objects.all()}
+    next_priority = max((p.priority for p in existing.values()), default=0) + 1
+    problems: list[ImportProblem] = []
+    numbered: list[tuple[int, Provider]] = []
+    for number, entry in enumerate(entries, start=1):
+        provider, entry_problems = _stage_entry(number, entry, existing)
+        problems += entry_problems
+        if provider is not None:
+            if provider.pk is None and "priority" not in entry:
+                provider.priority, next_priority = next_priority, next_priority + 1
+            numbered.append((number, provider))
+    problems += _duplicate_problems(numbered, existing)
+    if problems:
+        raise ProviderImportError(problems)
+    staged = [provider for _, provider in numbered]
+
+    with transaction.atomic():
+        updated = [p for p in staged if p.pk is not None]
+        provider_priorities_set(priorities={p.pk: p.priority for p in updated})
+        for provider in staged:
+            provider.save()
+    return ImportSummary(
+        created=[p.name for p in staged if p not in updated],
+        updated=[p.name for p in updated],
+    )
+
+
+def _entries_of(data: Any) -> list[Any]:
+    if isinstance(data, dict) and isinstance(data.get("providers"), list):
+        return data["providers"]
+    if isinstance(data, list):
+        return data
+    raise ProviderImportError(
+        [ImportProblem(0, "", "providers", 'Expected {"providers": [...]} or a list.')]
+    )
+
+
+def _stage_entry(
+    number: int, entry: Any, existing: dict[str, Provider]
+) -> tuple[Provider | None, list[ImportProblem]]:
+    if not isinstance(entry, dict):
+        return None, [ImportProblem(number, "", "entry", "Expected a JSON object.")]
+    name = str(entry.get("name", ""))
+    problems = [
+        ImportProblem(number, name, field, "Unknown field.")
+        for field in sorted(set(entry) - set(CONFIG_FIELDS))
+    ]
+    current = existing.get(name)
+    problems += [
+        ImportProblem(number, name, field, "This field is required.")
+        for field in REQUIRED_FIELDS
+        if current is None and field not in entry
+    ]
+    if problems:
+        return None, problems
+    provider = (
+        Provider(**{f: getattr(current, f) for f in CONFIG_FIELDS}) if current else Provider()
+    )
+    if current:
+        provider.pk = current.pk
+        provider.created_at = current.created_at
+    for field in CONFIG_FIELDS:
+        if field in entry:
+            setattr(provider, field, entry[field])
+    try:
+        # Uniqueness is checked across the whole file below, not row by row.
+        provider.full_clean(validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        return None, [
+            ImportProblem(number, name, field, " ".join(messages))
+            for field, messages in exc.message_dict.items()
+        ]
+    return provider, []
+
+
+def _duplicate_problems(
+    numbered: list[tuple[int, Provider]], existing: dict[str, Provider]
+) -> list[ImportProblem]:
+    """Names and priorities must stay unique once the file is applied."""
+    problems = []
+    staged_names = {p.name for _, p in numbered}
+    kept = [p for name, p in existing.items() if name not in staged_names]
+    seen_priority: dict[int, str] = {p.priority: p.name for p in kept}
+    seen_names: set[str] = set()
+    for number, provider in numbered:
+        if provider.name in seen_names:
+            problems.append(ImportProblem(number, provider.name, "name", "Appears more than once."))
+        seen_names.add(provider.name)
+        holder = seen_priority.setdefault(provider.priority, provider.name)
+        if holder != provider.name:
+            problems.append(
+                ImportProblem(
+                    number,
+                    provider.name,
+                    "priority",
+                    f"Priority {provider.priority} is also used by {holder!r}.",
+                )
+            )
+    return problems

@@ -1,0 +1,148 @@
+"""The provider admin: drag-and-drop order, validation messages, read-only history."""
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from providers_app.models import FailoverEvent, Provider
+from providers_app.services.routing import routing_snapshot
+
+REORDER_URL = "admin:providers_app_provider_sortable_update"
+
+
+@pytest.fixture
+def staff_client(client, django_user_model):
+    user = django_user_model.objects.create_user(
+        "staff", password="pw", is_staff=True, is_superuser=True
+    )
+    client.force_login(user)
+    return client
+
+
+def test_admin_reorder_changes_the_routing_order_on_the_next_read(staff_client, make_provider):
+    first, second, third = (make_provider(priority=p) for p in (1, 2, 3))
+    assert [e.name for e in routing_snapshot()] == [first.name, second.name, third.name]
+
+    # Drag "third" to the top: the payload sortable2's list view sends.
+    response = staff_client.post(
+        reverse(REORDER_URL),
+        data=json.dumps({"updatedItems": [[third.pk, 1], [first.pk, 2], [second.pk, 3]]}),
+        content_type="application/json",
+    )
+
+    assert response.status_code == 200, response.content
+    assert [e.name for e in routing_snapshot()] == [third.name, first.name, second.name]
+
+
+def test_reorder_that_swaps_two_unique_priorities_succeeds(staff_client, make_provider):
+    first, second = make_provider(priority=1), make_provider(priority=2)
+    response = staff_client.post(
+        reverse(REORDER_URL),
+        data=json.dumps({"updatedItems": [[first.pk, 2], [second.pk, 1]]}),
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.content
+    assert list(Provider.objects.values_list("name", flat=True)) == [second.name, first.name]
+
+
+def test_non_staff_user_cannot_reach_the_admin(client, django_user_model, make_provider):
+    provider = make_provider(priority=1)
+    user = django_user_model.objects.create_user("user", password="pw")
+    client.force_login(user)
+    for url in (
+        reverse("admin:providers_app_provider_changelist"),
+        reverse("admin:providers_app_provider_change", args=[provider.pk]),
+    ):
+        response = client.get(url)
+        assert response.status_code == 302
+        assert reverse("admin:login") in response["Location"]
+    response = client.post(
+        reverse(REORDER_URL),
+        data=json.dumps({"updatedItems": [[provider.pk, 9]]}),
+        content_type="application/json",
+    )
+    assert response.status_code == 302
+    assert Provider.objects.get(pk=provider.pk).priority == 1
+
+
+def test_changelist_shows_order_kind_model_and_breaker_state(staff_client, make_provider):
+    make_provider(name="alpha", model="gpt-x", priority=1)
+    content = staff_client.get(reverse("admin:providers_app_provider_changelist")).content.decode()
+    assert "alpha" in content
+    assert "gpt-x" in content
+    assert "Closed" in content
+
+
+def _form_data(**overrides):
+    data = {
+        "name": "new-one",
+        "kind": "openai",
+        "base_url": "https://api.openai.com/v1",
+        "model": "gpt-4o-mini",
+        "api_key_env": "OPENAI_API_KEY",
+        "enabled": "on",
+        "timeout_s": "30",
+        "max_attempts": "2",
+        "extra": "{}",
+    }
+    data.update(overrides)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"base_url": "ftp://x"}, "http"),
+        ({"timeout_s": "0"}, "greater than or equal"),
+        ({"api_key_env": "sk-abc def"}, "environment variable"),
+        ({"failure_rate_threshold": "150"}, "less than or equal"),
+        ({"half_open_probes": "20"}, "less than or equal"),
+        ({"open_base_s": "500", "open_max_s": "100"}, "must not exceed"),
+        ({"kind": "azure_openai", "base_url": "https://x.openai.azure.com"}, "api-version"),
+        ({"extra": '{"headers": {"Authorization": "Bearer sk-123"}}'}, "credential"),
+    ],
+)
+def test_admin_form_refuses_invalid_config_with_a_message(staff_client, db, overrides, message):
+    response = staff_client.post(
+        reverse("admin:providers_app_provider_add"), data=_form_data(**overrides)
+    )
+    assert response.status_code == 200  # the form again, not a redirect
+    assert message in response.content.decode()
+    assert not Provider.objects.filter(name="new-one").exists()
+
+
+def test_admin_form_creates_a_valid_provider_at_the_end_of_the_order(staff_client, make_provider):
+    make_provider(priority=7)
+    response = staff_client.post(reverse("admin:providers_app_provider_add"), data=_form_data())
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Provider.objects.get(name="new-one").priority == 8
+
+
+def test_provider_page_shows_breaker_read_only_and_never_the_key(
+    staff_client, make_provider, monkeypatch
+):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-live-very-secret-value")
+    provider = make_provider(kind="openai", api_key_env="OPENAI_API_KEY")
+    url = reverse("admin:providers_app_provider_change", args=[provider.pk])
+    content = staff_client.get(url).content.decode()
+    assert "Breaker state (read-only)" in content
+    assert 'name="state"' not in content  # no input for breaker fields
+    assert "sk-live-very-secret-value" not in content
+    assert "OPENAI_API_KEY" in content
+
+
+def test_history_admins_are_read_only(staff_client, make_provider):
+    provider = make_provider()
+    event = FailoverEvent.objects.create(kind="failover", provider=provider, reason="server_error")
+    assert staff_client.get(reverse("admin:providers_app_failoverevent_add")).status_code == 403
+    url = reverse("admin:providers_app_failoverevent_change", args=[event.pk])
+    content = staff_client.get(url).content.decode()
+    assert "server_error" in content
+    assert 'name="_save"' not in content
+    changelist = staff_client.get(
+        reverse("admin:providers_app_failoverevent_changelist"), {"q": "nothing"}
+    )
+    assert changelist.status_code == 200
+    health = staff_client.get(reverse("admin:providers_app_healthcheckresult_changelist"))
+    assert health.status_code == 200

@@ -1,0 +1,45 @@
+"""System checks: missing key variables, process-local routing cache in production."""
+
+from django.core.checks import run_checks
+from django.test import override_settings
+
+
+def _ids(**kwargs) -> list[str]:
+    return [m.id for m in run_checks(**kwargs)]
+
+
+def test_warns_when_enabled_provider_key_variable_is_unset(make_provider, monkeypatch):
+    monkeypatch.delenv("FB_TEST_KEY", raising=False)
+    make_provider(kind="openai", api_key_env="FB_TEST_KEY", base_url="https://api.openai.com/v1")
+    messages = [m for m in run_checks() if m.id == "providers_app.W001"]
+    assert len(messages) == 1
+    assert "FB_TEST_KEY" in messages[0].msg
+    monkeypatch.setenv("FB_TEST_KEY", "x")
+    assert "providers_app.W001" not in _ids()
+
+
+def test_disabled_provider_does_not_warn(make_provider, monkeypatch):
+    monkeypatch.delenv("FB_TEST_KEY", raising=False)
+    make_provider(
+        kind="openai",
+        api_key_env="FB_TEST_KEY",
+        base_url="https://api.openai.com/v1",
+        enabled=False,
+    )
+    assert "providers_app.W001" not in _ids()
+
+
+def test_warns_when_routing_cache_is_process_local_in_production(db):
+    locmem = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    redis = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:6379/1",
+        }
+    }
+    with override_settings(DEBUG=False, CACHES=locmem, FALLBACK_ROUTING_CACHE_S=1.0):
+        assert "providers_app.W002" in _ids(include_deployment_checks=True)
+    with override_settings(DEBUG=False, CACHES=redis, FALLBACK_ROUTING_CACHE_S=1.0):
+        assert "providers_app.W002" not in _ids(include_deployment_checks=True)
+    with override_settings(DEBUG=False, CACHES=locmem, FALLBACK_ROUTING_CACHE_S=0.0):
+        assert "providers_app.W002" not in _ids(include_deployment_checks=True)
