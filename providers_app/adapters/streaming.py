@@ -1,0 +1,195 @@
+"""Run one streamed response: frame it, decode it, police its time limits.
+
+``run_stream`` is the same for every vendor. It reads the body in chunks under a
+``StreamClock`` (wall-clock first-token, idle and attempt limits; keep-alives do
+not count as progress), splits lines, frames them as SSE or NDJSON, and hands
+each item to the vendor's ``StreamDecoder``. A stream is complete only once the
+decoder saw its terminator or final finish reason; anything else is truncation.
+Every failure leaves as a ``ProviderError`` that records whether model output
+had already been yielded (the commit point) and what that output was.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, ClassVar, Literal
+
+import requests
+
+from .classify import (
+    classify_stream_error,
+    content_filter_error,
+    malformed_response_error,
+    truncated_stream_error,
+)
+from .errors import ProviderError
+from .normalise import FinishReason, normalise_finish_reason, token_count
+from .redaction import scrub_exact
+from .schema import StreamDelta
+from .sse import LineTooLongError, SSEEvent, SSEParser, UnterminatedLine, iter_lines
+from .timing import StreamClock
+from .transport import TRANSPORT_EXCEPTIONS, ResponseMeta, Transport, detached
+
+logger = logging.getLogger(__name__)
+
+
+class StreamDecoder(ABC):
+    """One vendor's stream events in, ``StreamDelta``s out; in-band errors raised.
+
+    Subclasses implement ``feed``; set ``done`` on the terminator (``[DONE]``,
+    ``message_stop``, ``done: true``) and ``raw_finish_reason`` when the vendor
+    says why generation ended.
+    """
+
+    framing: ClassVar[Literal["sse", "ndjson"]] = "sse"
+    accept_bare_json: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        model: str,
+        meta: ResponseMeta,
+        finish_reasons: Mapping[str, FinishReason],
+        secrets: Iterable[str | None] = (),
+    ) -> None:
+        self.provider = provider
+        self.model = model
+        self.request_id = meta.request_id
+        self.finish_reasons = finish_reasons
+        self.secrets = tuple(secrets)
+        self.done = False
+        self.raw_finish_reason: str | None = None
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+
+    @abstractmethod
+    def feed(self, item: Any) -> Iterator[StreamDelta]:
+        """Handle one SSE event (``SSEEvent``) or one NDJSON object."""
+
+    @property
+    def finished(self) -> bool:
+        return self.done or self.raw_finish_reason is not None
+
+    # -- helpers for subclasses ------------------------------------------------
+
+    def output(self, text: str) -> StreamDelta:
+        return StreamDelta(
+            text=scrub_exact(text, self.secrets), model=self.model, request_id=self.request_id
+        )
+
+    def update(
+        self, *, model: Any = None, input_tokens: Any = None, output_tokens: Any = None
+    ) -> None:
+        """Keep the latest non-empty model name and token counts seen in the stream."""
+        if isinstance(model, str) and model:
+            self.model = model
+        if token_count(input_tokens) is not None:
+            self.input_tokens = input_tokens
+        if token_count(output_tokens) is not None:
+            self.output_tokens = output_tokens
+
+    def load_json(self, data: str, *, terminated: bool = True) -> Any:
+        try:
+            return json.loads(data)
+        except ValueError:
+            if not terminated:
+                raise truncated_stream_error(self.provider, request_id=self.request_id) from None
+            raise malformed_response_error(
+                self.provider, "stream event is not JSON", request_id=self.request_id
+            ) from None
+
+    def load_event(self, event: SSEEvent) -> dict[str, Any]:
+        payload = self.load_json(event.data, terminated=event.terminated)
+        if not isinstance(payload, dict):
+            raise self.malformed("stream event is not a JSON object")
+        return payload
+
+    def malformed(self, detail: str) -> ProviderError:
+        return malformed_response_error(self.provider, detail, request_id=self.request_id)
+
+    def in_band_error(self, payload: Any) -> ProviderError:
+        return classify_stream_error(
+            provider=self.provider,
+            payload=payload,
+            request_id=self.request_id,
+            secrets=self.secrets,
+        )
+
+    def final(self) -> StreamDelta:
+        """The closing delta: normalised finish reason and usage, or the filter outcome."""
+        finish = normalise_finish_reason(self.raw_finish_reason, self.finish_reasons)
+        if finish is FinishReason.CONTENT_FILTER:
+            reason = self.raw_finish_reason or "content_filter"
+            raise content_filter_error(self.provider, reason, request_id=self.request_id)
+        return StreamDelta(
+            finish_reason=finish.value,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            model=self.model,
+            request_id=self.request_id,
+            raw_finish_reason=self.raw_finish_reason,
+        )
+
+
+def run_stream(
+    transport: Transport,
+    response: requests.Response,
+    decoder: StreamDecoder,
+    clock: StreamClock,
+) -> Iterator[StreamDelta]:
+    """Yield the decoded deltas of an open 2xx ``response``; always close it."""
+    produced: list[str] = []
+    try:
+        lines = iter_lines(transport.iter_chunks(response, clock))
+        for item in _framed(lines, decoder):
+            for delta in decoder.feed(item):
+                if delta.is_output:
+                    clock.mark_output()
+                    produced.append(delta.text)
+                yield delta
+            if decoder.done:
+                break
+        if not decoder.finished:
+            raise truncated_stream_error(transport.provider, request_id=decoder.request_id)
+        yield decoder.final()
+    except ProviderError as error:
+        raise _committed(error, produced, decoder) from None
+    except LineTooLongError:
+        error = malformed_response_error(
+            transport.provider, "stream line too long", request_id=decoder.request_id
+        )
+        raise _committed(error, produced, decoder) from None
+    except TRANSPORT_EXCEPTIONS as exc:
+        error = transport.classify(exc, clock)
+        raise _committed(error, produced, decoder) from detached(exc)
+    finally:
+        # An abandoned generator (GeneratorExit) lands here too: drop the connection.
+        response.close()
+    logger.debug(
+        "provider=%s stream complete after %.3fs request_id=%s",
+        transport.provider,
+        clock.elapsed(),
+        decoder.request_id,
+    )
+
+
+def _framed(lines: Iterable[str], decoder: StreamDecoder) -> Iterator[Any]:
+    if decoder.framing == "sse":
+        yield from SSEParser(accept_bare_json=decoder.accept_bare_json).events(lines)
+        return
+    for line in lines:
+        if line.strip():
+            yield decoder.load_json(line, terminated=not isinstance(line, UnterminatedLine))
+
+
+def _committed(error: ProviderError, produced: list[str], decoder: StreamDecoder) -> ProviderError:
+    """Record on the error whether output was already yielded, and which."""
+    if produced:
+        error.output_produced = True
+        error.partial_text = "".join(produced)
+    error.request_id = error.request_id or decoder.request_id
+    return error
