@@ -75,11 +75,17 @@ class RouteEntry:
 
 def provider_list_for_routing() -> list[RouteEntry]:
     """Enabled providers in priority order with their breaker state: one query."""
-    rows = (
-        Provider.objects.enabled()
-        .in_priority_order()
-        .values(*_PROVIDER_FIELDS, *(f"breaker__{f}" for f in _BREAKER_FIELDS))
-    )
+    return _route_entries(Provider.objects.enabled().in_priority_order())
+
+
+def route_entry_for(provider_id: int) -> RouteEntry:
+    """One provider as routing sees it, enabled or not (health checks, breaker paths)."""
+    (entry,) = _route_entries(Provider.objects.filter(pk=provider_id))
+    return entry
+
+
+def _route_entries(providers) -> list[RouteEntry]:
+    rows = providers.values(*_PROVIDER_FIELDS, *(f"breaker__{f}" for f in _BREAKER_FIELDS))
     entries = []
     for row in rows:
         breaker = {f: row.pop(f"breaker__{f}") for f in _BREAKER_FIELDS}

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_celery_beat",
     "providers_app",
 ]
 
@@ -71,8 +72,14 @@ DATABASES = {
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server, the worker and beat read while one of them writes.
+    # IMMEDIATE transactions take the write lock up front, so two processes
+    # updating a breaker queue on the timeout instead of failing "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"init_command": "PRAGMA journal_mode=WAL;", "timeout": 20}
+        {
+            "init_command": "PRAGMA journal_mode=WAL;",
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+        }
     )
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
@@ -111,3 +118,50 @@ LOGGING = {
 # ---------------------------------------------------------------------------
 for _name, _default in FALLBACK_DEFAULTS.items():
     globals()[f"FALLBACK_{_name}"] = env(f"FALLBACK_{_name}", cast=type(_default), default=_default)
+
+# ---------------------------------------------------------------------------
+# Celery (https://docs.celeryq.dev/en/stable/userguide/configuration.html) and
+# django-celery-beat (https://django-celery-beat.readthedocs.io/): worker and beat.
+# ---------------------------------------------------------------------------
+# Redis in production (redis://host:6379/0). The default is kombu's filesystem
+# transport: an embedded broker that needs no server, for `make run` on one
+# machine (see docs/operations.md for what it does not do).
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://localhost//")
+CELERY_FILESYSTEM_BROKER_DIR = Path(
+    env("CELERY_FILESYSTEM_BROKER_DIR", default=str(BASE_DIR / "var" / "celery"))
+)
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # One folder for "in" and "out": every process both publishes and consumes
+    # there. fallbackproject.celery creates the folders when the app configures.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_FILESYSTEM_BROKER_DIR / "queue"),
+        "data_folder_out": str(CELERY_FILESYSTEM_BROKER_DIR / "queue"),
+        "control_folder": str(CELERY_FILESYSTEM_BROKER_DIR / "control"),
+        "processed_folder": str(CELERY_FILESYSTEM_BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+    # Broadcast (remote control) queues of stopped workers would collect files forever.
+    CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True  # tasks write their outcome to the database
+CELERY_RESULT_BACKEND = None
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_ENABLE_UTC = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # short tasks with expiries: do not hoard them
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep the LOGGING above
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# How often beat runs the health-check dispatcher (seconds). Read when
+# `setup_periodic_tasks` installs the schedule; the admin can change it after.
+FALLBACK_HEALTH_DISPATCH_S = env.float("FALLBACK_HEALTH_DISPATCH_S", default=10.0)
+
+# ---------------------------------------------------------------------------
+# Prometheus: with PROMETHEUS_MULTIPROC_DIR set (gunicorn, several workers),
+# prometheus_client keeps each process's values in files there and /metrics adds
+# them up. See fallbackproject/gunicorn.conf.py.
+# ---------------------------------------------------------------------------
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="")

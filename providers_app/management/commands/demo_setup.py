@@ -6,12 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from providers_app.models import Provider
-
-DEMO_PROVIDERS = (
-    ("primary", 8101),
-    ("secondary", 8102),
-    ("tertiary", 8103),
-)
+from providers_app.simulator.server import DEMO_SPECS
 
 
 class Command(BaseCommand):
@@ -29,16 +24,16 @@ class Command(BaseCommand):
         user.set_password(password)
         user.save()
         if not Provider.objects.exists():
-            for priority, (name, port) in enumerate(DEMO_PROVIDERS, start=1):
+            for priority, spec in enumerate(DEMO_SPECS, start=1):
                 Provider.objects.create(
-                    name=name,
+                    name=spec.name,
                     kind=Provider.Kind.SIMULATED,
-                    base_url=f"http://127.0.0.1:{port}/v1",
-                    model=f"sim-{name}",
+                    base_url=f"http://{spec.host}:{spec.port}/v1",
+                    model=f"sim-{spec.name}",
                     priority=priority,
                     timeout_s=10,
                 )
-            self.stdout.write(f"Seeded {len(DEMO_PROVIDERS)} simulated providers.")
+            self.stdout.write(f"Seeded {len(DEMO_SPECS)} simulated providers.")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Admin: http://127.0.0.1:8000/admin/  user {username!r}  password {password}"

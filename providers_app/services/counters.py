@@ -1,0 +1,143 @@
+"""Per-provider call counters in one-second buckets, buffered per process.
+
+Successes and first attempts are the happy path, so they are kept in memory and
+written at most every FALLBACK_COUNTER_FLUSH_S. Anything that can trip a breaker
+(failures, slow calls) flushes the buffer first and is written at once, so the
+window the breaker reads includes everything this process has seen.
+"""
+
+import logging
+import os
+import threading
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F, Sum
+
+from ..conf import get_setting
+from ..models import CallBucket
+from . import metrics
+from .clock import get_clock
+
+logger = logging.getLogger(__name__)
+
+FIELDS = (
+    "first_attempts",
+    "retries",
+    "successes",
+    "failures",
+    "slow_calls",
+    "rate_limited",
+    "not_permitted",
+    "budget_refusals",
+    "latency_ms_sum",
+)
+# Processes write to their own shard so concurrent flushes rarely touch one row.
+SHARDS = 8
+
+_lock = threading.Lock()
+_pending: dict[tuple[int, datetime], Counter] = defaultdict(Counter)
+_last_flush: float | None = None
+
+
+@dataclass(frozen=True)
+class WindowCounts:
+    calls: int
+    failures: int
+    slow_calls: int
+    first_attempts: int
+    retries: int
+
+
+def bucket_of(moment: datetime) -> datetime:
+    return moment.replace(microsecond=0)
+
+
+def count(provider_id: int, *, flush: bool = False, **increments: float) -> None:
+    """Add to this second's bucket; write through when `flush` or when a flush is due."""
+    global _last_flush
+    clock = get_clock()
+    key = (provider_id, bucket_of(clock.now()))
+    with _lock:
+        _pending[key].update(increments)
+        if _last_flush is None:
+            _last_flush = clock.monotonic()
+        due = clock.monotonic() - _last_flush >= get_setting("COUNTER_FLUSH_S")
+    if flush or due:
+        flush_pending()
+
+
+def flush_pending() -> None:
+    """Write every buffered increment. A database error keeps them for the next flush."""
+    global _last_flush
+    with _lock:
+        batch = dict(_pending)
+        _pending.clear()
+        _last_flush = get_clock().monotonic()
+    failed: dict[tuple[int, datetime], Counter] = {}
+    for (provider_id, bucket_start), increments in batch.items():
+        try:
+            _add_to_bucket(provider_id, bucket_start, increments)
+        except DatabaseError:
+            logger.warning("counter flush failed for provider %s; kept for later", provider_id)
+            metrics.store_error("counter_flush")
+            failed[(provider_id, bucket_start)] = increments
+    if failed:
+        with _lock:
+            for key, increments in failed.items():
+                _pending[key].update(increments)
+
+
+def discard_pending() -> None:
+    """Forget buffered increments (tests, and processes that fork)."""
+    global _last_flush
+    with _lock:
+        _pending.clear()
+        _last_flush = None
+
+
+def _add_to_bucket(provider_id: int, bucket_start: datetime, increments: Counter) -> None:
+    shard = os.getpid() % SHARDS
+    values = {name: F(name) + amount for name, amount in increments.items() if amount}
+    if not values:
+        return
+    rows = CallBucket.objects.filter(
+        provider_id=provider_id, bucket_start=bucket_start, shard=shard
+    )
+    if rows.update(**values):
+        return
+    try:
+        with transaction.atomic():
+            CallBucket.objects.create(
+                provider_id=provider_id,
+                bucket_start=bucket_start,
+                shard=shard,
+                **{name: amount for name, amount in increments.items()},
+            )
+    except IntegrityError:  # another thread of this process created it first
+        rows.update(**values)
+
+
+def window_counts(provider_id: int, *, since: datetime | None = None) -> WindowCounts:
+    """Sums over the breaker window (buckets that started within the last window)."""
+    now = get_clock().now()
+    start = now - timedelta(seconds=get_setting("BREAKER_WINDOW_S"))
+    rows = CallBucket.objects.filter(provider_id=provider_id, bucket_start__gt=start)
+    if since is not None:
+        rows = rows.filter(bucket_start__gte=bucket_of(since))
+    sums = rows.aggregate(
+        **{
+            name: Sum(name)
+            for name in ("successes", "failures", "slow_calls", "first_attempts", "retries")
+        }
+    )
+    sums = {name: value or 0 for name, value in sums.items()}
+    return WindowCounts(
+        calls=sums["successes"] + sums["failures"] + sums["slow_calls"],
+        failures=sums["failures"],
+        slow_calls=sums["slow_calls"],
+        first_attempts=sums["first_attempts"],
+        retries=sums["retries"],
+    )

@@ -1,0 +1,525 @@
+"""The fallback service: the only caller of adapters.
+
+`complete()` and `stream()` read the routing snapshot (one query), then for each
+provider in priority order ask the breaker for permission, call the adapter,
+retry on the same provider within the deadline and the retry budget, record the
+outcome with the breaker and fail over as the error's category says
+(`adapters.errors.POLICY`). Failing over writes one FailoverEvent; skipping a
+provider whose breaker is open writes nothing (its transition was recorded).
+"""
+
+import logging
+import math
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from ..adapters.base import ChatRequest, ChatResult, Message, ProviderAdapter, StreamDelta
+from ..adapters.errors import Category, ProviderBadResponseError, ProviderError
+from ..conf import get_setting
+from ..models import FailoverEvent
+from ..selectors import RouteEntry, route_entry_for
+from . import counters, metrics
+from .adapter_pool import adapter_for_entry
+from .breaker import (
+    Denial,
+    Permit,
+    breaker_acquire,
+    breaker_record_failure,
+    breaker_record_success,
+    breaker_release,
+)
+from .clock import get_clock
+from .events import all_failed_events, failover_event_record
+from .retry import Deadline, RetryLog, retrying_for
+from .routing import routing_snapshot
+
+logger = logging.getLogger("providers_app.fallback")
+
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------------------
+# What callers get back
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProviderReason:
+    """Why one provider did not answer: skipped (breaker) or failed (an error)."""
+
+    provider: str
+    reason: str
+    status_code: int | None = None
+    detail: str = ""
+    retry_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ChatCompletion:
+    text: str
+    finish_reason: str
+    input_tokens: int | None
+    output_tokens: int | None
+    model: str
+    provider: str
+    attempts: int
+    failovers: int
+    request_id: str
+    upstream_request_id: str | None
+    latency_s: float
+    skipped: tuple[ProviderReason, ...] = ()
+    failures: tuple[ProviderReason, ...] = ()
+
+
+@dataclass(frozen=True)
+class StreamChunk:
+    text: str
+    finish_reason: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+class FallbackError(Exception):
+    def __init__(self, message: str, *, request_id: str):
+        super().__init__(message)
+        self.request_id = request_id
+
+
+class AllProvidersFailed(FallbackError):
+    """No provider answered. `reasons` names each one; `retry_after_s` is the soonest
+    any may be tried again (for the API's Retry-After)."""
+
+    def __init__(self, reasons: Sequence[ProviderReason], *, retry_after_s: int, request_id: str):
+        summary = "; ".join(f"{r.provider}: {r.reason}" for r in reasons) or "no providers"
+        super().__init__(f"All providers failed ({summary}).", request_id=request_id)
+        self.reasons = tuple(reasons)
+        self.retry_after_s = retry_after_s
+
+
+class RequestFailed(FallbackError):
+    """Failed fast: the request itself is wrong or was filtered, on any provider."""
+
+    def __init__(self, error: ProviderError, *, request_id: str, attempts: int):
+        super().__init__(error.message, request_id=request_id)
+        self.error = error
+        self.category = error.category
+        self.provider = error.provider
+        self.attempts = attempts
+
+
+class StreamInterrupted(FallbackError):
+    """A committed stream failed: output was already sent, so no failover. `partial`."""
+
+    partial = True
+
+    def __init__(self, error: ProviderError, *, request_id: str):
+        super().__init__(error.message, request_id=request_id)
+        self.error = error
+        self.category = error.category
+        self.provider = error.provider
+
+
+# ---------------------------------------------------------------------------
+# Entry points
+# ---------------------------------------------------------------------------
+
+
+def build_request(messages: Sequence[Message | dict], **options: Any) -> ChatRequest:
+    converted = tuple(
+        m if isinstance(m, Message) else Message(role=m["role"], content=m["content"])
+        for m in messages
+    )
+    if options.get("stop") is not None and not isinstance(options["stop"], tuple):
+        options["stop"] = tuple(options["stop"])
+    return ChatRequest(messages=converted, **{k: v for k, v in options.items() if v is not None})
+
+
+def complete(
+    messages: Sequence[Message | dict],
+    *,
+    request_id: str | None = None,
+    deadline_s: float | None = None,
+    **options: Any,
+) -> ChatCompletion:
+    """The first answer any provider can give. Raises AllProvidersFailed or RequestFailed."""
+    route = _Route(build_request(messages, **options), request_id, deadline_s)
+    routed = route.run(lambda adapter, request, timeout: adapter.complete(request, timeout=timeout))
+    result: ChatResult = routed.value
+    breaker_record_success(entry=routed.entry, permit=routed.permit, latency_s=routed.latency_s)
+    route.finished(routed.entry)
+    return ChatCompletion(
+        text=result.text,
+        finish_reason=result.finish_reason,
+        input_tokens=result.input_tokens,
+        output_tokens=result.output_tokens,
+        model=result.model,
+        provider=routed.entry.name,
+        attempts=route.attempts,
+        failovers=route.failovers,
+        request_id=route.request_id,
+        upstream_request_id=result.request_id,
+        latency_s=routed.latency_s,
+        skipped=tuple(route.skipped),
+        failures=tuple(route.failures),
+    )
+
+
+def stream(
+    messages: Sequence[Message | dict],
+    *,
+    request_id: str | None = None,
+    deadline_s: float | None = None,
+    **options: Any,
+) -> "ChatStream":
+    """Route until a provider produces its first piece of output (the commit point).
+
+    Before it, every failure fails over invisibly, exactly as `complete()` does,
+    and errors are raised from here. After it, the returned ChatStream never
+    switches providers: a failure ends it with StreamInterrupted (partial).
+    """
+    route = _Route(build_request(messages, **options), request_id, deadline_s)
+    routed = route.run(_open_stream)
+    return ChatStream(route, routed)
+
+
+# ---------------------------------------------------------------------------
+# Streams
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class _OpenedStream:
+    first: StreamDelta
+    rest: Iterator[StreamDelta]
+    model: str | None
+    upstream_request_id: str | None
+
+
+def _open_stream(adapter: ProviderAdapter, request: ChatRequest, timeout: float) -> _OpenedStream:
+    """Read until the first model output; preamble events are held back."""
+    deltas = adapter.stream(
+        request,
+        timeout=timeout,
+        first_token_timeout=min(get_setting("STREAM_FIRST_TOKEN_S"), timeout),
+        idle_timeout=get_setting("STREAM_IDLE_S"),
+    )
+    model = upstream_id = None
+    for delta in deltas:
+        model = delta.model or model
+        upstream_id = delta.request_id or upstream_id
+        if delta.is_output:
+            return _OpenedStream(delta, deltas, model, upstream_id)
+    raise ProviderBadResponseError(
+        "The stream ended without any output.",
+        provider=adapter.config.provider,
+        category=Category.MALFORMED_RESPONSE,
+    )
+
+
+class ChatStream:
+    """A committed stream: iterate for StreamChunks. `provider`, `attempts`,
+    `failovers` and `model` are known before the first chunk is sent."""
+
+    def __init__(self, route: "_Route", routed: "_Routed[_OpenedStream]"):
+        self._route = route
+        self._routed = routed
+        opened = routed.value
+        self.provider = routed.entry.name
+        self.model = opened.model or routed.entry.model
+        self.upstream_request_id = opened.upstream_request_id
+        self.request_id = route.request_id
+        self.attempts = route.attempts
+        self.failovers = route.failovers
+        self.skipped = tuple(route.skipped)
+        self.failures = tuple(route.failures)
+        self._finished = False
+
+    def __iter__(self) -> Iterator[StreamChunk]:
+        entry, permit, opened = self._routed.entry, self._routed.permit, self._routed.value
+        started = self._routed.started
+        try:
+            yield _chunk(opened.first)
+            for delta in opened.rest:
+                if delta.is_output or delta.finish_reason or delta.output_tokens is not None:
+                    yield _chunk(delta)
+        except ProviderError as error:
+            self._finished = True
+            breaker_record_failure(entry=entry, permit=permit, error=error)
+            metrics.REQUESTS.labels(provider=entry.name, outcome="interrupted").inc()
+            logger.warning(
+                "stream interrupted after output provider=%s category=%s request_id=%s",
+                entry.name, error.category, self.request_id,
+            )  # fmt: skip
+            raise StreamInterrupted(error, request_id=self.request_id) from error
+        finally:
+            if not self._finished:
+                self._finished = True
+                if _stream_completed(opened):
+                    latency = get_clock().monotonic() - started
+                    breaker_record_success(entry=entry, permit=permit, latency_s=latency)
+                    self._route.finished(entry)
+                else:  # the client went away mid-stream: not the provider's fault
+                    breaker_release(permit=permit)
+                close = getattr(opened.rest, "close", None)
+                if close:
+                    close()
+
+    def close(self) -> None:
+        """Abandon the stream before iterating it (returns a probe slot)."""
+        if not self._finished:
+            self._finished = True
+            breaker_release(permit=self._routed.permit)
+            close = getattr(self._routed.value.rest, "close", None)
+            if close:
+                close()
+
+
+def _stream_completed(opened: _OpenedStream) -> bool:
+    # A generator that ran to its end has no frame left.
+    return getattr(opened.rest, "gi_frame", None) is None
+
+
+def _chunk(delta: StreamDelta) -> StreamChunk:
+    return StreamChunk(
+        text=delta.text,
+        finish_reason=delta.finish_reason,
+        input_tokens=delta.input_tokens,
+        output_tokens=delta.output_tokens,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Routing one request
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Routed(Generic[T]):
+    entry: RouteEntry
+    permit: Permit
+    value: T
+    latency_s: float
+    started: float
+
+
+@dataclass
+class _PendingFailover:
+    entry: RouteEntry
+    error: ProviderError
+    attempt: int
+    latency_ms: float
+    budget_refused: bool
+
+
+@dataclass
+class _Route:
+    """One request's walk down the provider list."""
+
+    request: ChatRequest
+    request_id: str | None
+    deadline_s: float | None
+    attempts: int = 0
+    failovers: int = 0
+    skipped: list[ProviderReason] = field(default_factory=list)
+    failures: list[ProviderReason] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.request_id = self.request_id or uuid.uuid4().hex
+        self.deadline = Deadline(self.deadline_s or get_setting("DEADLINE_S"))
+        self._pending: _PendingFailover | None = None
+
+    def run(self, call: Callable[[ProviderAdapter, ChatRequest, float], T]) -> _Routed[T]:
+        needs_window_above: int | None = None
+        context_error: ProviderError | None = None
+        for entry in routing_snapshot():
+            if needs_window_above is not None and (entry.context_window or 0) <= needs_window_above:
+                self._skip(entry, Denial("context_window"))
+                continue
+            if not self.deadline.allows_attempt():
+                self._skip(entry, Denial("deadline"))
+                continue
+            timeout = min(entry.timeout_s, self.deadline.remaining())
+            decision = breaker_acquire(entry=entry, attempt_timeout_s=timeout)
+            if isinstance(decision, Denial):
+                self._skip(entry, decision)
+                continue
+            self._flush_failover(to=entry)
+            try:
+                return self._call_provider(entry, decision, call)
+            except ProviderError as error:
+                if not self._fails_over(error):
+                    raise RequestFailed(
+                        error, request_id=self.request_id, attempts=self.attempts
+                    ) from error
+                if error.policy.failover_only_to_larger_window:
+                    needs_window_above = max(needs_window_above or 0, entry.context_window or 0)
+                    context_error = error
+        self._flush_failover(to=None)
+        if context_error is not None and not any(
+            f.reason != Category.CONTEXT_LENGTH for f in self.failures
+        ):
+            # Nobody with a larger window: the caller's prompt is too long everywhere.
+            raise RequestFailed(context_error, request_id=self.request_id, attempts=self.attempts)
+        raise self._all_failed()
+
+    def finished(self, entry: RouteEntry) -> None:
+        metrics.REQUESTS.labels(provider=entry.name, outcome="success").inc()
+
+    def _call_provider(
+        self,
+        entry: RouteEntry,
+        permit: Permit,
+        call: Callable[[ProviderAdapter, ChatRequest, float], T],
+    ) -> _Routed[T]:
+        clock = get_clock()
+        log = RetryLog()
+        opened = False
+        # A probe gets one attempt: its failure reopens the breaker at once.
+        max_attempts = 1 if permit.is_probe else entry.max_attempts
+        retrying = retrying_for(
+            provider_id=entry.id,
+            provider_name=entry.name,
+            max_attempts=max_attempts,
+            deadline=self.deadline,
+            may_continue=lambda: not opened,
+            log=log,
+        )
+        started = clock.monotonic()
+        try:
+            for attempt in retrying:
+                with attempt:
+                    number = attempt.retry_state.attempt_number
+                    counters.count(entry.id, **{"first_attempts" if number == 1 else "retries": 1})
+                    self.attempts += 1
+                    attempt_started = clock.monotonic()
+                    try:
+                        adapter = adapter_for_entry(entry)
+                        value = call(adapter, self.request, self._attempt_timeout(entry))
+                    except ProviderError as error:
+                        elapsed = clock.monotonic() - attempt_started
+                        metrics.ATTEMPT_LATENCY.labels(entry.name, error.category).observe(elapsed)
+                        opened = breaker_record_failure(entry=entry, permit=permit, error=error)
+                        raise
+                    latency = clock.monotonic() - attempt_started
+                    metrics.ATTEMPT_LATENCY.labels(entry.name, "success").observe(latency)
+                    return _Routed(entry, permit, value, latency, attempt_started)
+        except ProviderError as error:
+            self.failures.append(
+                ProviderReason(entry.name, error.category, error.status_code, error.message)
+            )
+            self._pending = _PendingFailover(
+                entry,
+                error,
+                attempt=self.attempts,
+                latency_ms=(clock.monotonic() - started) * 1000,
+                budget_refused=log.budget_refused,
+            )
+            raise
+        except BaseException:
+            # Cancelled mid-call (deadline, client gone): a probe slot goes back.
+            breaker_release(permit=permit)
+            raise
+        raise AssertionError("tenacity returned without an outcome")  # pragma: no cover
+
+    def _attempt_timeout(self, entry: RouteEntry) -> float:
+        return max(min(entry.timeout_s, self.deadline.remaining()), 0.001)
+
+    def _fails_over(self, error: ProviderError) -> bool:
+        if error.category == Category.CONTENT_FILTER:
+            return get_setting("FAILOVER_ON_CONTENT_FILTER")
+        return error.policy.failover
+
+    def _skip(self, entry: RouteEntry, denial: Denial) -> None:
+        """Skipping writes no event: the breaker transition already recorded the outage."""
+        self.skipped.append(ProviderReason(entry.name, denial.reason, retry_at=denial.retry_at))
+        metrics.SKIPS.labels(provider=entry.name, reason=denial.reason).inc()
+        if denial.reason in ("open", "forced_open", "cooldown", "half_open_busy"):
+            counters.count(entry.id, not_permitted=1)
+
+    def _flush_failover(self, *, to: RouteEntry | None) -> None:
+        """Write the FailoverEvent of the provider that just failed, now that the
+        next one (or none) is known."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        if to is not None:
+            self.failovers += 1
+        error = pending.error
+        detail = error.message
+        if pending.budget_refused:
+            detail = f"retry refused by the retry budget; {detail}"
+        failover_event_record(
+            kind=FailoverEvent.Kind.FAILOVER,
+            provider_id=pending.entry.id,
+            to_provider_id=to.id if to else None,
+            reason=error.category,
+            status_code=error.status_code,
+            detail=detail,
+            attempt=pending.attempt,
+            latency_ms=pending.latency_ms,
+            request_id=self.request_id,
+        )
+        metrics.FAILOVERS.labels(
+            from_provider=pending.entry.name,
+            to_provider=to.name if to else "",
+            reason=error.category,
+        ).inc()
+
+    def _all_failed(self) -> AllProvidersFailed:
+        reasons = self.failures + self.skipped
+        now = get_clock().now()
+        waits = [(r.retry_at - now).total_seconds() for r in self.skipped if r.retry_at]
+        retry_after = max(1, math.ceil(min(waits))) if waits and not self.failures else 1
+        all_failed_events.record(
+            reason="all_failed",
+            detail="; ".join(f"{r.provider}: {r.reason}" for r in reasons)[:500],
+            request_id=self.request_id,
+        )
+        metrics.REQUESTS.labels(provider="", outcome="all_failed").inc()
+        return AllProvidersFailed(reasons, retry_after_s=retry_after, request_id=self.request_id)
+
+
+# ---------------------------------------------------------------------------
+# Health probes
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    ok: bool
+    latency_s: float
+    status_code: int | None = None
+    category: str = ""
+    detail: str = ""
+    skipped: str = ""  # why no call was made (cooldown, forced open)
+
+
+def provider_probe(*, provider_id: int, timeout_s: float | None = None) -> ProbeOutcome:
+    """The cheapest realistic call that proves a provider answers.
+
+    It honours cooldown (a rate-limited provider is not poked) and an operator's
+    forced-open drain, but not the breaker's admission: an OPEN provider is exactly
+    the one worth checking. Results go to HealthCheckResult, never to traffic counters.
+    """
+    entry = route_entry_for(provider_id)
+    now = get_clock().now()
+    if entry.cooldown_until and now < entry.cooldown_until:
+        return ProbeOutcome(ok=False, latency_s=0.0, skipped="cooldown")
+    if entry.state == "forced_open":
+        return ProbeOutcome(ok=False, latency_s=0.0, skipped="forced_open")
+    timeout = timeout_s or get_setting("HEALTH_TIMEOUT_S")
+    started = get_clock().monotonic()
+    try:
+        adapter_for_entry(entry).probe(timeout=timeout)
+    except ProviderError as error:
+        return ProbeOutcome(
+            ok=False,
+            latency_s=get_clock().monotonic() - started,
+            status_code=error.status_code,
+            category=error.category,
+            detail=error.message,
+        )
+    return ProbeOutcome(ok=True, latency_s=get_clock().monotonic() - started)

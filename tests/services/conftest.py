@@ -1,0 +1,78 @@
+"""Fixtures for the engine: local fault-injecting upstreams, providers on them, a clock."""
+
+import pytest
+
+from providers_app.services import counters, routing
+from providers_app.services.adapter_pool import adapter_pool_clear
+from providers_app.services.clock import FakeClock, set_clock
+from providers_app.services.events import all_failed_events
+from providers_app.simulator.server import UpstreamSimulator
+from tests.factories import provider_create
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state():
+    """Each test starts like a new worker process: nothing buffered or cached."""
+    counters.discard_pending()
+    all_failed_events.reset()
+    routing._last = None
+    yield
+    counters.discard_pending()
+    adapter_pool_clear()
+
+
+@pytest.fixture
+def fake_clock():
+    clock = FakeClock()
+    previous = set_clock(clock)
+    yield clock
+    set_clock(previous)
+
+
+@pytest.fixture(scope="session")
+def _simulators():
+    with UpstreamSimulator("primary") as primary, UpstreamSimulator("secondary") as secondary:
+        yield primary, secondary
+
+
+@pytest.fixture
+def upstreams(_simulators):
+    primary, secondary = _simulators
+    primary.reset()
+    secondary.reset()
+    yield primary, secondary
+    primary.reset()
+    secondary.reset()
+
+
+@pytest.fixture
+def primary(upstreams):
+    return upstreams[0]
+
+
+@pytest.fixture
+def secondary(upstreams):
+    return upstreams[1]
+
+
+@pytest.fixture
+def providers(db, primary, secondary):
+    """A primary and a secondary provider (one attempt each unless a test says otherwise)."""
+
+    def make(**primary_fields):
+        first = provider_create(
+            **{
+                "name": "primary",
+                "base_url": primary.base_url,
+                "priority": 1,
+                "max_attempts": 1,
+                **primary_fields,
+            }
+        )
+        second = provider_create(name="secondary", base_url=secondary.base_url, priority=2)
+        return first, second
+
+    return make
+
+
+HELLO = [{"role": "user", "content": "Say hello."}]
