@@ -1,8 +1,11 @@
 """Read-only queries that services and views share."""
 
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from django.db import connections, router
 
 from .models import Provider
 
@@ -73,9 +76,32 @@ class RouteEntry:
     open_cycles: int = 0
 
 
+_ROUTE_COLUMNS = (*_PROVIDER_FIELDS, *(f"breaker__{f}" for f in _BREAKER_FIELDS))
+_compiled = threading.local()
+
+
 def provider_list_for_routing() -> list[RouteEntry]:
-    """Enabled providers in priority order with their breaker state: one query."""
-    return _route_entries(Provider.objects.enabled().in_priority_order())
+    """Enabled providers in priority order with their breaker state: one query.
+
+    Every request runs this, and building the SQL through the ORM cost several
+    times more than running it; so the query is compiled once per thread and
+    connection and only executed here.
+    """
+    connection = connections[router.db_for_read(Provider)]
+    cached = getattr(_compiled, "routing", None)
+    if cached is None or cached[0] is not connection:
+        query = Provider.objects.enabled().in_priority_order().values(*_ROUTE_COLUMNS).query
+        compiler = query.get_compiler(connection=connection)
+        sql, params = compiler.as_sql()
+        converters = compiler.get_converters([column for column, _, _ in compiler.select])
+        cached = _compiled.routing = (connection, sql, params, compiler, converters)
+    connection, sql, params, compiler, converters = cached
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if converters:
+        rows = compiler.apply_converters(rows, converters)
+    return [_entry_of(dict(zip(_ROUTE_COLUMNS, row, strict=True))) for row in rows]
 
 
 def route_entry_for(provider_id: int) -> RouteEntry:
@@ -85,11 +111,11 @@ def route_entry_for(provider_id: int) -> RouteEntry:
 
 
 def _route_entries(providers) -> list[RouteEntry]:
-    rows = providers.values(*_PROVIDER_FIELDS, *(f"breaker__{f}" for f in _BREAKER_FIELDS))
-    entries = []
-    for row in rows:
-        breaker = {f: row.pop(f"breaker__{f}") for f in _BREAKER_FIELDS}
-        if breaker["state"] is None:  # a row created outside the ORM, without its breaker
-            breaker = {}
-        entries.append(RouteEntry(**row, **breaker))
-    return entries
+    return [_entry_of(row) for row in providers.values(*_ROUTE_COLUMNS)]
+
+
+def _entry_of(row: dict[str, Any]) -> RouteEntry:
+    breaker = {f: row.pop(f"breaker__{f}") for f in _BREAKER_FIELDS}
+    if breaker["state"] is None:  # a row created outside the ORM, without its breaker
+        breaker = {}
+    return RouteEntry(**row, **breaker)

@@ -75,7 +75,7 @@ class ProviderAdapter(ABC):
     def __init__(self, config: AdapterConfig, *, session: requests.Session | None = None) -> None:
         self.config = config
         self._owns_session = session is None
-        self.session = build_session() if session is None else session
+        self.session = build_session(config.base_url) if session is None else session
         auth = self._auth_header()
         self._transport = Transport(
             self.session,

@@ -13,7 +13,7 @@ import math
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from ..adapters.base import ChatRequest, ChatResult, Message, ProviderAdapter, StreamDelta
@@ -407,8 +407,15 @@ class _Route:
                     metrics.ATTEMPT_LATENCY.labels(entry.name, "success").observe(latency)
                     return _Routed(entry, permit, value, latency, attempt_started)
         except ProviderError as error:
+            # A rate limit says when the provider may be asked again; other
+            # failures may be retried at once.
+            retry_at = (
+                clock.now() + timedelta(seconds=error.retry_after) if error.retry_after else None
+            )
             self.failures.append(
-                ProviderReason(entry.name, error.category, error.status_code, error.message)
+                ProviderReason(
+                    entry.name, error.category, error.status_code, error.message, retry_at
+                )
             )
             self._pending = _PendingFailover(
                 entry,
@@ -470,9 +477,11 @@ class _Route:
 
     def _all_failed(self) -> AllProvidersFailed:
         reasons = self.failures + self.skipped
+        # The soonest any provider may be tried again; one that failed without a
+        # hint (and did not open its breaker) may be tried at once.
         now = get_clock().now()
-        waits = [(r.retry_at - now).total_seconds() for r in self.skipped if r.retry_at]
-        retry_after = max(1, math.ceil(min(waits))) if waits and not self.failures else 1
+        waits = [(r.retry_at - now).total_seconds() if r.retry_at else 0.0 for r in reasons]
+        retry_after = max(1, math.ceil(min(waits, default=0.0)))
         all_failed_events.record(
             reason="all_failed",
             detail="; ".join(f"{r.provider}: {r.reason}" for r in reasons)[:500],

@@ -1,0 +1,201 @@
+"""What the failover layer costs per request, on SQLite and on PostgreSQL.
+
+    .venv/bin/python bench/overhead.py [--requests 2000] [--rounds 5] [--postgres URL]
+
+With a local upstream that answers at once, it measures (median and p99 over
+`--requests` calls, then the median of `--rounds` rounds):
+
+- added:    `fallback.complete()` minus calling the adapter directly (happy path);
+- skip:     a request whose first provider is OPEN minus one with no such provider
+            (alternating blocks of 50);
+- all open: `complete()` failing because every provider is OPEN.
+
+Each database runs in its own process (Django reads its settings once). Arms are
+interleaved call by call so the machine's noise hits them alike. Prints a table.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HELLO = [{"role": "user", "content": "Say hello."}]
+TARGETS_MS = {"added": 1.0, "skip": 0.2, "all_open": 5.0}
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
+
+
+def _measure(database_url: str, requests: int, rounds: int) -> dict:
+    """Runs inside the child process, against `database_url`."""
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fallbackproject.settings.test")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    import logging
+
+    logging.disable(logging.CRITICAL)
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from providers_app.adapters.schema import ChatRequest, Message
+    from providers_app.models import BreakerState, Provider
+    from providers_app.selectors import route_entry_for
+    from providers_app.services import fallback
+    from providers_app.services.adapter_pool import adapter_for_entry
+    from providers_app.simulator.server import UpstreamSimulator
+
+    call_command("migrate", verbosity=0)
+    Provider.objects.all().delete()
+    sim = UpstreamSimulator("bench").start()
+    try:
+        blocked = Provider.objects.create(
+            name="blocked", kind="simulated", base_url=sim.base_url, model="m", priority=1
+        )
+        answering = Provider.objects.create(
+            name="answering", kind="simulated", base_url=sim.base_url, model="m", priority=2
+        )
+        far = timezone.now() + timezone.timedelta(days=1)
+        adapter = adapter_for_entry(route_entry_for(answering.pk))
+        request = ChatRequest(messages=(Message("user", "Say hello."),))
+
+        def timed(call) -> float:
+            started = time.perf_counter()
+            call()
+            return (time.perf_counter() - started) * 1000
+
+        def set_blocked(state: str, enabled: bool = True) -> None:
+            Provider.objects.filter(pk=blocked.pk).update(enabled=enabled)
+            BreakerState.objects.filter(pk=blocked.pk).update(state=state, open_until=far)
+
+        def all_open() -> None:
+            try:
+                fallback.complete(HELLO)
+            except fallback.AllProvidersFailed:
+                return
+            raise AssertionError("a provider answered while all were open")
+
+        results: dict[str, list[tuple[float, float]]] = {"added": [], "skip": [], "all_open": []}
+        for _ in range(rounds):
+            # Happy path: the answering provider alone, against the bare adapter.
+            set_blocked("closed", enabled=False)
+            direct, routed = [], []
+            for _ in range(requests):
+                direct.append(timed(lambda: adapter.complete(request, timeout=5)))
+                routed.append(timed(lambda: fallback.complete(HELLO)))
+            results["added"].append(_difference(routed, direct))
+
+            # The same with and without an OPEN provider to skip in front of it, in
+            # alternating blocks (switching needs a write, which is not timed).
+            without, with_open = [], []
+            for _ in range(0, requests, 50):
+                set_blocked("open")
+                with_open += [timed(lambda: fallback.complete(HELLO)) for _ in range(50)]
+                set_blocked("closed", enabled=False)
+                without += [timed(lambda: fallback.complete(HELLO)) for _ in range(50)]
+            results["skip"].append(_difference(with_open, without))
+
+            # Every provider open: fail fast.
+            BreakerState.objects.update(state="open", open_until=far)
+            failing = [timed(all_open) for _ in range(requests)]
+            results["all_open"].append(
+                (statistics.median(failing), _percentile(failing, 0.99))
+            )
+            BreakerState.objects.update(state="closed", open_until=None)
+        return {
+            name: {
+                "median_ms": statistics.median(m for m, _ in rows),
+                "p99_ms": statistics.median(p for _, p in rows),
+            }
+            for name, rows in results.items()
+        }
+    finally:
+        sim.stop()
+
+
+def _difference(slower: list[float], baseline: list[float]) -> tuple[float, float]:
+    return (
+        statistics.median(slower) - statistics.median(baseline),
+        _percentile(slower, 0.99) - _percentile(baseline, 0.99),
+    )
+
+
+def _run_child(label: str, database_url: str, args) -> dict:
+    out = subprocess.run(  # noqa: S603 (our own script, our own arguments)
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            database_url,
+            "--requests",
+            str(args.requests),
+            "--rounds",
+            str(args.rounds),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    if out.returncode != 0:
+        print(f"{label}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
+        return {}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _postgres_url(base: str) -> str | None:
+    """A scratch database next to `base` (created fresh), or None if unreachable."""
+    try:
+        import psycopg
+
+        with psycopg.connect(base, autocommit=True, connect_timeout=2) as conn:
+            conn.execute("DROP DATABASE IF EXISTS bench_fallback")
+            conn.execute("CREATE DATABASE bench_fallback")
+    except Exception as exc:
+        print(f"PostgreSQL at {base} unavailable ({exc}); skipping it.", file=sys.stderr)
+        return None
+    return base.rsplit("/", 1)[0] + "/bench_fallback"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_measure(args.child, args.requests, args.rounds)))
+        return
+
+    databases = [("SQLite", f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3")]
+    postgres = _postgres_url(args.postgres)
+    if postgres:
+        databases.append(("PostgreSQL", postgres))
+    print(f"{args.requests} requests x {args.rounds} rounds; median of rounds; ms")
+    print(f"{'database':<11} {'measure':<9} {'median':>8} {'p99':>8} {'target':>8}  ok")
+    for label, url in databases:
+        figures = _run_child(label, url, args)
+        for name, target in TARGETS_MS.items():
+            if name not in figures:
+                continue
+            row = figures[name]
+            ok = "yes" if row["median_ms"] < target else "NO"
+            print(
+                f"{label:<11} {name:<9} {row['median_ms']:>8.3f} {row['p99_ms']:>8.3f} "
+                f"{target:>8.1f}  {ok}"
+            )
+
+
+if __name__ == "__main__":
+    main()
