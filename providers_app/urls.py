@@ -1,11 +1,8 @@
-"""URLs of the failover layer."""
+"""URLs of the failover layer: the chat API and pages, and the operations endpoints."""
 
-from django.urls import path
-
-from . import views
-
-app_name = "providers_app"
+from django.urls import include, path
 
 urlpatterns = [
-    path("healthz", views.healthz, name="healthz"),
+    path("", include("providers_app.urls_api")),
+    path("", include("providers_app.urls_ops")),
 ]

@@ -1,10 +1,63 @@
-"""HTTP surfaces: thin shells that parse, call a service and render."""
+"""HTML and session surfaces: liveness and the chatbot page (thin: parse, call, render).
 
-from django.http import JsonResponse
+The chatbot page is for signed-in users, with CSRF on: the page posts the
+conversation with `fetch` and reads the answer as NDJSON while it streams.
+"""
+
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse_lazy
 from django.views.decorators.http import require_GET
+
+from .api.errors import ApiError, api_error_for, json_errors
+from .api.parsing import load_json_object, parse_messages, read_body
+from .api.streaming import chat_page_ndjson, streaming_response
+from .conf import get_setting
+from .services import fallback
+
+CHAT_LOGIN_URL = "chat-login"
 
 
 @require_GET
-def healthz(request):
+def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness: the process answers; no database needed."""
     return JsonResponse({"status": "ok"})
+
+
+@login_required(login_url=CHAT_LOGIN_URL)
+@require_GET
+def chat_page(request: HttpRequest) -> HttpResponse:
+    """The conversation view; the conversation itself lives in the browser tab."""
+    return render(request, "providers_app/chat.html")
+
+
+@json_errors("POST")
+def chat_send(request: HttpRequest) -> HttpResponse:
+    """POST /chat/send `{"messages": [...]}`: the answer as NDJSON lines
+    (meta with the provider, deltas, then done or a partial error)."""
+    if not request.user.is_authenticated:
+        # A fetch cannot follow a login redirect usefully: say so in JSON.
+        raise ApiError(401, "Your session has ended; sign in again.", code="login_required")
+    body = read_body(request, limit=get_setting("MAX_REQUEST_BYTES"))
+    messages = parse_messages(load_json_object(body).get("messages"))
+    try:
+        stream = fallback.stream(messages)
+    except fallback.FallbackError as error:
+        raise api_error_for(error) from error
+    return streaming_response(
+        stream, chat_page_ndjson(stream), content_type="application/x-ndjson; charset=utf-8"
+    )
+
+
+class ChatLoginView(auth_views.LoginView):
+    """Sign-in for the chatbot page. Unlike the admin's, it admits non-staff users."""
+
+    template_name = "providers_app/login.html"
+    redirect_authenticated_user = True
+    next_page = reverse_lazy("chat")
+
+
+class ChatLogoutView(auth_views.LogoutView):
+    next_page = reverse_lazy("chat-login")

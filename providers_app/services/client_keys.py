@@ -1,20 +1,49 @@
-"""API keys for callers of the chat API: created once, stored as a digest, revocable."""
+"""API keys for callers of the chat API: created once, stored as a digest, revocable.
+
+Checking a key is one indexed query (the unique digest). Recording its use is a
+conditional UPDATE made at most once per ``LAST_USED_RESOLUTION`` per key, so
+the happy path does not write on every request, and several processes racing
+on the same key still write once.
+"""
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
 
+from django.db import DatabaseError
+from django.db.models import Q
 from django.utils import timezone
 
 from ..models import ClientKey
 
+logger = logging.getLogger(__name__)
+
 KEY_PREFIX = "fbk_"
+# How stale `last_used_at` may get: "last used" is for spotting dead keys, not audit.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
 class CreatedClientKey:
     client_key: ClientKey
     raw_key: str = field(repr=False)
+
+
+class KeyProblem(StrEnum):
+    MISSING = "missing"
+    UNKNOWN = "unknown"
+    REVOKED = "revoked"
+
+
+class ClientKeyRefused(Exception):
+    """The presented key cannot be used; ``problem`` says why (for the 401 message)."""
+
+    def __init__(self, problem: KeyProblem):
+        super().__init__(problem.value)
+        self.problem = problem
 
 
 def client_key_digest(raw_key: str) -> str:
@@ -35,3 +64,42 @@ def client_key_revoke(*, client_key: ClientKey) -> None:
     if client_key.revoked_at is None:
         client_key.revoked_at = timezone.now()
         client_key.save(update_fields=["revoked_at"])
+
+
+def client_key_authenticate(*, raw_key: str | None, now: datetime | None = None) -> ClientKey:
+    """The active key matching ``raw_key``, its use recorded; else ClientKeyRefused.
+
+    One indexed SELECT; plus one UPDATE when `last_used_at` is older than
+    LAST_USED_RESOLUTION. A DatabaseError from the SELECT propagates (the caller
+    cannot tell a good key from a bad one without it).
+    """
+    if not raw_key:
+        raise ClientKeyRefused(KeyProblem.MISSING)
+    key = (
+        ClientKey.objects.filter(key_hash=client_key_digest(raw_key))
+        .only("id", "name", "prefix", "last_used_at", "revoked_at")
+        .first()
+    )
+    if key is None:
+        raise ClientKeyRefused(KeyProblem.UNKNOWN)
+    if key.revoked_at is not None:
+        raise ClientKeyRefused(KeyProblem.REVOKED)
+    client_key_mark_used(client_key=key, now=now or timezone.now())
+    return key
+
+
+def client_key_mark_used(*, client_key: ClientKey, now: datetime) -> None:
+    """Set `last_used_at`, unless it was set less than LAST_USED_RESOLUTION ago."""
+    stale_before = now - LAST_USED_RESOLUTION
+    if client_key.last_used_at is not None and client_key.last_used_at > stale_before:
+        return
+    try:
+        ClientKey.objects.filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lte=stale_before),
+            pk=client_key.pk,
+        ).update(last_used_at=now)
+    except DatabaseError:
+        # Bookkeeping must not fail a request that was already authenticated.
+        logger.warning("could not record the use of client key %s", client_key.prefix)
+        return
+    client_key.last_used_at = now

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible chat API: parsing, authentication, rendering and views."""

@@ -1,0 +1,210 @@
+"""API errors in OpenAI's shape, and how engine outcomes become HTTP statuses.
+
+Every error body is ``{"error": {"type", "message", "param", "code"}}`` so that
+OpenAI client libraries raise their usual exception classes (they choose the
+class by status code and read ``message``/``code`` from the body).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from ..adapters.errors import Category
+from ..services.fallback import AllProvidersFailed, FallbackError, RequestFailed, StreamInterrupted
+
+logger = logging.getLogger("providers_app.api")
+
+INVALID_REQUEST = "invalid_request_error"
+
+
+class ApiError(Exception):
+    """An error the API answers with; raise it anywhere below a view."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        error_type: str = INVALID_REQUEST,
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = error_type
+        self.param = param
+        self.code = code
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "type": self.type,
+                "message": self.message,
+                "param": self.param,
+                "code": self.code,
+                **self.extra,
+            }
+        }
+
+    def response(self) -> JsonResponse:
+        response = JsonResponse(self.body(), status=self.status)
+        for name, value in self.headers.items():
+            response[name] = value
+        return response
+
+
+def bad_request(message: str, *, param: str | None, code: str | None = None) -> ApiError:
+    """A malformed request (400), naming the offending field in ``param``."""
+    return ApiError(400, message, param=param, code=code)
+
+
+# ---------------------------------------------------------------------------
+# Engine outcomes
+# ---------------------------------------------------------------------------
+
+# RequestFailed category -> (status, type, code). For the fail-fast categories the
+# type repeats the code, so a client that tests either field recognises it (OpenAI
+# itself sends code "context_length_exceeded").
+_REQUEST_FAILED: dict[str, tuple[int, str, str | None]] = {
+    Category.INVALID_REQUEST: (400, INVALID_REQUEST, "upstream_invalid_request"),
+    Category.CONTEXT_LENGTH: (400, "context_length_exceeded", "context_length_exceeded"),
+    Category.CONTENT_FILTER: (400, "content_filter", "content_filter"),
+    Category.REQUEST_TOO_LARGE: (413, "request_too_large", "request_too_large"),
+}
+_PARAM_OF: dict[str, str] = {
+    Category.CONTEXT_LENGTH: "messages",
+    Category.CONTENT_FILTER: "messages",
+    Category.REQUEST_TOO_LARGE: "messages",
+}
+
+
+def api_error_for(error: FallbackError) -> ApiError:
+    """The HTTP answer to an engine failure raised before any output was sent."""
+    if isinstance(error, AllProvidersFailed):
+        return _all_failed(error)
+    if isinstance(error, RequestFailed):
+        return _request_failed(error)
+    # StreamInterrupted is only raised while iterating, never before output.
+    logger.error("unexpected engine error %r request_id=%s", error, error.request_id)
+    return ApiError(502, "The upstream failed.", error_type="upstream_error", code="upstream_error")
+
+
+def _all_failed(error: AllProvidersFailed) -> ApiError:
+    # Only the provider name, the category and the upstream status: the detail
+    # text may name internal hosts, and operators have it in the event log.
+    providers = [
+        {
+            "provider": reason.provider,
+            "reason": str(reason.reason),
+            "status_code": reason.status_code,
+            "retry_at": reason.retry_at.isoformat() if reason.retry_at else None,
+        }
+        for reason in error.reasons
+    ]
+    summary = "; ".join(f"{p['provider']}: {p['reason']}" for p in providers)
+    message = (
+        f"Every provider failed ({summary})." if providers else "No provider is enabled."
+    ) + f" Retry after {error.retry_after_s} s."
+    return ApiError(
+        503,
+        message,
+        error_type="all_providers_failed",
+        code="all_providers_failed",
+        headers={"Retry-After": str(error.retry_after_s)},
+        extra={"providers": providers, "request_id": error.request_id},
+    )
+
+
+def _request_failed(error: RequestFailed) -> ApiError:
+    status, type_, code = _REQUEST_FAILED.get(
+        error.category, (502, "upstream_error", str(error.category))
+    )
+    # The upstream message is about the caller's own request and already scrubbed
+    # of secrets by the adapter; it is what the caller needs to fix it.
+    message = f"{error.provider} refused the request ({error.category}): {error.error.message}"
+    return ApiError(
+        status,
+        message,
+        error_type=type_,
+        code=code,
+        param=_PARAM_OF.get(error.category),
+        extra={"provider": error.provider, "request_id": error.request_id},
+    )
+
+
+def stream_error_payload(error: BaseException, *, provider: str) -> dict[str, Any]:
+    """The last event of a stream that failed after output: marked partial."""
+    if isinstance(error, StreamInterrupted):
+        message = f"The stream from {error.provider} was interrupted ({error.category})."
+        code = str(error.category)
+        provider = error.provider
+    else:  # a bug of ours mid-stream: say nothing about it beyond its existence
+        message, code = "The stream failed.", "internal_error"
+    return {
+        "error": {
+            "type": "stream_interrupted",
+            "message": message,
+            "param": None,
+            "code": code,
+            "partial": True,
+            "provider": provider,
+        }
+    }
+
+
+# ---------------------------------------------------------------------------
+# View decorator
+# ---------------------------------------------------------------------------
+
+View = Callable[..., HttpResponse]
+
+
+def json_errors(*methods: str) -> Callable[[View], View]:
+    """Answer a wrong method with a JSON 405, an ApiError with its own response and
+    anything unexpected with a JSON 500, so a client never parses an HTML page."""
+    allowed = frozenset(m.upper() for m in methods) | ({"HEAD"} if "GET" in methods else set())
+
+    def decorator(view: View) -> View:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in allowed:
+                error = ApiError(
+                    405,
+                    f"Method {request.method} is not allowed here; use {', '.join(methods)}.",
+                    code="method_not_allowed",
+                    headers={"Allow": ", ".join(sorted(allowed))},
+                )
+                return error.response()
+            try:
+                return view(request, *args, **kwargs)
+            except ApiError as error:
+                return error.response()
+            except DatabaseError:
+                logger.exception("database unavailable while serving %s", request.path)
+                return ApiError(
+                    503,
+                    "The service cannot reach its database; try again shortly.",
+                    error_type="service_unavailable",
+                    code="database_unavailable",
+                    headers={"Retry-After": "1"},
+                ).response()
+            except Exception:
+                logger.exception("unexpected error while serving %s", request.path)
+                return ApiError(
+                    500, "Internal error.", error_type="internal_error", code="internal_error"
+                ).response()
+
+        return wrapper
+
+    return decorator

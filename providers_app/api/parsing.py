@@ -1,0 +1,344 @@
+"""Reading and validating chat requests: bounded body reads and OpenAI's request shape.
+
+Every check raises ``ApiError`` naming the offending field in ``param`` (with
+OpenAI's dotted/indexed spelling, e.g. ``messages[2].content``), so no body,
+however malformed, reaches the engine or turns into a 500. What is supported,
+mapped, ignored or refused is listed in ``docs/clients.md``; the tables below
+are the single place that decides it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.http import HttpRequest
+
+from ..adapters.schema import Message
+from .errors import ApiError, bad_request
+
+# OpenAI's `developer` role is the newer name of `system`.
+ROLES: Mapping[str, str] = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+}
+MAX_STOP_SEQUENCES = 4  # OpenAI's own limit
+MAX_TOKENS_LIMIT = 2**31 - 1  # above any real window; keeps absurd values away from vendors
+
+# Fields whose meaning the service cannot honour: refused unless they hold their
+# "off" value, because dropping them would silently change the answer's shape.
+_OFF_VALUES: Mapping[str, tuple[Any, ...]] = {
+    "tools": (None, []),
+    "functions": (None, []),
+    "tool_choice": (None, "none", "auto"),
+    "function_call": (None, "none", "auto"),
+    "logprobs": (None, False),
+    "top_logprobs": (None, 0),
+    "modalities": (None, ["text"]),
+    "audio": (None,),
+    "logit_bias": (None, {}),
+    "web_search_options": (None,),
+}
+# Sampling hints with no portable equivalent across vendors: validated like
+# OpenAI does, then ignored (documented). Anything else unknown is ignored too.
+_IGNORED_NUMBERS: Mapping[str, tuple[float, float]] = {
+    "presence_penalty": (-2.0, 2.0),
+    "frequency_penalty": (-2.0, 2.0),
+}
+_MESSAGE_REFUSED_KEYS = ("tool_calls", "function_call", "audio")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+# ---------------------------------------------------------------------------
+# The body
+# ---------------------------------------------------------------------------
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        f"The request body is larger than the limit of {limit} bytes.",
+        error_type="request_too_large",
+        code="request_too_large",
+    )
+
+
+def read_body(request: HttpRequest, *, limit: int) -> bytes:
+    """The request body, refusing (413) anything over ``limit`` bytes without
+    loading it: a declared Content-Length is checked before reading, and a body
+    without one (chunked) is read only up to ``limit + 1`` bytes."""
+    declared = request.META.get("CONTENT_LENGTH")
+    length: int | None
+    try:
+        length = int(declared) if declared not in (None, "") else None
+    except (TypeError, ValueError):
+        length = None
+    if length is not None and length > limit:
+        raise too_large(limit)
+    stream: Any = request
+    if length is None and request.META.get("wsgi.input_terminated"):
+        # Django reads nothing without a Content-Length; a server that de-chunks
+        # (gunicorn) says so with wsgi.input_terminated, and its input ends.
+        stream = request.META["wsgi.input"]
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = stream.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise too_large(limit)
+    return b"".join(chunks)
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def load_json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object. NaN/Infinity and absurd nesting are malformed."""
+    if not body.strip():
+        raise bad_request("The request body is empty; send a JSON object.", param=None)
+    try:
+        data = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as error:
+        # UnicodeDecodeError is a ValueError; RecursionError is deep nesting.
+        raise bad_request(
+            f"The request body is not valid JSON ({type(error).__name__}).",
+            param=None,
+            code="invalid_json",
+        ) from None
+    if not isinstance(data, dict):
+        raise bad_request("The request body must be a JSON object.", param=None)
+    return data
+
+
+def request_id_from(request: HttpRequest) -> str | None:
+    """A caller's X-Request-Id, if it is short and plain enough to log and echo."""
+    value = request.headers.get("X-Request-Id", "")
+    return value if _REQUEST_ID.match(value) else None
+
+
+# ---------------------------------------------------------------------------
+# The request
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChatCompletionRequest:
+    """A validated chat request: what the engine gets, and how to answer."""
+
+    messages: tuple[Message, ...]
+    model: str | None = None
+    stream: bool = False
+    include_usage: bool = False
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] | None = None
+    user: str | None = None
+
+    def engine_options(self) -> dict[str, Any]:
+        return {
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "stop": self.stop,
+            "user": self.user,
+        }
+
+
+def parse_chat_request(data: dict[str, Any]) -> ChatCompletionRequest:
+    """Validate an OpenAI Chat Completions body; raise ApiError (400) naming the field."""
+    _refuse_unsupported(data)
+    for name, (low, high) in _IGNORED_NUMBERS.items():
+        _number(data, name, low, high)
+    _optional_int(data, "seed", low=-(2**63), high=2**63 - 1)
+    n = _optional_int(data, "n", low=1, high=MAX_TOKENS_LIMIT)
+    if n not in (None, 1):
+        raise _unsupported("n", "Only one choice per request is supported (n must be 1).")
+    stream = _optional_bool(data, "stream") or False
+    include_usage = _include_usage(data.get("stream_options"))
+    return ChatCompletionRequest(
+        messages=parse_messages(data.get("messages", _MISSING)),
+        model=_optional_str(data, "model"),
+        stream=stream,
+        include_usage=stream and include_usage,
+        max_tokens=_max_tokens(data),
+        temperature=_number(data, "temperature", 0.0, 2.0),
+        top_p=_number(data, "top_p", 0.0, 1.0),
+        stop=_stop(data.get("stop")),
+        user=_optional_str(data, "user"),
+    )
+
+
+_MISSING = object()
+
+
+def parse_messages(messages: Any) -> tuple[Message, ...]:
+    """OpenAI messages as engine Messages: text content only, `developer` as `system`."""
+    if messages is _MISSING or messages is None:
+        raise bad_request("messages is required.", param="messages", code="missing_required")
+    if not isinstance(messages, list):
+        raise bad_request("messages must be a list of message objects.", param="messages")
+    if not messages:
+        raise bad_request("messages must not be empty.", param="messages")
+    return tuple(_message(message, f"messages[{i}]") for i, message in enumerate(messages))
+
+
+def _message(message: Any, where: str) -> Message:
+    if not isinstance(message, dict):
+        raise bad_request(f"{where} must be an object with role and content.", param=where)
+    role = message.get("role")
+    if role in ("tool", "function"):
+        raise _unsupported(f"{where}.role", f"{role} messages are not supported (no tool use).")
+    if not isinstance(role, str) or role not in ROLES:
+        raise bad_request(
+            f"{where}.role must be one of system, developer, user, assistant.",
+            param=f"{where}.role",
+        )
+    for key in _MESSAGE_REFUSED_KEYS:
+        if message.get(key) not in (None, [], {}):
+            raise _unsupported(f"{where}.{key}", f"{where}.{key} is not supported (text only).")
+    if "content" not in message:
+        raise bad_request(f"{where}.content is required.", param=f"{where}.content")
+    return Message(role=ROLES[role], content=_content(message["content"], f"{where}.content"))
+
+
+def _content(content: Any, where: str) -> str:
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list) or not content:
+        raise bad_request(
+            f"{where} must be a string or a non-empty list of text parts.", param=where
+        )
+    texts = []
+    for j, part in enumerate(content):
+        here = f"{where}[{j}]"
+        if not isinstance(part, dict):
+            raise bad_request(f'{here} must be an object {{"type": "text", ...}}.', param=here)
+        kind = part.get("type")
+        if kind != "text":
+            if isinstance(kind, str):
+                raise _unsupported(
+                    f"{here}.type", f"Only text parts are supported, not {kind[:40]!r}."
+                )
+            raise bad_request(f'{here}.type must be "text".', param=f"{here}.type")
+        text = part.get("text")
+        if not isinstance(text, str):
+            raise bad_request(f"{here}.text must be a string.", param=f"{here}.text")
+        texts.append(text)
+    # Parts of one message are consecutive text: a newline keeps words from fusing.
+    return "\n".join(texts)
+
+
+# ---------------------------------------------------------------------------
+# Fields
+# ---------------------------------------------------------------------------
+
+
+def _unsupported(param: str, message: str) -> ApiError:
+    return bad_request(message, param=param, code="unsupported_parameter")
+
+
+def _refuse_unsupported(data: dict[str, Any]) -> None:
+    for name, off in _OFF_VALUES.items():
+        if name in data and not any(_same_json(data[name], value) for value in off):
+            raise _unsupported(name, f"{name} is not supported by this service.")
+    response_format = data.get("response_format")
+    if response_format is not None and not _same_json(response_format, {"type": "text"}):
+        raise _unsupported("response_format", 'Only response_format {"type": "text"} is supported.')
+
+
+def _same_json(value: Any, expected: Any) -> bool:
+    # 0 == False in Python; JSON keeps booleans and numbers apart.
+    return type(value) is type(expected) and value == expected
+
+
+def _optional_bool(data: dict[str, Any], name: str) -> bool | None:
+    value = data.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise bad_request(f"{name} must be true or false.", param=name)
+    return value
+
+
+def _optional_str(data: dict[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is not None and not isinstance(value, str):
+        raise bad_request(f"{name} must be a string.", param=name)
+    return value
+
+
+def _optional_int(data: dict[str, Any], name: str, *, low: int, high: int) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise bad_request(f"{name} must be an integer from {low} to {high}.", param=name)
+    return value
+
+
+def _number(data: dict[str, Any], name: str, low: float, high: float) -> float | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    # NaN and infinities fail the range test (json.loads turns 1e999 into inf).
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise bad_request(f"{name} must be a number from {low:g} to {high:g}.", param=name)
+    return float(value)
+
+
+def _max_tokens(data: dict[str, Any]) -> int | None:
+    legacy = _positive_tokens(data, "max_tokens")
+    current = _positive_tokens(data, "max_completion_tokens")
+    if legacy is not None and current is not None and legacy != current:
+        raise bad_request(
+            "max_tokens and max_completion_tokens disagree; send one of them.",
+            param="max_completion_tokens",
+        )
+    return current if current is not None else legacy
+
+
+def _positive_tokens(data: dict[str, Any], name: str) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOKENS_LIMIT:
+        raise bad_request(f"{name} must be a positive integer.", param=name)
+    return value
+
+
+def _stop(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    sequences = [value] if isinstance(value, str) else value
+    if not isinstance(sequences, list) or len(sequences) > MAX_STOP_SEQUENCES:
+        raise bad_request(
+            f"stop must be a string or a list of at most {MAX_STOP_SEQUENCES} strings.",
+            param="stop",
+        )
+    for i, sequence in enumerate(sequences):
+        if not isinstance(sequence, str) or not sequence:
+            raise bad_request(f"stop[{i}] must be a non-empty string.", param="stop")
+    return tuple(sequences) or None
+
+
+def _include_usage(options: Any) -> bool:
+    if options is None:
+        return False
+    if not isinstance(options, dict):
+        raise bad_request("stream_options must be an object.", param="stream_options")
+    value = options.get("include_usage")
+    if value is not None and not isinstance(value, bool):
+        raise bad_request(
+            "stream_options.include_usage must be true or false.",
+            param="stream_options.include_usage",
+        )
+    return bool(value)

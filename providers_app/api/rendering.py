@@ -1,0 +1,178 @@
+"""OpenAI-shaped response bodies: chat.completion, chat.completion.chunk, model lists.
+
+Shapes follow the OpenAI Chat Completions reference, so the official SDK builds
+its typed objects from them unchanged. `model` is always the upstream model
+that answered; which provider that was travels in the X-Fallback-* headers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from ..services.fallback import ChatCompletion, ChatStream
+
+# The engine's normalised finish reasons that OpenAI's vocabulary lacks.
+_FINISH_REASONS = {"other": "stop"}
+# What `model` names in /v1/models for "follow the priority order".
+FALLBACK_MODEL_ID = "fallback"
+
+
+def finish_reason(value: str | None) -> str:
+    value = value or "stop"
+    return _FINISH_REASONS.get(value, value)
+
+
+def completion_id(request_id: str) -> str:
+    return f"chatcmpl-{request_id}"
+
+
+def usage(input_tokens: int | None, output_tokens: int | None) -> dict[str, int] | None:
+    """OpenAI usage, or None when the upstream did not report both counts
+    (zeros would be a lie that billing code downstream believes)."""
+    if input_tokens is None or output_tokens is None:
+        return None
+    return {
+        "prompt_tokens": input_tokens,
+        "completion_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens,
+    }
+
+
+def fallback_headers(
+    *, provider: str, attempts: int, failovers: int, request_id: str
+) -> dict[str, str]:
+    return {
+        "X-Fallback-Provider": provider,
+        "X-Fallback-Attempts": str(attempts),
+        "X-Fallback-Failovers": str(failovers),
+        "X-Request-Id": request_id,
+    }
+
+
+def completion_body(result: ChatCompletion) -> dict[str, Any]:
+    return {
+        "id": completion_id(result.request_id),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": result.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": finish_reason(result.finish_reason),
+            }
+        ],
+        "usage": usage(result.input_tokens, result.output_tokens),
+        "system_fingerprint": None,
+    }
+
+
+class ChunkBuilder:
+    """`chat.completion.chunk` objects of one stream (same id, created and model)."""
+
+    def __init__(self, stream: ChatStream, *, include_usage: bool) -> None:
+        self.id = completion_id(stream.request_id)
+        self.model = stream.model
+        self.created = int(time.time())
+        self.include_usage = include_usage
+
+    def _chunk(self, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        chunk: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+            "choices": choices,
+        }
+        if self.include_usage:  # OpenAI sends usage: null on every chunk but the last
+            chunk["usage"] = None
+        chunk.update(extra)
+        return chunk
+
+    @staticmethod
+    def _choice(delta: Mapping[str, Any], finish: str | None) -> dict[str, Any]:
+        return {"index": 0, "delta": dict(delta), "logprobs": None, "finish_reason": finish}
+
+    def role(self) -> dict[str, Any]:
+        return self._chunk([self._choice({"role": "assistant", "content": ""}, None)])
+
+    def content(self, text: str) -> dict[str, Any]:
+        return self._chunk([self._choice({"content": text}, None)])
+
+    def finish(self, reason: str | None) -> dict[str, Any]:
+        return self._chunk([self._choice({}, finish_reason(reason))])
+
+    def usage(self, input_tokens: int | None, output_tokens: int | None) -> dict[str, Any]:
+        return self._chunk([], usage=usage(input_tokens, output_tokens))
+
+
+def model_list_body(models: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """`fallback` (the priority order) first, then each enabled provider by name."""
+    data = [
+        {
+            "id": FALLBACK_MODEL_ID,
+            "object": "model",
+            "created": 0,
+            "owned_by": "fallback",
+            "description": "Any provider, in the priority order set in the admin.",
+        }
+    ]
+    data += [
+        {
+            "id": model["name"],
+            "object": "model",
+            "created": int(model["created_at"].timestamp()),
+            "owned_by": model["kind"],
+            "upstream_model": model["model"],
+        }
+        for model in models
+    ]
+    return {"object": "list", "data": data}
+
+
+def status_body(statuses: Iterable[Any], *, now: datetime, window_s: int) -> dict[str, Any]:
+    """/api/status: providers in priority order with breaker, cooldown and recent calls."""
+
+    def moment(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    def remaining(until: datetime | None) -> float | None:
+        return round((until - now).total_seconds(), 1) if until and until > now else None
+
+    return {
+        "generated_at": now.isoformat(),
+        "window_s": window_s,
+        "providers": [
+            {
+                "name": s.name,
+                "kind": s.kind,
+                "model": s.model,
+                "priority": s.priority,
+                "enabled": s.enabled,
+                "breaker": {
+                    "state": s.state,
+                    "open_until": moment(s.open_until),
+                    "consecutive_failures": s.consecutive_failures,
+                },
+                "cooldown": {
+                    "active": remaining(s.cooldown_until) is not None,
+                    "until": moment(s.cooldown_until),
+                    "remaining_s": remaining(s.cooldown_until),
+                },
+                "recent": {
+                    "calls": s.recent.calls,
+                    "successes": s.recent.successes,
+                    "failures": s.recent.failures,
+                    "rate_limited": s.recent.rate_limited,
+                    "success_rate": s.recent.success_rate,
+                    "mean_latency_ms": s.recent.mean_latency_ms,
+                },
+            }
+            for s in statuses
+        ],
+    }

@@ -1,0 +1,82 @@
+"""The OpenAI-compatible API and the status endpoint: parse, call the engine, render.
+
+Bearer-authenticated, so CSRF-exempt: a browser cannot attach the key on its own.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from ..conf import get_setting
+from ..services import fallback
+from ..services.clock import get_clock
+from .auth import require_client_key, require_staff_or_client_key
+from .errors import ApiError, api_error_for, json_errors
+from .parsing import load_json_object, parse_chat_request, read_body, request_id_from
+from .rendering import completion_body, fallback_headers, model_list_body, status_body
+from .selectors import STATUS_WINDOW, model_list, provider_status_list
+from .streaming import openai_sse, streaming_response
+
+
+@csrf_exempt
+@json_errors("POST")
+def chat_completions(request: HttpRequest) -> HttpResponse:
+    """POST /v1/chat/completions: one answer, or an SSE stream of chunks."""
+    require_client_key(request)
+    body = read_body(request, limit=get_setting("MAX_REQUEST_BYTES"))
+    chat = parse_chat_request(load_json_object(body))
+    call = fallback.stream if chat.stream else fallback.complete
+    try:
+        outcome = call(chat.messages, request_id=request_id_from(request), **chat.engine_options())
+    except fallback.FallbackError as error:
+        raise api_error_for(error) from error
+    if isinstance(outcome, fallback.ChatStream):
+        return streaming_response(
+            outcome,
+            openai_sse(outcome, include_usage=chat.include_usage),
+            content_type="text/event-stream; charset=utf-8",
+        )
+    response = JsonResponse(completion_body(outcome))
+    for name, value in fallback_headers(
+        provider=outcome.provider,
+        attempts=outcome.attempts,
+        failovers=outcome.failovers,
+        request_id=outcome.request_id,
+    ).items():
+        response[name] = value
+    return response
+
+
+@csrf_exempt
+@json_errors("GET")
+def models(request: HttpRequest) -> HttpResponse:
+    """GET /v1/models: `fallback` plus each enabled provider's name."""
+    require_client_key(request)
+    return JsonResponse(model_list_body(model_list()))
+
+
+@csrf_exempt
+@json_errors("GET")
+def status(request: HttpRequest) -> HttpResponse:
+    """GET /api/status: providers in order, breaker, cooldown, recent success rate."""
+    require_staff_or_client_key(request)
+    return JsonResponse(
+        status_body(
+            provider_status_list(),
+            now=get_clock().now(),
+            window_s=int(STATUS_WINDOW.total_seconds()),
+        )
+    )
+
+
+@csrf_exempt
+@json_errors("GET", "POST", "PUT", "PATCH", "DELETE")
+def not_found(request: HttpRequest, path: str) -> HttpResponse:
+    """Other /v1/ paths (embeddings, images, ...): an OpenAI-shaped 404, not an HTML page."""
+    raise ApiError(
+        404,
+        f"/v1/{path[:100]} is not served here; this service offers /v1/chat/completions "
+        "and /v1/models.",
+        code="unknown_url",
+    )

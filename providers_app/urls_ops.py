@@ -1,0 +1,3 @@
+"""Operations: metrics and the admin dashboard's data."""
+
+urlpatterns: list = []

@@ -1,0 +1,96 @@
+"""Fixtures shared by the chat-surface tests (API, chatbot page, `chat` command).
+
+Imported by `tests/api/conftest.py` and by the page and command test modules, so
+each gets local simulated upstreams, providers on them and a client key.
+"""
+
+import pytest
+
+from providers_app.services import counters, routing
+from providers_app.services.adapter_pool import adapter_pool_clear
+from providers_app.services.client_keys import client_key_create
+from providers_app.services.events import all_failed_events
+from providers_app.simulator.server import UpstreamSimulator
+from tests.factories import provider_create
+
+__all__ = [
+    "PRIMARY_MODEL",
+    "SECONDARY_MODEL",
+    "_fresh_engine_state",
+    "_simulators",
+    "api_key",
+    "auth",
+    "primary",
+    "providers",
+    "secondary",
+]
+
+PRIMARY_MODEL = "gpt-primary"
+SECONDARY_MODEL = "gpt-secondary"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_engine_state(settings):
+    """Each test starts like a new worker: nothing buffered or cached, no waits."""
+    settings.FALLBACK_BACKOFF_BASE_S = 0.001
+    settings.FALLBACK_BACKOFF_MAX_S = 0.001
+    counters.discard_pending()
+    all_failed_events.reset()
+    routing._last = None
+    yield
+    counters.discard_pending()
+    adapter_pool_clear()
+
+
+@pytest.fixture(scope="session")
+def _simulators():
+    with UpstreamSimulator("primary") as primary, UpstreamSimulator("secondary") as secondary:
+        yield primary, secondary
+
+
+@pytest.fixture
+def primary(_simulators):
+    simulator = _simulators[0]
+    simulator.reset()
+    yield simulator
+    simulator.reset()
+
+
+@pytest.fixture
+def secondary(_simulators):
+    simulator = _simulators[1]
+    simulator.reset()
+    yield simulator
+    simulator.reset()
+
+
+@pytest.fixture
+def providers(db, primary, secondary):
+    """`primary` then `secondary`, one attempt each, on the two simulators."""
+    return (
+        provider_create(
+            name="primary",
+            base_url=primary.base_url,
+            model=PRIMARY_MODEL,
+            priority=1,
+            max_attempts=1,
+        ),
+        provider_create(
+            name="secondary",
+            base_url=secondary.base_url,
+            model=SECONDARY_MODEL,
+            priority=2,
+            max_attempts=1,
+        ),
+    )
+
+
+@pytest.fixture
+def api_key(db) -> str:
+    return client_key_create(name="test-bot").raw_key
+
+
+@pytest.fixture
+def auth(api_key) -> dict[str, str]:
+    """Headers for the Django test client."""
+    return {"Authorization": f"Bearer {api_key}"}

@@ -1,0 +1,175 @@
+"""The official `openai` SDK, unchanged, against a live server and simulated upstreams.
+
+The SDK's own retries are off (`max_retries=0`), so every upstream request count
+below is exact: what the failover layer did, not what the client retried.
+"""
+
+import openai
+import pytest
+
+from .fixtures import PRIMARY_MODEL, SECONDARY_MODEL
+
+HELLO = [{"role": "user", "content": "Say hello."}]
+
+
+@pytest.fixture
+def sdk(live_server, api_key, providers):
+    with openai.OpenAI(
+        base_url=f"{live_server.url}/v1", api_key=api_key, max_retries=0, timeout=15
+    ) as client:
+        yield client
+
+
+def test_plain_answer_names_the_upstream_model_and_provider(sdk, primary, secondary):
+    raw = sdk.chat.completions.with_raw_response.create(model="fallback", messages=HELLO)
+    completion = raw.parse()
+
+    assert completion.choices[0].message.content == "Hello from primary."
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.model == PRIMARY_MODEL
+    assert completion.usage.total_tokens == completion.usage.prompt_tokens + 3
+    assert raw.headers["X-Fallback-Provider"] == "primary"
+    assert raw.headers["X-Fallback-Attempts"] == "1"
+    assert raw.headers["X-Request-Id"] == completion.id.removeprefix("chatcmpl-")
+    assert (primary.request_count, secondary.request_count) == (1, 0)
+
+
+def test_primary_failure_fails_over_and_the_headers_say_so(sdk, primary, secondary):
+    primary.set_fault("error", status=503)
+
+    raw = sdk.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=HELLO)
+
+    assert raw.parse().choices[0].message.content == "Hello from secondary."
+    assert raw.parse().model == SECONDARY_MODEL
+    assert raw.headers["X-Fallback-Provider"] == "secondary"
+    assert raw.headers["X-Fallback-Attempts"] == "2"
+    assert (primary.request_count, secondary.request_count) == (1, 1)
+
+
+def test_streamed_answer_arrives_in_chunks_with_usage(sdk, primary, secondary):
+    stream = sdk.chat.completions.create(
+        model="fallback",
+        messages=HELLO,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "Hello from primary."
+    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) == 3
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage.completion_tokens == 3
+    assert {c.model for c in chunks} == {PRIMARY_MODEL}
+    assert stream.response.headers["X-Fallback-Provider"] == "primary"
+    assert stream.response.headers["Cache-Control"] == "no-cache"
+    assert stream.response.headers["X-Accel-Buffering"] == "no"
+    assert (primary.request_count, secondary.request_count) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("mode", "options"),
+    [
+        ("error", {"status": 500}),
+        ("truncate_stream", {"chunks": 0}),  # the stream ends before any output
+        ("midstream_error", {"chunks_before": 0}),  # an error event before any output
+    ],
+)
+def test_primary_failing_before_the_first_token_is_invisible(
+    sdk, primary, secondary, mode, options
+):
+    primary.set_fault(mode, **options)
+
+    with sdk.chat.completions.create(model="fallback", messages=HELLO, stream=True) as stream:
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        headers = stream.response.headers
+
+    assert text == "Hello from secondary."
+    assert headers["X-Fallback-Provider"] == "secondary"
+    assert headers["X-Fallback-Attempts"] == "2"
+    assert (primary.request_count, secondary.request_count) == (1, 1)
+
+
+def test_failure_after_content_ends_in_an_error_the_sdk_raises(sdk, primary, secondary):
+    primary.set_fault("midstream_error", chunks_before=2, message="upstream exploded")
+    received = []
+
+    def read_all():
+        stream = sdk.chat.completions.create(model="fallback", messages=HELLO, stream=True)
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                received.append(chunk.choices[0].delta.content)
+
+    with pytest.raises(openai.APIError) as raised:
+        read_all()
+
+    assert "".join(received) == "Hello from"  # the committed part, from one provider
+    assert raised.value.body["partial"] is True
+    assert raised.value.body["provider"] == "primary"
+    assert raised.value.body["type"] == "stream_interrupted"
+    assert "interrupted" in raised.value.message
+    # Committed streams never switch providers.
+    assert (primary.request_count, secondary.request_count) == (1, 0)
+
+
+def test_every_provider_failing_is_a_503_with_retry_after(sdk, primary, secondary):
+    primary.set_fault("error", status=500)
+    secondary.set_fault("rate_limit", retry_after="30")
+
+    with pytest.raises(openai.APIStatusError) as raised:
+        sdk.chat.completions.create(model="fallback", messages=HELLO)
+
+    error = raised.value
+    assert error.status_code == 503
+    assert int(error.response.headers["Retry-After"]) >= 1
+    assert error.body["code"] == "all_providers_failed"
+    assert [(p["provider"], p["reason"]) for p in error.body["providers"]] == [
+        ("primary", "server_error"),
+        ("secondary", "rate_limit"),
+    ]
+    assert (primary.request_count, secondary.request_count) == (1, 1)
+
+
+def test_every_provider_failing_a_stream_is_a_503_before_any_chunk(sdk, primary, secondary):
+    primary.set_fault("error", status=502)
+    secondary.set_fault("error", status=500)
+
+    with pytest.raises(openai.APIStatusError) as raised:
+        sdk.chat.completions.create(model="fallback", messages=HELLO, stream=True)
+
+    assert raised.value.status_code == 503
+    assert (primary.request_count, secondary.request_count) == (1, 1)
+
+
+def test_a_bad_key_is_an_authentication_error(live_server, providers, primary):
+    with (
+        openai.OpenAI(
+            base_url=f"{live_server.url}/v1", api_key="fbk_wrong", max_retries=0
+        ) as client,
+        pytest.raises(openai.AuthenticationError),
+    ):
+        client.chat.completions.create(model="fallback", messages=HELLO)
+    assert primary.request_count == 0
+
+
+def test_an_unsupported_field_is_a_bad_request_naming_it(sdk, primary):
+    with pytest.raises(openai.BadRequestError) as raised:
+        sdk.chat.completions.create(model="fallback", messages=HELLO, n=2)
+    assert raised.value.body["param"] == "n"
+    assert primary.request_count == 0
+
+
+def test_models_lists_the_alias_and_the_enabled_providers(sdk):
+    assert [m.id for m in sdk.models.list()] == ["fallback", "primary", "secondary"]
+
+
+def test_a_primary_stalling_before_the_first_token_fails_over(sdk, primary, secondary, settings):
+    settings.FALLBACK_STREAM_FIRST_TOKEN_S = 0.3
+    primary.set_fault("slow_first_token", delay_s=3, interval_s=0.05)  # keep-alives only
+
+    with sdk.chat.completions.create(model="fallback", messages=HELLO, stream=True) as stream:
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+    assert text == "Hello from secondary."
+    assert (primary.request_count, secondary.request_count) == (1, 1)
