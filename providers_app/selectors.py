@@ -9,6 +9,17 @@ from django.db import connections, router
 
 from .models import Provider
 
+# A provider's own breaker settings; empty ones fall back to FALLBACK_BREAKER_*.
+BREAKER_OVERRIDE_FIELDS = (
+    "failure_threshold",
+    "failure_rate_threshold",
+    "slow_call_rate_threshold",
+    "slow_call_threshold_s",
+    "minimum_calls",
+    "half_open_probes",
+    "open_base_s",
+    "open_max_s",
+)
 _PROVIDER_FIELDS = (
     "id",
     "name",
@@ -21,14 +32,7 @@ _PROVIDER_FIELDS = (
     "max_attempts",
     "context_window",
     "extra",
-    "failure_threshold",
-    "failure_rate_threshold",
-    "slow_call_rate_threshold",
-    "slow_call_threshold_s",
-    "minimum_calls",
-    "half_open_probes",
-    "open_base_s",
-    "open_max_s",
+    *BREAKER_OVERRIDE_FIELDS,
 )
 _BREAKER_FIELDS = (
     "state",

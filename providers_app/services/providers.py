@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from ..models import BreakerState, HealthCheckSchedule, Provider
+from ..selectors import BREAKER_OVERRIDE_FIELDS
 from .routing import routing_changed
 
 EXPORT_VERSION = 1
@@ -25,14 +26,7 @@ CONFIG_FIELDS = (
     "max_attempts",
     "context_window",
     "extra",
-    "failure_threshold",
-    "failure_rate_threshold",
-    "slow_call_rate_threshold",
-    "slow_call_threshold_s",
-    "minimum_calls",
-    "half_open_probes",
-    "open_base_s",
-    "open_max_s",
+    *BREAKER_OVERRIDE_FIELDS,
 )
 REQUIRED_FIELDS = ("name", "kind", "base_url", "model")
 
