@@ -11,7 +11,7 @@ DEFAULTS: dict[str, Any] = {
     # Per request
     "DEADLINE_S": 45.0,  # below gunicorn's 60 s worker timeout
     "MIN_ATTEMPT_S": 2.0,  # no attempt starts with less time than this left
-    "MAX_INLINE_RETRY_AFTER_S": 5.0,  # longer rate-limit hints fail over instead of waiting
+    "MAX_INLINE_RETRY_AFTER_S": 1.0,  # longer rate-limit hints fail over instead of waiting
     "RETRY_AFTER_CAP_S": 120.0,  # hints are clamped to this
     "BACKOFF_BASE_S": 0.25,  # full-jitter exponential backoff between attempts
     "BACKOFF_MAX_S": 4.0,

@@ -142,7 +142,7 @@ def test_all_open_fails_in_milliseconds_with_retry_after_and_no_writes(
 
 
 def test_retry_after_cools_the_provider_down_for_every_request(providers, primary, secondary):
-    first, _ = providers()
+    first, _ = providers(max_attempts=2)
     primary.set_fault("rate_limit", retry_after="2")
     t0 = time.time()
 
