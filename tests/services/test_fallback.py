@@ -334,3 +334,18 @@ def test_requests_succeed_while_the_breaker_tables_are_unreachable(providers, pr
     assert [a.provider for a in answers][:3] == ["secondary"] * 3
     assert [a.provider for a in answers][3:] == ["primary"] * 3
     assert get_clock() is not None
+
+
+def test_retry_budget_refusal_fails_over_instead_of_retrying(providers, primary, settings):
+    settings.FALLBACK_RETRY_BUDGET_MIN = 2
+    settings.FALLBACK_RETRY_BUDGET_RATIO = 0.0
+    providers(max_attempts=2, failure_threshold=100, minimum_calls=1000)
+    primary.set_fault("error", status=500)
+
+    answers = [fallback.complete(HELLO) for _ in range(5)]
+
+    assert {a.provider for a in answers} == {"secondary"}
+    assert [a.attempts for a in answers] == [3, 3, 2, 2, 2]  # two retries, then refused
+    assert primary.request_count == 2 * 2 + 3
+    details = list(FailoverEvent.objects.order_by("id").values_list("detail", flat=True))
+    assert ["retry budget" in d for d in details] == [False, False, True, True, True]
