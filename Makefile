@@ -18,10 +18,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 setup: $(STAMP) ## Create the virtualenv and install every dependency
 
-run: setup ## Migrate, create an admin (password printed), start demo upstreams, serve on :8000
+run: setup ## Migrate, create an admin (password printed), start demo upstreams, a Celery worker and beat, serve on :8000
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_setup
-	$(PY) manage.py runserver 127.0.0.1:8000
+	$(PY) manage.py run_demo 127.0.0.1:8000
 
 test: setup migrations-check ## Run every test (SQLite unless DATABASE_URL says otherwise)
 	$(PY) -m pytest

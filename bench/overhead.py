@@ -108,9 +108,7 @@ def _measure(database_url: str, requests: int, rounds: int) -> dict:
             # Every provider open: fail fast.
             BreakerState.objects.update(state="open", open_until=far)
             failing = [timed(all_open) for _ in range(requests)]
-            results["all_open"].append(
-                (statistics.median(failing), _percentile(failing, 0.99))
-            )
+            results["all_open"].append((statistics.median(failing), _percentile(failing, 0.99)))
             BreakerState.objects.update(state="closed", open_until=None)
         return {
             name: {

@@ -48,8 +48,7 @@ def check_shared_cache(app_configs, **kwargs):
             "FALLBACK_ROUTING_CACHE_S is on but the default cache is process-local, so an "
             "admin reorder or a breaker transition in one process stays invisible to others "
             "until their snapshot expires.",
-            hint="Set CACHE_URL to Redis (redis://127.0.0.1:6379/1) "
-            "or FALLBACK_ROUTING_CACHE_S=0.",
+            hint="Set CACHE_URL to Redis (redis://127.0.0.1:6379/1) or FALLBACK_ROUTING_CACHE_S=0.",
             id="providers_app.W002",
         )
     ]

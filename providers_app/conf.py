@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     # Routing snapshot cache: 0 reads the database on every request (one query).
     "ROUTING_CACHE_S": 0.0,
     # Health checks
+    "HEALTH_DISPATCH_S": 10.0,  # how often beat looks for providers due a check
     "HEALTH_INTERVAL_CLOSED_S": 30.0,
     "HEALTH_INTERVAL_OPEN_S": 10.0,
     "HEALTH_TIMEOUT_S": 5.0,

@@ -438,3 +438,56 @@ class ClientKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class CallRollup(models.Model):
+    """Call counters of one provider for one hour, rolled up from CallBucket for charts.
+
+    `latency_histogram` maps a bucket's upper bound in milliseconds ("250",
+    ..., "inf") to how many answered calls fell in it, so percentiles over
+    several hours come from adding histograms, never from averaging averages.
+    """
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="call_rollups")
+    hour = models.DateTimeField("hour", help_text="The start of the hour (UTC).")
+    first_attempts = models.PositiveIntegerField("first attempts", default=0)
+    retries = models.PositiveIntegerField("retries", default=0)
+    successes = models.PositiveIntegerField("successes", default=0)
+    failures = models.PositiveIntegerField("failures", default=0)
+    slow_calls = models.PositiveIntegerField("slow calls", default=0)
+    rate_limited = models.PositiveIntegerField("rate limited", default=0)
+    not_permitted = models.PositiveIntegerField("not permitted", default=0)
+    budget_refusals = models.PositiveIntegerField("retry-budget refusals", default=0)
+    latency_ms_sum = models.FloatField("latency sum (ms)", default=0)
+    latency_histogram = models.JSONField(
+        "latency histogram",
+        default=dict,
+        blank=True,
+        help_text="Answered calls per latency bucket: upper bound in ms (or inf) to count.",
+    )
+    final = models.BooleanField(
+        "final",
+        default=False,
+        help_text="The hour is over and rolled up for good; its one-second buckets are pruned.",
+    )
+    updated_at = models.DateTimeField("updated", auto_now=True)
+
+    class Meta:
+        ordering = ["-hour", "provider_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "hour"], name="call_rollup_unique"),
+        ]
+        indexes = [models.Index(fields=["hour"])]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id} @ {self.hour:%Y-%m-%d %H:00}"
+
+
+class Dashboard(FailoverEvent):
+    """No data of its own: gives the admin a failover dashboard page at
+    `admin/providers_app/dashboard/`, listed on the admin index."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "failover dashboard"
+        verbose_name_plural = "failover dashboard"

@@ -1,3 +1,9 @@
-"""Operations: metrics and the admin dashboard's data."""
+"""Operations endpoints: Prometheus metrics. (The dashboard lives in the admin.)"""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import ops_views
+
+urlpatterns = [
+    path("metrics", ops_views.metrics, name="metrics"),
+]

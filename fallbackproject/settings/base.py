@@ -155,9 +155,6 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep the LOGGING above
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# How often beat runs the health-check dispatcher (seconds). Read when
-# `setup_periodic_tasks` installs the schedule; the admin can change it after.
-FALLBACK_HEALTH_DISPATCH_S = env.float("FALLBACK_HEALTH_DISPATCH_S", default=10.0)
 
 # ---------------------------------------------------------------------------
 # Prometheus: with PROMETHEUS_MULTIPROC_DIR set (gunicorn, several workers),

@@ -41,6 +41,7 @@ COOLDOWN = "cooldown"
 OPEN = "open"
 FORCED_OPEN = "forced_open"
 HALF_OPEN_BUSY = "half_open_busy"
+STORE_UNAVAILABLE = "breaker_store_unavailable"
 
 # The event kind each target state writes.
 TRANSITION_EVENT = {
@@ -126,11 +127,13 @@ def breaker_acquire(*, entry: RouteEntry, attempt_timeout_s: float) -> Permit | 
         return Denial(FORCED_OPEN, entry.open_until)
     if entry.state == State.OPEN and entry.open_until and now < entry.open_until:
         return Denial(OPEN, entry.open_until)
-    # Past an expiry, or half-open: only the database can decide.
+    # Past an expiry, or half-open: only the database can decide. Without it,
+    # probes cannot be coordinated across processes, so the last-known state
+    # (not closed) keeps the provider skipped until the store answers again.
     return _guarded(
         "acquire",
         lambda: _acquire_from_database(entry, attempt_timeout_s),
-        default=Permit(entry.id, entry.generation),
+        default=Denial(STORE_UNAVAILABLE, None),
     )
 
 
@@ -154,54 +157,64 @@ def _acquire_from_database(entry: RouteEntry, attempt_timeout_s: float) -> Permi
             reason="open_expired",
         )  # fmt: skip
     # Win or lose the transition above, the row now says what to do.
+    row = BreakerState.objects.get(pk=entry.id)
+    if row.cooldown_until and now < row.cooldown_until:
+        return Denial(COOLDOWN, row.cooldown_until)
+    if row.state in (State.CLOSED, State.DISABLED):
+        return Permit(row.pk, row.generation)
+    if row.state == State.OPEN:
+        return Denial(OPEN, row.open_until)
+    if row.state == State.FORCED_OPEN:
+        return Denial(FORCED_OPEN, row.open_until)
     lease_s = attempt_timeout_s + get_setting("BREAKER_LEASE_EXTRA_S")
-    with transaction.atomic():
-        row = BreakerState.objects.select_for_update().get(pk=entry.id)
-        if row.cooldown_until and now < row.cooldown_until:
-            return Denial(COOLDOWN, row.cooldown_until)
-        if row.state in (State.CLOSED, State.DISABLED):
-            return Permit(row.pk, row.generation)
-        if row.state == State.OPEN:
-            return Denial(OPEN, row.open_until)
-        if row.state == State.FORCED_OPEN:
-            return Denial(FORCED_OPEN, row.open_until)
-        return _take_probe_slot(row, now, lease_s)
+    return _take_probe_slot(row, now, now + timedelta(seconds=lease_s))
 
 
-def _take_probe_slot(row: BreakerState, now: datetime, lease_s: float) -> Permit | Denial:
-    """HALF_OPEN: a free slot, else an expired lease (its probe died), else busy."""
-    expires_at = now + timedelta(seconds=lease_s)
+def _take_probe_slot(row: BreakerState, now: datetime, expires_at: datetime) -> Permit | Denial:
+    """HALF_OPEN: a slot never issued, else one whose probe died (lease expired) or
+    gave it back, else busy.
+
+    Each claim is one conditional UPDATE that only the winner matches, so the
+    many requests refused while a probe is in flight take no lock: they read
+    two rows and move on to the next provider.
+    """
     if row.probes_issued < row.probes_permitted:
-        BreakerState.objects.filter(pk=row.pk, generation=row.generation).update(
-            probes_issued=F("probes_issued") + 1
-        )
-        lease = ProbeLease.objects.create(
+        with transaction.atomic():
+            won = BreakerState.objects.filter(
+                pk=row.pk,
+                state=State.HALF_OPEN,
+                generation=row.generation,
+                probes_issued=row.probes_issued,
+            ).update(probes_issued=row.probes_issued + 1)
+            if won:
+                lease = ProbeLease.objects.create(
+                    provider_id=row.pk,
+                    generation=row.generation,
+                    slot=row.probes_issued,
+                    issued_at=now,
+                    expires_at=expires_at,
+                )
+                return Permit(row.pk, row.generation, lease.lease_id)
+    open_leases = list(
+        ProbeLease.objects.filter(
             provider_id=row.pk,
             generation=row.generation,
-            slot=row.probes_issued,
-            issued_at=now,
-            expires_at=expires_at,
-        )
-        return Permit(row.pk, row.generation, lease.lease_id)
-    expired = (
-        ProbeLease.objects.filter(
-            provider_id=row.pk, generation=row.generation, outcome="", expires_at__lt=now
+            outcome__in=("", ProbeLease.Outcome.RELEASED),
         )
         .order_by("expires_at")
-        .first()
+        .values("pk", "lease_id", "outcome", "expires_at")
     )
-    if expired is not None:
-        expired.lease_id, expired.issued_at, expired.expires_at = uuid.uuid4(), now, expires_at
-        expired.save(update_fields=["lease_id", "issued_at", "expires_at"])
-        logger.warning("probe lease of provider %s expired; handed to a new probe", row.pk)
-        return Permit(row.pk, row.generation, expired.lease_id)
-    soonest = (
-        ProbeLease.objects.filter(provider_id=row.pk, generation=row.generation, outcome="")
-        .order_by("expires_at")
-        .values_list("expires_at", flat=True)
-        .first()
-    )
-    return Denial(HALF_OPEN_BUSY, soonest)
+    for lease in open_leases:
+        if lease["outcome"] == ProbeLease.Outcome.RELEASED or lease["expires_at"] < now:
+            new_id = uuid.uuid4()
+            if ProbeLease.objects.filter(pk=lease["pk"], lease_id=lease["lease_id"]).update(
+                lease_id=new_id, outcome="", issued_at=now, expires_at=expires_at
+            ):
+                if lease["outcome"] == "":
+                    logger.warning("probe lease of provider %s expired; reissued", row.pk)
+                return Permit(row.pk, row.generation, new_id)
+    in_flight = [lease["expires_at"] for lease in open_leases if lease["outcome"] == ""]
+    return Denial(HALF_OPEN_BUSY, min(in_flight, default=None))
 
 
 # ---------------------------------------------------------------------------
@@ -278,17 +291,14 @@ def breaker_release(*, permit: Permit) -> None:
     if not permit.is_probe:
         return
 
-    def release():
-        with transaction.atomic():
-            if ProbeLease.objects.filter(lease_id=permit.lease_id, outcome="").delete()[0]:
-                BreakerState.objects.filter(
-                    pk=permit.provider_id,
-                    state=State.HALF_OPEN,
-                    generation=permit.generation,
-                    probes_issued__gt=0,
-                ).update(probes_issued=F("probes_issued") - 1)
-
-    _guarded("release", release, None)
+    # The slot stays issued; the next request reclaims the released lease.
+    _guarded(
+        "release",
+        lambda: ProbeLease.objects.filter(lease_id=permit.lease_id, outcome="").update(
+            outcome=ProbeLease.Outcome.RELEASED
+        ),
+        None,
+    )
 
 
 def _record_closed_failure(
@@ -438,7 +448,11 @@ def _transition(
         if not won:
             return False
         failover_event_record(
-            kind=FailoverEvent.Kind.MANUAL if actor else TRANSITION_EVENT[to_state],
+            kind=(
+                FailoverEvent.Kind.MANUAL
+                if actor or to_state not in TRANSITION_EVENT
+                else TRANSITION_EVENT[to_state]
+            ),
             provider_id=provider_id,
             reason=reason,
             detail=detail or f"{from_state} -> {to_state}",

@@ -1,10 +1,30 @@
 """Prometheus metrics of the failover layer.
 
-With PROMETHEUS_MULTIPROC_DIR set (production under gunicorn), prometheus_client
-keeps each worker's values in files there and `/metrics` adds them up.
+Counters and histograms are kept per process. With PROMETHEUS_MULTIPROC_DIR set
+(production under gunicorn), prometheus_client writes each process's values to
+files in that folder and `/metrics` adds them up, so every worker's requests
+count no matter which worker serves the scrape. The variable must be set before
+the process starts (it is read when this module is imported);
+`fallbackproject/gunicorn.conf.py` wipes the folder at start and marks exited
+workers dead.
+
+State that lives in the database (breaker state, the health-check streak,
+whether a provider is enabled) is not a per-process value: it is read from the
+database at scrape time by `DatabaseCollector`, so every worker reports the
+same, current truth.
 """
 
-from prometheus_client import Counter, Gauge, Histogram
+import logging
+import os
+from collections.abc import Iterator
+
+from django.db import DatabaseError
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
 
 REQUESTS = Counter(
     "fallback_requests_total",
@@ -20,12 +40,6 @@ SKIPS = Counter("fallback_skips_total", "Providers skipped without a call.", ["p
 RETRIES = Counter("fallback_retries_total", "Retries on the same provider.", ["provider"])
 BUDGET_REFUSALS = Counter(
     "fallback_retry_budget_refusals_total", "Retries refused by the retry budget.", ["provider"]
-)
-BREAKER_STATE = Gauge(
-    "fallback_breaker_state",
-    "1 for the breaker's current state (as last seen by this process).",
-    ["provider", "state"],
-    multiprocess_mode="livemax",
 )
 TRANSITIONS = Counter(
     "fallback_breaker_transitions_total", "Breaker transitions.", ["provider", "to_state"]
@@ -44,3 +58,97 @@ STORE_ERRORS = Counter(
 
 def store_error(operation: str) -> None:
     STORE_ERRORS.labels(operation=operation).inc()
+
+
+class DatabaseCollector(Collector):
+    """Gauges read from the database at scrape time (one query per scrape).
+
+    `fallback_breaker_state{provider,state}` is 1 for the breaker's current state
+    and 0 for the others (the usual enum-as-gauge shape), the same in every
+    process because the database is the one source of breaker state.
+    """
+
+    def describe(self) -> list[Metric]:
+        # Registration must not touch the database (it happens at import).
+        return list(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        families = self._families()
+        try:
+            self._fill(*families)
+        except DatabaseError:
+            logger.warning("metrics scrape could not read the database; breaker gauges omitted")
+            store_error("metrics_scrape")
+            return
+        yield from families
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "fallback_breaker_state",
+                "1 for the breaker's current state, 0 for the others (from the database).",
+                labels=["provider", "state"],
+            ),
+            GaugeMetricFamily(
+                "fallback_provider_enabled",
+                "1 when the provider is enabled for routing.",
+                labels=["provider"],
+            ),
+            GaugeMetricFamily(
+                "fallback_health_consecutive_failures",
+                "Failed health checks in a row (0 when the last check passed).",
+                labels=["provider"],
+            ),
+        )
+
+    @staticmethod
+    def _fill(
+        state: GaugeMetricFamily, enabled: GaugeMetricFamily, streak: GaugeMetricFamily
+    ) -> None:
+        from ..models import BreakerState, Provider
+
+        rows = Provider.objects.in_priority_order().values_list(
+            "name", "enabled", "breaker__state", "health_schedule__consecutive_failures"
+        )
+        for name, is_enabled, current, failures in rows:
+            current = current or BreakerState.State.CLOSED
+            for choice in BreakerState.State.values:
+                state.add_metric([name, choice], 1.0 if choice == current else 0.0)
+            enabled.add_metric([name], 1.0 if is_enabled else 0.0)
+            streak.add_metric([name], float(failures or 0))
+
+
+class _Chain(Collector):
+    """Several collectors exposed as one (the process registry plus the database)."""
+
+    def __init__(self, *collectors: Collector | CollectorRegistry):
+        self._collectors = collectors
+
+    def collect(self) -> Iterator[Metric]:
+        for collector in self._collectors:
+            yield from collector.collect()
+
+
+# Kept under its historical name: the breaker-state gauge of /metrics.
+BREAKER_STATE = DatabaseCollector()
+
+
+def multiprocess_dir() -> str:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+
+
+def scrape_registry() -> CollectorRegistry:
+    """What `/metrics` exposes: every process's counters, plus the database gauges.
+
+    In multiprocess mode the per-process files are merged by a fresh
+    MultiProcessCollector (the global registry would only hold this process's
+    own values); otherwise this process's registry is the whole story.
+    """
+    registry = CollectorRegistry(auto_describe=False)
+    if multiprocess_dir():
+        MultiProcessCollector(registry)
+        registry.register(BREAKER_STATE)
+    else:
+        registry.register(_Chain(REGISTRY, BREAKER_STATE))
+    return registry

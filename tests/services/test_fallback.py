@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.db import OperationalError, connection
 
-from providers_app.models import BreakerState, FailoverEvent
+from providers_app.models import BreakerState, FailoverEvent, ProbeLease
 from providers_app.services import fallback
 from providers_app.services.clock import get_clock
 from tests.factories import provider_create
@@ -301,7 +301,7 @@ def test_client_leaving_a_probe_stream_returns_its_permit(providers, primary, fa
 
     state = _state(first)
     assert state.state == State.HALF_OPEN
-    assert state.probes_issued == 0
+    assert ProbeLease.objects.get(provider=first).outcome == "released"  # the slot is free
     primary.set_fault("ok")
     assert fallback.complete(HELLO).provider == "primary"  # the next request gets the probe
     assert _state(first).state == State.CLOSED

@@ -16,7 +16,7 @@ def test_an_echoed_key_never_reaches_events_state_or_logs(
     db, primary, secondary, monkeypatch, caplog
 ):
     monkeypatch.setenv("FB_TEST_OPENAI_KEY", SECRET)
-    first = provider_create(
+    provider_create(
         name="openai", kind="openai", base_url=primary.base_url,
         api_key_env="FB_TEST_OPENAI_KEY", priority=1, max_attempts=1,
     )  # fmt: skip

@@ -1,0 +1,44 @@
+"""The Celery app: configured from Django settings (CELERY_*), tasks autodiscovered.
+
+Run a worker with `celery -A fallbackproject worker` and beat with
+`celery -A fallbackproject beat` (the schedule lives in the database, see
+`manage.py setup_periodic_tasks`).
+"""
+
+import logging
+import os
+from pathlib import Path
+
+from celery import Celery
+from celery.signals import worker_process_shutdown
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fallbackproject.settings.local")
+
+logger = logging.getLogger(__name__)
+
+app = Celery("fallbackproject")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@app.on_after_configure.connect
+def _create_filesystem_broker_folders(sender: Celery, **kwargs) -> None:
+    """kombu's filesystem transport expects its folders to exist; every process
+    (web, worker, beat) may publish, so each makes sure they do."""
+    if not str(sender.conf.broker_url or "").startswith("filesystem://"):
+        return
+    options = sender.conf.broker_transport_options or {}
+    for key in ("data_folder_in", "data_folder_out", "control_folder", "processed_folder"):
+        if options.get(key):
+            Path(options[key]).mkdir(parents=True, exist_ok=True)
+
+
+@worker_process_shutdown.connect
+def _flush_counters_on_exit(**kwargs) -> None:
+    """A worker process that made calls leaves its buffered counters in the database."""
+    try:
+        from providers_app.services import counters
+
+        counters.flush_pending()
+    except Exception:  # shutting down: never block the exit
+        logger.exception("could not flush call counters at worker shutdown")

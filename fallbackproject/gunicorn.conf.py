@@ -1,0 +1,56 @@
+"""Gunicorn settings for production.
+
+Run: `gunicorn -c fallbackproject/gunicorn.conf.py fallbackproject.wsgi`.
+
+Command-line flags override these (e.g. `-b 0.0.0.0:8000 -w 4`). When
+PROMETHEUS_MULTIPROC_DIR is set, every worker writes its metrics there and
+`/metrics` adds them up; the hooks below keep that folder truthful.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+from prometheus_client import multiprocess
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Above FALLBACK_DEADLINE_S (45 s): a request runs out of providers before the
+# worker is killed, so the caller gets a 503 with reasons, not a dropped socket.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = 30
+keepalive = 5
+accesslog = "-"
+# Recycle workers now and then; counters survive it (their files stay summed).
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
+max_requests_jitter = 200
+
+
+def on_starting(server) -> None:
+    """Files left by an earlier run would be added to this run's metrics: empty the folder."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        return
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    for child in path.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def worker_exit(server, worker) -> None:
+    """Buffered call counters of the exiting worker reach the database."""
+    try:
+        from providers_app.services import counters
+
+        counters.flush_pending()
+    except Exception:  # the app may not have loaded; never block the exit
+        server.log.exception("could not flush call counters of worker %s", worker.pid)
+
+
+def child_exit(server, worker) -> None:
+    """Live gauges of a dead worker stop counting (its counters stay summed)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)

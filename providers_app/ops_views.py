@@ -1,0 +1,44 @@
+"""Operations surfaces: `GET /metrics` (Prometheus text) and the admin's failover dashboard."""
+
+from django.contrib.admin import AdminSite
+from django.db.models.options import Options
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+from prometheus_client.exposition import choose_encoder
+
+from .services import metrics as metrics_service
+from .services.dashboard import DEFAULT_RANGE, RANGES, dashboard_build
+
+RANGE_LABELS = {"24h": "Last 24 hours", "7d": "Last 7 days"}
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Every process's counters (multiprocess mode under gunicorn) plus the breaker
+    gauges read from the database. Restrict it at the proxy: it names providers."""
+    # Prometheus text by default; OpenMetrics when the scraper asks for it.
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return HttpResponse(encoder(metrics_service.scrape_registry()), content_type=content_type)
+
+
+def dashboard_page(
+    request: HttpRequest, *, admin_site: AdminSite, opts: Options
+) -> TemplateResponse:
+    """Charts of the last 24 hours or 7 days (`?range=7d`), rendered as inline SVG."""
+    range_key = request.GET.get("range", DEFAULT_RANGE)
+    if range_key not in RANGES:
+        range_key = DEFAULT_RANGE
+    dashboard = dashboard_build(range_key=range_key)
+    context = {
+        **admin_site.each_context(request),
+        "title": "Failover dashboard",
+        "opts": opts,
+        "dashboard": dashboard,
+        "range_key": range_key,
+        "ranges": [(key, RANGE_LABELS.get(key, key)) for key in RANGES],
+        "events_url": reverse(f"{admin_site.name}:providers_app_failoverevent_changelist"),
+        "providers_url": reverse(f"{admin_site.name}:providers_app_provider_changelist"),
+    }
+    return TemplateResponse(request, "admin/providers_app/dashboard.html", context)
