@@ -24,7 +24,7 @@ from django.db.models import F, Q
 
 from ..adapters.errors import ProviderError
 from ..conf import get_setting
-from ..models import BreakerState, FailoverEvent, ProbeLease
+from ..models import BreakerState, FailoverEvent, ProbeLease, Provider
 from ..selectors import RouteEntry, route_entry_for
 from . import counters, metrics
 from .clock import get_clock
@@ -459,7 +459,10 @@ def _transition(
             actor=actor,
         )
         routing_changed()
-    metrics.TRANSITIONS.labels(provider=str(provider_id), to_state=to_state).inc()
+    # Transitions are rare, so naming the provider (as every other metric does)
+    # is worth the extra read.
+    name = Provider.objects.filter(pk=provider_id).values_list("name", flat=True).first()
+    metrics.TRANSITIONS.labels(provider=name or str(provider_id), to_state=to_state).inc()
     logger.warning(
         "breaker transition provider=%s from=%s to=%s reason=%s generation=%s",
         provider_id, from_state, to_state, reason, generation + 1,
