@@ -12,6 +12,7 @@ With a local upstream that answers at once, it measures (median and p99 over
 
 Each database runs in its own process (Django reads its settings once). Arms are
 interleaved call by call so the machine's noise hits them alike. Prints a table.
+`FALLBACK_ROUTING_CACHE_S=1 bench/overhead.py` measures with the routing cache on.
 """
 
 import argparse
@@ -53,6 +54,7 @@ def _measure(database_url: str, requests: int, rounds: int) -> dict:
     from providers_app.selectors import route_entry_for
     from providers_app.services import fallback
     from providers_app.services.adapter_pool import adapter_for_entry
+    from providers_app.services.routing import routing_changed
     from providers_app.simulator.server import UpstreamSimulator
 
     call_command("migrate", verbosity=0)
@@ -77,6 +79,11 @@ def _measure(database_url: str, requests: int, rounds: int) -> dict:
         def set_blocked(state: str, enabled: bool = True) -> None:
             Provider.objects.filter(pk=blocked.pk).update(enabled=enabled)
             BreakerState.objects.filter(pk=blocked.pk).update(state=state, open_until=far)
+            routing_changed()  # bulk updates skip the signals that would say so
+
+        def set_all(state: str, open_until) -> None:
+            BreakerState.objects.update(state=state, open_until=open_until)
+            routing_changed()
 
         def all_open() -> None:
             try:
@@ -106,10 +113,10 @@ def _measure(database_url: str, requests: int, rounds: int) -> dict:
             results["skip"].append(_difference(with_open, without))
 
             # Every provider open: fail fast.
-            BreakerState.objects.update(state="open", open_until=far)
+            set_all("open", far)
             failing = [timed(all_open) for _ in range(requests)]
             results["all_open"].append((statistics.median(failing), _percentile(failing, 0.99)))
-            BreakerState.objects.update(state="closed", open_until=None)
+            set_all("closed", None)
         return {
             name: {
                 "median_ms": statistics.median(m for m, _ in rows),

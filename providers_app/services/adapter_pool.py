@@ -6,7 +6,6 @@ a rotated key takes effect on the next request.
 """
 
 import hashlib
-import json
 import os
 import threading
 
@@ -34,7 +33,7 @@ def adapter_for_entry(entry: RouteEntry) -> ProviderAdapter:
         entry.name,
         entry.base_url,
         entry.model,
-        json.dumps(entry.extra, sort_keys=True),
+        entry.extra,  # compared by value: a fresh dict per snapshot
         # A digest, so the pool key holds no secret if it is ever logged.
         hashlib.sha256((api_key or "").encode()).hexdigest(),
     )
