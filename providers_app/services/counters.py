@@ -6,6 +6,7 @@ written at most every FALLBACK_COUNTER_FLUSH_S. Anything that can trip a breaker
 window the breaker reads includes everything this process has seen.
 """
 
+import atexit
 import logging
 import os
 import threading
@@ -88,6 +89,18 @@ def flush_pending() -> None:
         with _lock:
             for key, increments in failed.items():
                 _pending[key].update(increments)
+
+
+def _flush_at_exit() -> None:
+    """Short-lived processes (commands, scripts) would otherwise lose their
+    buffered successes; gunicorn workers also flush from the server hook."""
+    try:
+        flush_pending()
+    except Exception:  # the interpreter is going away; nothing to report to
+        logger.debug("counter flush at exit failed", exc_info=True)
+
+
+atexit.register(_flush_at_exit)
 
 
 def discard_pending() -> None:
