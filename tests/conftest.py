@@ -23,3 +23,14 @@ def make_provider(db):
     from tests.factories import provider_create
 
     return provider_create
+
+
+@pytest.fixture
+def fake_clock():
+    """A clock the test steps; the failover layer reads time only through it."""
+    from providers_app.services.clock import FakeClock, set_clock
+
+    clock = FakeClock()
+    previous = set_clock(clock)
+    yield clock
+    set_clock(previous)

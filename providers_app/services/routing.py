@@ -51,6 +51,13 @@ def routing_snapshot() -> list[RouteEntry]:
     return entries
 
 
+def routing_snapshot_forget() -> None:
+    """Drop the remembered snapshot (tests, and processes that fork)."""
+    global _last, _last_token
+    with _lock:
+        _last, _last_token = None, None
+
+
 def routing_changed() -> None:
     """Bump the change token once the current transaction commits."""
     transaction.on_commit(_bump_change_token)

@@ -6,11 +6,9 @@ each gets local simulated upstreams, providers on them and a client key.
 
 import pytest
 
-from providers_app.services import counters, routing
-from providers_app.services.adapter_pool import adapter_pool_clear
 from providers_app.services.client_keys import client_key_create
-from providers_app.services.events import all_failed_events
 from providers_app.simulator.server import UpstreamSimulator
+from providers_app.testing import process_state_reset
 from tests.factories import provider_create
 
 __all__ = [
@@ -34,12 +32,9 @@ def _fresh_engine_state(settings):
     """Each test starts like a new worker: nothing buffered or cached, no waits."""
     settings.FALLBACK_BACKOFF_BASE_S = 0.001
     settings.FALLBACK_BACKOFF_MAX_S = 0.001
-    counters.discard_pending()
-    all_failed_events.reset()
-    routing._last = None
+    process_state_reset()
     yield
-    counters.discard_pending()
-    adapter_pool_clear()
+    process_state_reset()
 
 
 @pytest.fixture(scope="session")

@@ -11,10 +11,8 @@ of every test in the module. They survive pytest-django's flush after each
 
 import pytest
 
-from providers_app.services import counters, routing
-from providers_app.services.adapter_pool import adapter_pool_clear
-from providers_app.services.events import all_failed_events
 from providers_app.simulator.server import UpstreamSimulator
+from providers_app.testing import process_state_reset
 from tests.factories import provider_create
 
 from .procs import WorkerPool, child_env
@@ -39,12 +37,9 @@ def postgresql_only():
 @pytest.fixture
 def fresh_process_state():
     """The test process also calls complete(): start it with nothing buffered or cached."""
-    counters.discard_pending()
-    all_failed_events.reset()
-    routing._last = None
+    process_state_reset()
     yield
-    counters.discard_pending()
-    adapter_pool_clear()
+    process_state_reset()
 
 
 @pytest.fixture(scope="module")

@@ -126,12 +126,9 @@ def worker_main(index: int, env: dict[str, str], barriers: dict, commands, resul
 
 def _forget_process_state() -> None:
     """Start each round like a fresh web worker: nothing buffered or cached."""
-    from providers_app.services import counters, routing
-    from providers_app.services.events import all_failed_events
+    from providers_app.testing import process_state_reset
 
-    counters.discard_pending()
-    all_failed_events.reset()
-    routing._last = None
+    process_state_reset()
 
 
 def _run_burst(burst: Burst, barriers: dict) -> list[Outcome]:

@@ -8,7 +8,6 @@ from tests.tasks.conftest import (  # noqa: F401  (fixtures, re-exported for pyt
     _upstreams,
     alpha,
     beta,
-    fake_clock,
     on_upstream,
     upstreams,
 )

@@ -2,31 +2,17 @@
 
 import pytest
 
-from providers_app.services import counters, routing
-from providers_app.services.adapter_pool import adapter_pool_clear
-from providers_app.services.clock import FakeClock, set_clock
-from providers_app.services.events import all_failed_events
 from providers_app.simulator.server import UpstreamSimulator
+from providers_app.testing import process_state_reset
 from tests.factories import provider_create
 
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state():
     """Each test starts like a new worker process: nothing buffered or cached."""
-    counters.discard_pending()
-    all_failed_events.reset()
-    routing._last = None
+    process_state_reset()
     yield
-    counters.discard_pending()
-    adapter_pool_clear()
-
-
-@pytest.fixture
-def fake_clock():
-    clock = FakeClock()
-    previous = set_clock(clock)
-    yield clock
-    set_clock(previous)
+    process_state_reset()
 
 
 @pytest.fixture(scope="session")
