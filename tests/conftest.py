@@ -34,3 +34,27 @@ def fake_clock():
     previous = set_clock(clock)
     yield clock
     set_clock(previous)
+
+
+@pytest.fixture(scope="session")
+def _simulators():
+    """Two local fault-injecting upstreams for the whole run (they start in ms)."""
+    from providers_app.simulator.server import UpstreamSimulator
+
+    with UpstreamSimulator("primary") as primary, UpstreamSimulator("secondary") as secondary:
+        yield primary, secondary
+
+
+@pytest.fixture
+def primary(_simulators):
+    """The first upstream, answering normally and with zeroed counters."""
+    _simulators[0].reset()
+    yield _simulators[0]
+    _simulators[0].reset()
+
+
+@pytest.fixture
+def secondary(_simulators):
+    _simulators[1].reset()
+    yield _simulators[1]
+    _simulators[1].reset()

@@ -7,7 +7,6 @@ each gets local simulated upstreams, providers on them and a client key.
 import pytest
 
 from providers_app.services.client_keys import client_key_create
-from providers_app.simulator.server import UpstreamSimulator
 from providers_app.testing import process_state_reset
 from tests.factories import provider_create
 
@@ -15,12 +14,9 @@ __all__ = [
     "PRIMARY_MODEL",
     "SECONDARY_MODEL",
     "_fresh_engine_state",
-    "_simulators",
     "api_key",
     "auth",
-    "primary",
     "providers",
-    "secondary",
 ]
 
 PRIMARY_MODEL = "gpt-primary"
@@ -35,28 +31,6 @@ def _fresh_engine_state(settings):
     process_state_reset()
     yield
     process_state_reset()
-
-
-@pytest.fixture(scope="session")
-def _simulators():
-    with UpstreamSimulator("primary") as primary, UpstreamSimulator("secondary") as secondary:
-        yield primary, secondary
-
-
-@pytest.fixture
-def primary(_simulators):
-    simulator = _simulators[0]
-    simulator.reset()
-    yield simulator
-    simulator.reset()
-
-
-@pytest.fixture
-def secondary(_simulators):
-    simulator = _simulators[1]
-    simulator.reset()
-    yield simulator
-    simulator.reset()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ of every test in the module. They survive pytest-django's flush after each
 
 import pytest
 
-from providers_app.simulator.server import UpstreamSimulator
 from providers_app.testing import process_state_reset
 from tests.factories import provider_create
 
@@ -54,28 +53,6 @@ def worker_env(postgresql_only, django_db_setup):
 def worker_pool(postgresql_only, worker_env):
     with WorkerPool(POOL_SIZE, worker_env(), BARRIER_SIZES) as pool:
         yield pool
-
-
-@pytest.fixture(scope="module")
-def _simulators():
-    with UpstreamSimulator("primary") as primary, UpstreamSimulator("secondary") as secondary:
-        yield primary, secondary
-
-
-@pytest.fixture
-def primary(_simulators):
-    simulator = _simulators[0]
-    simulator.reset()
-    yield simulator
-    simulator.reset()
-
-
-@pytest.fixture
-def secondary(_simulators):
-    simulator = _simulators[1]
-    simulator.reset()
-    yield simulator
-    simulator.reset()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 import pytest
 
-from providers_app.simulator.server import UpstreamSimulator
 from providers_app.testing import process_state_reset
 from tests.factories import provider_create
 
@@ -13,32 +12,6 @@ def _fresh_process_state():
     process_state_reset()
     yield
     process_state_reset()
-
-
-@pytest.fixture(scope="session")
-def _simulators():
-    with UpstreamSimulator("primary") as primary, UpstreamSimulator("secondary") as secondary:
-        yield primary, secondary
-
-
-@pytest.fixture
-def upstreams(_simulators):
-    primary, secondary = _simulators
-    primary.reset()
-    secondary.reset()
-    yield primary, secondary
-    primary.reset()
-    secondary.reset()
-
-
-@pytest.fixture
-def primary(upstreams):
-    return upstreams[0]
-
-
-@pytest.fixture
-def secondary(upstreams):
-    return upstreams[1]
 
 
 @pytest.fixture
