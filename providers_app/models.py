@@ -299,21 +299,29 @@ class ProbeLease(models.Model):
         return f"probe {self.provider_id}/{self.generation}/{self.slot}"
 
 
-class CallBucket(models.Model):
+class CallCounters(models.Model):
+    """The counters one provider's calls add up to, per second or per hour."""
+
+    first_attempts = models.PositiveIntegerField("first attempts", default=0)
+    retries = models.PositiveIntegerField("retries", default=0)
+    successes = models.PositiveIntegerField("successes", default=0)
+    failures = models.PositiveIntegerField("failures", default=0)
+    slow_calls = models.PositiveIntegerField("slow calls", default=0)
+    rate_limited = models.PositiveIntegerField("rate limited", default=0)
+    not_permitted = models.PositiveIntegerField("not permitted", default=0)
+    budget_refusals = models.PositiveIntegerField("retry-budget refusals", default=0)
+    latency_ms_sum = models.FloatField("latency sum (ms)", default=0)
+
+    class Meta:
+        abstract = True
+
+
+class CallBucket(CallCounters):
     """Call counters of one provider for one second, sharded by process to avoid a hot row."""
 
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="call_buckets")
     bucket_start = models.DateTimeField("bucket start")
     shard = models.PositiveSmallIntegerField("shard", default=0)
-    first_attempts = models.PositiveIntegerField(default=0)
-    retries = models.PositiveIntegerField(default=0)
-    successes = models.PositiveIntegerField(default=0)
-    failures = models.PositiveIntegerField(default=0)
-    slow_calls = models.PositiveIntegerField(default=0)
-    rate_limited = models.PositiveIntegerField(default=0)
-    not_permitted = models.PositiveIntegerField(default=0)
-    budget_refusals = models.PositiveIntegerField(default=0)
-    latency_ms_sum = models.FloatField(default=0)
 
     class Meta:
         constraints = [
@@ -440,7 +448,7 @@ class ClientKey(models.Model):
         return self.revoked_at is None
 
 
-class CallRollup(models.Model):
+class CallRollup(CallCounters):
     """Call counters of one provider for one hour, rolled up from CallBucket for charts.
 
     `latency_histogram` maps a bucket's upper bound in milliseconds ("250",
@@ -450,15 +458,6 @@ class CallRollup(models.Model):
 
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="call_rollups")
     hour = models.DateTimeField("hour", help_text="The start of the hour (UTC).")
-    first_attempts = models.PositiveIntegerField("first attempts", default=0)
-    retries = models.PositiveIntegerField("retries", default=0)
-    successes = models.PositiveIntegerField("successes", default=0)
-    failures = models.PositiveIntegerField("failures", default=0)
-    slow_calls = models.PositiveIntegerField("slow calls", default=0)
-    rate_limited = models.PositiveIntegerField("rate limited", default=0)
-    not_permitted = models.PositiveIntegerField("not permitted", default=0)
-    budget_refusals = models.PositiveIntegerField("retry-budget refusals", default=0)
-    latency_ms_sum = models.FloatField("latency sum (ms)", default=0)
     latency_histogram = models.JSONField(
         "latency histogram",
         default=dict,

@@ -39,16 +39,7 @@ FINAL_GRACE = timedelta(minutes=5)
 # Hourly rows back the 7-day charts: keep them at least that long.
 MIN_ROLLUP_RETENTION_DAYS = 7
 
-COUNT_FIELDS = (
-    "first_attempts",
-    "retries",
-    "successes",
-    "failures",
-    "slow_calls",
-    "rate_limited",
-    "not_permitted",
-    "budget_refusals",
-)
+COUNT_FIELDS = tuple(name for name in counters.FIELDS if name != "latency_ms_sum")
 
 
 @dataclass(frozen=True)
