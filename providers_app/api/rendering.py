@@ -41,14 +41,13 @@ def usage(input_tokens: int | None, output_tokens: int | None) -> dict[str, int]
     }
 
 
-def fallback_headers(
-    *, provider: str, attempts: int, failovers: int, request_id: str
-) -> dict[str, str]:
+def fallback_headers(outcome: ChatCompletion | ChatStream) -> dict[str, str]:
+    """Who answered and how: a completion and a committed stream both know it."""
     return {
-        "X-Fallback-Provider": provider,
-        "X-Fallback-Attempts": str(attempts),
-        "X-Fallback-Failovers": str(failovers),
-        "X-Request-Id": request_id,
+        "X-Fallback-Provider": outcome.provider,
+        "X-Fallback-Attempts": str(outcome.attempts),
+        "X-Fallback-Failovers": str(outcome.failovers),
+        "X-Request-Id": outcome.request_id,
     }
 
 

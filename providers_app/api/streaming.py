@@ -173,11 +173,6 @@ def streaming_response(
     response = StreamingHttpResponse(StreamBody(events, stream), content_type=content_type)
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx would otherwise hold the chunks back
-    for name, value in fallback_headers(
-        provider=stream.provider,
-        attempts=stream.attempts,
-        failovers=stream.failovers,
-        request_id=stream.request_id,
-    ).items():
+    for name, value in fallback_headers(stream).items():
         response[name] = value
     return response

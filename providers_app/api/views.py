@@ -38,12 +38,7 @@ def chat_completions(request: HttpRequest) -> HttpResponse:
             content_type="text/event-stream; charset=utf-8",
         )
     response = JsonResponse(completion_body(outcome))
-    for name, value in fallback_headers(
-        provider=outcome.provider,
-        attempts=outcome.attempts,
-        failovers=outcome.failovers,
-        request_id=outcome.request_id,
-    ).items():
+    for name, value in fallback_headers(outcome).items():
         response[name] = value
     return response
 

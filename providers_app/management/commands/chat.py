@@ -48,14 +48,7 @@ class Command(BaseCommand):
     def _complete(self, messages: list[dict], kwargs: dict) -> None:
         result = fallback.complete(messages, **kwargs)
         self.stdout.write(result.text)
-        self._summary(
-            provider=result.provider,
-            model=result.model,
-            attempts=result.attempts,
-            failovers=result.failovers,
-            failures=result.failures,
-            request_id=result.request_id,
-        )
+        self._summary(result)
 
     def _stream(self, messages: list[dict], kwargs: dict) -> None:
         stream = fallback.stream(messages, **kwargs)
@@ -72,32 +65,16 @@ class Command(BaseCommand):
         finally:
             stream.close()  # a no-op unless the loop stopped early (Ctrl-C)
         self.stdout.write("")
-        self._summary(
-            provider=stream.provider,
-            model=stream.model,
-            attempts=stream.attempts,
-            failovers=stream.failovers,
-            failures=stream.failures,
-            request_id=stream.request_id,
-        )
+        self._summary(stream)
 
-    def _summary(
-        self,
-        *,
-        provider: str,
-        model: str,
-        attempts: int,
-        failovers: int,
-        failures: tuple,
-        request_id: str,
-    ) -> None:
+    def _summary(self, outcome: "fallback.ChatCompletion | fallback.ChatStream") -> None:
         line = (
-            f"-- provider: {provider} (model {model}) · attempts: {attempts} · "
-            f"failovers: {failovers}"
+            f"-- provider: {outcome.provider} (model {outcome.model}) · "
+            f"attempts: {outcome.attempts} · failovers: {outcome.failovers}"
         )
-        if failures:
-            line += " · failed: " + ", ".join(_reason(f) for f in failures)
-        self.stdout.write(self.style.SUCCESS(line + f" · request {request_id}"))
+        if outcome.failures:
+            line += " · failed: " + ", ".join(_reason(f) for f in outcome.failures)
+        self.stdout.write(self.style.SUCCESS(line + f" · request {outcome.request_id}"))
 
 
 def _reason(reason: fallback.ProviderReason) -> str:
