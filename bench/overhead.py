@@ -50,11 +50,11 @@ def _measure(database_url: str, requests: int, rounds: int) -> dict:
     from django.utils import timezone
 
     from providers_app.adapters.schema import ChatRequest, Message
+    from providers_app.engine import fallback
+    from providers_app.engine.adapter_pool import adapter_for_entry
+    from providers_app.engine.routing import routing_changed
     from providers_app.models import BreakerState, Provider
     from providers_app.selectors import route_entry_for
-    from providers_app.services import fallback
-    from providers_app.services.adapter_pool import adapter_for_entry
-    from providers_app.services.routing import routing_changed
     from providers_app.simulator.server import UpstreamSimulator
 
     call_command("migrate", verbosity=0)

@@ -37,7 +37,7 @@ def _create_filesystem_broker_folders(sender: Celery, **kwargs) -> None:
 def _flush_counters_on_exit(**kwargs) -> None:
     """A worker process that made calls leaves its buffered counters in the database."""
     try:
-        from providers_app.services import counters
+        from providers_app.engine import counters
 
         counters.flush_pending()
     except Exception:  # shutting down: never block the exit

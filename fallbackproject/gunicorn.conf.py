@@ -43,7 +43,7 @@ def on_starting(server) -> None:
 def worker_exit(server, worker) -> None:
     """Buffered call counters of the exiting worker reach the database."""
     try:
-        from providers_app.services import counters
+        from providers_app.engine import counters
 
         counters.flush_pending()
     except Exception:  # the app may not have loaded; never block the exit

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 from prometheus_client.exposition import choose_encoder
 
-from .services import metrics as metrics_service
+from .engine import metrics as metrics_service
 from .services.dashboard import DEFAULT_RANGE, RANGES, dashboard_build
 
 RANGE_LABELS = {"24h": "Last 24 hours", "7d": "Last 7 days"}

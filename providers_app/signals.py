@@ -3,9 +3,9 @@
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from .engine.routing import routing_changed
 from .models import Provider
 from .services.providers import provider_state_rows_create
-from .services.routing import routing_changed
 
 
 @receiver(post_save, sender=Provider, dispatch_uid="provider_saved")

@@ -4,9 +4,9 @@
 def process_state_reset() -> None:
     """Make this process look freshly started: no buffered counters, no coalesced
     all-failed events, no remembered routing snapshot, no pooled adapters."""
-    from .services import counters, routing
-    from .services.adapter_pool import adapter_pool_clear
-    from .services.events import all_failed_events
+    from .engine import counters, routing
+    from .engine.adapter_pool import adapter_pool_clear
+    from .engine.events import all_failed_events
 
     counters.discard_pending()
     all_failed_events.reset()

@@ -15,7 +15,7 @@ from .api.errors import ApiError, api_error_for, json_errors
 from .api.parsing import load_json_object, parse_messages, read_body
 from .api.streaming import chat_page_ndjson, streaming_response
 from .conf import get_setting
-from .services import fallback
+from .engine import fallback
 
 CHAT_LOGIN_URL = "chat-login"
 

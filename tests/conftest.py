@@ -28,7 +28,7 @@ def make_provider(db):
 @pytest.fixture
 def fake_clock():
     """A clock the test steps; the failover layer reads time only through it."""
-    from providers_app.services.clock import FakeClock, set_clock
+    from providers_app.engine.clock import FakeClock, set_clock
 
     clock = FakeClock()
     previous = set_clock(clock)

@@ -5,8 +5,8 @@ import json
 import pytest
 from django.urls import reverse
 
+from providers_app.engine.routing import routing_snapshot
 from providers_app.models import FailoverEvent, Provider
-from providers_app.services.routing import routing_snapshot
 
 REORDER_URL = "admin:providers_app_provider_sortable_update"
 

@@ -16,7 +16,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from ..adapters.errors import Category
-from ..services.fallback import AllProvidersFailed, FallbackError, RequestFailed, StreamInterrupted
+from ..engine.fallback import AllProvidersFailed, FallbackError, RequestFailed, StreamInterrupted
 
 logger = logging.getLogger("providers_app.api")
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from ..services.fallback import ChatCompletion, ChatStream
+from ..engine.fallback import ChatCompletion, ChatStream
 
 # The engine's normalised finish reasons that OpenAI's vocabulary lacks.
 _FINISH_REASONS = {"other": "stop"}

@@ -8,8 +8,8 @@ from typing import Any
 
 from django.db.models import Sum
 
+from ..engine.clock import get_clock
 from ..models import CallBucket, Provider
-from ..services.clock import get_clock
 
 STATUS_WINDOW = timedelta(minutes=5)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 
-from ..services.fallback import ChatStream, StreamChunk, StreamInterrupted
+from ..engine.fallback import ChatStream, StreamChunk, StreamInterrupted
 from .errors import stream_error_payload
 from .rendering import ChunkBuilder, fallback_headers, finish_reason, usage
 

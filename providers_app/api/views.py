@@ -9,8 +9,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from ..conf import get_setting
-from ..services import fallback
-from ..services.clock import get_clock
+from ..engine import fallback
+from ..engine.clock import get_clock
 from .auth import require_client_key, require_staff_or_client_key
 from .errors import ApiError, api_error_for, json_errors
 from .parsing import load_json_object, parse_chat_request, read_body, request_id_from

@@ -1,1 +1,2 @@
-"""Services: the only code that changes state or calls providers."""
+"""Operator and background writes: providers import/export/priorities, client keys,
+health checks, housekeeping. The per-request path lives in ``engine``."""

@@ -26,8 +26,8 @@ from datetime import UTC, datetime, timedelta
 from django.db.models import Q, Sum
 from django.db.models.functions import TruncHour
 
+from ..engine.clock import get_clock
 from ..models import BreakerState, CallRollup, FailoverEvent, Provider
-from .clock import get_clock
 from .housekeeping import INF, LATENCY_BOUNDS_MS, hour_of
 
 Kind = FailoverEvent.Kind

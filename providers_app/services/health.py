@@ -34,6 +34,12 @@ from django.db.models import Q, Sum
 from ..adapters.errors import POLICY, Category
 from ..adapters.redaction import scrub_secrets
 from ..conf import get_setting
+from ..engine import counters, metrics
+from ..engine.breaker import breaker_open_for_health, breaker_probe_sooner
+from ..engine.clock import get_clock
+from ..engine.counters import bucket_of
+from ..engine.events import failover_event_record
+from ..engine.fallback import ProbeOutcome, provider_probe
 from ..models import (
     BreakerState,
     CallBucket,
@@ -42,12 +48,6 @@ from ..models import (
     HealthCheckSchedule,
     Provider,
 )
-from . import counters, metrics
-from .breaker import breaker_open_for_health, breaker_probe_sooner
-from .clock import get_clock
-from .counters import bucket_of
-from .events import failover_event_record
-from .fallback import ProbeOutcome, provider_probe
 
 logger = logging.getLogger("providers_app.health")
 

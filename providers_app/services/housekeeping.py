@@ -23,9 +23,9 @@ from datetime import UTC, datetime, timedelta
 from django.db import IntegrityError, transaction
 
 from ..conf import get_setting
+from ..engine import counters
+from ..engine.clock import get_clock
 from ..models import CallBucket, CallRollup, FailoverEvent, HealthCheckResult
-from . import counters
-from .clock import get_clock
 
 logger = logging.getLogger("providers_app.housekeeping")
 

@@ -13,11 +13,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..engine import breaker
+from ..engine.clock import get_clock
+from ..engine.events import failover_event_record
+from ..engine.routing import routing_changed
 from ..models import FailoverEvent, Provider
-from . import breaker, health
-from .clock import get_clock
-from .events import failover_event_record
-from .routing import routing_changed
+from . import health
 
 logger = logging.getLogger("providers_app.operator")
 

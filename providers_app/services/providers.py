@@ -8,9 +8,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 
+from ..engine.routing import routing_changed
 from ..models import BreakerState, HealthCheckSchedule, Provider
 from ..selectors import BREAKER_OVERRIDE_FIELDS
-from .routing import routing_changed
 
 EXPORT_VERSION = 1
 # Everything an operator configures; ids, timestamps and state are not configuration.

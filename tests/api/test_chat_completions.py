@@ -9,8 +9,8 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
+from providers_app.engine import fallback
 from providers_app.models import BreakerState, ClientKey
-from providers_app.services import fallback
 from providers_app.services.client_keys import (
     client_key_authenticate as authenticate,
 )

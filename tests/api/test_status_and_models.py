@@ -6,8 +6,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from providers_app.engine import counters, fallback
 from providers_app.models import CallBucket
-from providers_app.services import counters, fallback
 from tests.factories import provider_create
 
 HELLO = [{"role": "user", "content": "Say hello."}]

@@ -103,7 +103,7 @@ def worker_main(index: int, env: dict[str, str], barriers: dict, commands, resul
         django.setup()
         from django.db import close_old_connections, connections
 
-        import providers_app.services.fallback  # noqa: F401  (not on the first round's clock)
+        import providers_app.engine.fallback  # noqa: F401  (not on the first round's clock)
     except BaseException:
         results.put((index, 0, [], traceback.format_exc()))
         raise
@@ -187,7 +187,7 @@ def _run_burst(burst: Burst, barriers: dict) -> list[Outcome]:
 
 
 def _one_call() -> Outcome:
-    from providers_app.services import fallback
+    from providers_app.engine import fallback
 
     started = time.time()
     try:

@@ -20,8 +20,8 @@ from datetime import timedelta
 
 import pytest
 
+from providers_app.engine.clock import get_clock
 from providers_app.models import BreakerState, CallBucket, FailoverEvent, ProbeLease
-from providers_app.services.clock import get_clock
 
 from .procs import Burst, Outcome, WorkerPool
 

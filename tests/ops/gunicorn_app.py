@@ -16,7 +16,7 @@ django_application = get_wsgi_application()
 def application(environ, start_response):
     if environ.get("PATH_INFO") != "/_test/work":
         return django_application(environ, start_response)
-    from providers_app.services import metrics
+    from providers_app.engine import metrics
 
     query = parse_qs(environ.get("QUERY_STRING", ""))
     time.sleep(float(query.get("sleep", ["0"])[0]))  # keep this worker busy

@@ -8,9 +8,9 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.urls import reverse
 from django.utils import timezone
 
+from providers_app.engine.breaker import breaker_open_for_health
+from providers_app.engine.routing import routing_snapshot
 from providers_app.models import BreakerState, FailoverEvent, HealthCheckResult, Provider
-from providers_app.services.breaker import breaker_open_for_health
-from providers_app.services.routing import routing_snapshot
 
 State = BreakerState.State
 CHANGELIST = "admin:providers_app_provider_changelist"

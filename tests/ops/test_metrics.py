@@ -7,9 +7,10 @@ import pytest
 from django.db import DatabaseError
 from prometheus_client.parser import text_string_to_metric_families
 
-from providers_app.services import fallback, health
-from providers_app.services.breaker import breaker_force_open
-from providers_app.services.metrics import DatabaseCollector
+from providers_app.engine import fallback
+from providers_app.engine.breaker import breaker_force_open
+from providers_app.engine.metrics import DatabaseCollector
+from providers_app.services import health
 
 HELLO = [{"role": "user", "content": "Say hello."}]
 

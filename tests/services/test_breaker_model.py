@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from providers_app.adapters.errors import Category, ProviderError
+from providers_app.engine import breaker, counters
+from providers_app.engine.breaker import Permit
+from providers_app.engine.clock import FakeClock, set_clock
 from providers_app.models import BreakerState, Provider
 from providers_app.selectors import route_entry_for
-from providers_app.services import breaker, counters
-from providers_app.services.breaker import Permit
-from providers_app.services.clock import FakeClock, set_clock
 
 ATTEMPT_TIMEOUT_S = 5.0
 LEASE_S = ATTEMPT_TIMEOUT_S + 5.0

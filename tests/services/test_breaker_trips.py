@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import pytest
 
+from providers_app.engine import fallback
+from providers_app.engine.breaker import Denial, Permit, breaker_acquire
+from providers_app.engine.counters import bucket_of
 from providers_app.models import BreakerState, FailoverEvent, ProbeLease
 from providers_app.selectors import route_entry_for
-from providers_app.services import fallback
-from providers_app.services.breaker import Denial, Permit, breaker_acquire
-from providers_app.services.counters import bucket_of
 
 from .conftest import HELLO
 

@@ -4,8 +4,8 @@ from unittest import mock
 
 from django.db import OperationalError
 
+from providers_app.engine import counters
 from providers_app.models import CallBucket
-from providers_app.services import counters
 
 
 def test_successes_are_buffered_until_flushed_at_exit(make_provider):

@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 from django.db import OperationalError, connection
 
+from providers_app.engine import fallback
+from providers_app.engine.clock import get_clock
 from providers_app.models import BreakerState, FailoverEvent, ProbeLease
-from providers_app.services import fallback
-from providers_app.services.clock import get_clock
 from tests.factories import provider_create
 
 from .conftest import HELLO

@@ -2,9 +2,9 @@
 
 import logging
 
+from providers_app.engine import fallback
+from providers_app.engine.routing import routing_snapshot
 from providers_app.models import BreakerState, FailoverEvent
-from providers_app.services import fallback
-from providers_app.services.routing import routing_snapshot
 from tests.factories import provider_create
 
 from .conftest import HELLO

@@ -13,6 +13,8 @@ import pytest
 from django.db import connection
 
 from providers_app import tasks
+from providers_app.engine.breaker import breaker_force_open, breaker_open_for_health
+from providers_app.engine.counters import bucket_of
 from providers_app.models import (
     BreakerState,
     CallBucket,
@@ -21,8 +23,6 @@ from providers_app.models import (
     HealthCheckSchedule,
 )
 from providers_app.services import health
-from providers_app.services.breaker import breaker_force_open, breaker_open_for_health
-from providers_app.services.counters import bucket_of
 
 State = BreakerState.State
 Kind = FailoverEvent.Kind

@@ -5,8 +5,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from providers_app import tasks
+from providers_app.engine import counters
 from providers_app.models import CallBucket, CallRollup, FailoverEvent, HealthCheckResult
-from providers_app.services import counters, housekeeping
+from providers_app.services import housekeeping
 
 NOW = datetime(2026, 1, 10, 12, 30, tzinfo=UTC)
 

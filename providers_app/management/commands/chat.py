@@ -4,7 +4,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from providers_app.services import fallback
+from providers_app.engine import fallback
 
 
 class Command(BaseCommand):
