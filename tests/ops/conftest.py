@@ -3,7 +3,7 @@ signed-in admin users."""
 
 import pytest
 
-from tests.tasks.conftest import (  # noqa: F401  (fixtures, re-exported for pytest)
+from tests.services.conftest import (  # noqa: F401  (fixtures, re-exported for pytest)
     _fresh_process_state,
     _upstreams,
     alpha,

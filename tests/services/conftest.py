@@ -1,37 +1,56 @@
-"""Fixtures for the engine: local fault-injecting upstreams, providers on them, a clock."""
+"""Fixtures for health checks and housekeeping: providers on local fault-injecting upstreams,
+a fake clock, and each test starting like a fresh worker process."""
 
 import pytest
 
+from providers_app.simulator.server import UpstreamSimulator
 from providers_app.testing import process_state_reset
 from tests.factories import provider_create
 
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state():
-    """Each test starts like a new worker process: nothing buffered or cached."""
+    """Nothing buffered or cached from another test."""
     process_state_reset()
     yield
     process_state_reset()
 
 
-@pytest.fixture
-def providers(db, primary, secondary):
-    """A primary and a secondary provider (one attempt each unless a test says otherwise)."""
+@pytest.fixture(scope="session")
+def _upstreams():
+    # The factory's providers ask for "test-model"; a health check proves it is listed.
+    with (
+        UpstreamSimulator("alpha", model="test-model") as alpha,
+        UpstreamSimulator("beta", model="test-model") as beta,
+    ):
+        yield alpha, beta
 
-    def make(**primary_fields):
-        first = provider_create(
-            **{
-                "name": "primary",
-                "base_url": primary.base_url,
-                "priority": 1,
-                "max_attempts": 1,
-                **primary_fields,
-            }
-        )
-        second = provider_create(name="secondary", base_url=secondary.base_url, priority=2)
-        return first, second
+
+@pytest.fixture
+def upstreams(_upstreams):
+    for simulator in _upstreams:
+        simulator.reset()
+    yield _upstreams
+    for simulator in _upstreams:
+        simulator.reset()
+
+
+@pytest.fixture
+def alpha(upstreams):
+    return upstreams[0]
+
+
+@pytest.fixture
+def beta(upstreams):
+    return upstreams[1]
+
+
+@pytest.fixture
+def on_upstream(db):
+    """A provider (OpenAI-compatible, no key) on the given simulator."""
+
+    def make(simulator, **fields):
+        fields.setdefault("name", simulator.name)
+        return provider_create(base_url=simulator.base_url, **fields)
 
     return make
-
-
-HELLO = [{"role": "user", "content": "Say hello."}]
