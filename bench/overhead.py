@@ -52,10 +52,10 @@ def _measure(database_url: str, requests: int, rounds: int) -> dict:
     from providers_app.adapters.schema import ChatRequest, Message
     from providers_app.engine import fallback
     from providers_app.engine.adapter_pool import adapter_for_entry
-    from providers_app.engine.routing import routing_changed
-    from providers_app.models import BreakerState, Provider
+    from providers_app.models import Provider
     from providers_app.selectors import route_entry_for
     from providers_app.simulator.server import UpstreamSimulator
+    from providers_app.testing import breaker_state_set
 
     call_command("migrate", verbosity=0)
     Provider.objects.all().delete()
@@ -78,12 +78,10 @@ def _measure(database_url: str, requests: int, rounds: int) -> dict:
 
         def set_blocked(state: str, enabled: bool = True) -> None:
             Provider.objects.filter(pk=blocked.pk).update(enabled=enabled)
-            BreakerState.objects.filter(pk=blocked.pk).update(state=state, open_until=far)
-            routing_changed()  # bulk updates skip the signals that would say so
+            breaker_state_set(blocked, state=state, open_until=far)
 
         def set_all(state: str, open_until) -> None:
-            BreakerState.objects.update(state=state, open_until=open_until)
-            routing_changed()
+            breaker_state_set(state=state, open_until=open_until)
 
         def all_open() -> None:
             try:

@@ -25,6 +25,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from . import ops_views
+from .admin_charts import STATE_COLOURS
 from .models import (
     BreakerState,
     ClientKey,
@@ -35,15 +36,12 @@ from .models import (
 )
 from .services import operator
 from .services.client_keys import client_key_create, client_key_revoke
-from .services.dashboard import STATE_COLOURS
 from .services.providers import provider_priorities_set
 
 FORCE_OPEN_DEFAULT = timedelta(hours=1)
 
 
-def _state_badge(breaker: BreakerState | None) -> str:
-    if breaker is None:
-        return "-"
+def _state_badge(breaker: BreakerState) -> str:
     return format_html(
         '<span style="color:#fff;background:{};padding:2px 6px;border-radius:3px">{}</span>',
         STATE_COLOURS.get(breaker.state, "#616161"),
@@ -97,9 +95,11 @@ Operation = Callable[..., operator.ActionResult]
 OPERATIONS: dict[str, tuple[str, Operation]] = {
     "reset": ("Reset breaker", operator.operator_breaker_reset),
     "force_closed": ("Force breaker closed", operator.operator_breaker_force_closed),
-    "never_trip": ("Breaker: never trip", operator.operator_breaker_disable),
-    "enable": ("Enable provider", operator.operator_provider_enable),
-    "disable": ("Disable provider", operator.operator_provider_disable),
+    # "never trip" keeps routing to the provider with its breaker switched off;
+    # "provider_disable" stops routing to it. Names that cannot be taken for each other.
+    "never_trip": ("Breaker: never trip", operator.operator_breaker_never_trip),
+    "provider_enable": ("Enable provider", operator.operator_provider_enable),
+    "provider_disable": ("Disable provider", operator.operator_provider_disable),
 }
 
 
@@ -132,8 +132,8 @@ class ProviderAdmin(SortableAdminMixin, admin.ModelAdmin):
         "action_force_open",
         "action_force_closed",
         "action_never_trip",
-        "action_enable",
-        "action_disable",
+        "action_provider_enable",
+        "action_provider_disable",
     )
     fieldsets = (
         (None, {"fields": ("name", "kind", "base_url", "model", "api_key_env", "enabled")}),
@@ -179,12 +179,12 @@ class ProviderAdmin(SortableAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="breaker")
     def breaker_state(self, provider: Provider) -> str:
-        return _state_badge(getattr(provider, "breaker", None))
+        return _state_badge(provider.breaker)
 
     @admin.display(description="cooling down until")
     def cooldown(self, provider: Provider):
-        breaker = getattr(provider, "breaker", None)
-        if breaker and breaker.cooldown_until and breaker.cooldown_until > timezone.now():
+        breaker = provider.breaker
+        if breaker.cooldown_until and breaker.cooldown_until > timezone.now():
             return breaker.cooldown_until
         return "-"
 
@@ -199,9 +199,9 @@ class ProviderAdmin(SortableAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="breaker")
     def breaker_summary(self, provider: Provider) -> str:
-        breaker = getattr(provider, "breaker", None)
-        if breaker is None:
+        if provider.pk is None:  # the add form: the breaker comes with the saved provider
             return "-"
+        breaker = provider.breaker
         return format_html(
             "{} &middot; generation {} &middot; {} consecutive failures &middot; "
             "open until {} &middot; cooldown until {} &middot; last error: {}",
@@ -245,12 +245,12 @@ class ProviderAdmin(SortableAdminMixin, admin.ModelAdmin):
         self._operate_all(request, queryset, "never_trip")
 
     @admin.action(description="Enable selected providers", permissions=["change"])
-    def action_enable(self, request, queryset):
-        self._operate_all(request, queryset, "enable")
+    def action_provider_enable(self, request, queryset):
+        self._operate_all(request, queryset, "provider_enable")
 
     @admin.action(description="Disable selected providers", permissions=["change"])
-    def action_disable(self, request, queryset):
-        self._operate_all(request, queryset, "disable")
+    def action_provider_disable(self, request, queryset):
+        self._operate_all(request, queryset, "provider_disable")
 
     # -- operator actions on a provider's page ------------------------------------
 

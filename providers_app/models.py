@@ -13,7 +13,7 @@ from django.core.validators import (
 from django.db import models
 
 from .conf import get_setting
-from .querysets import FailoverEventQuerySet, ProviderQuerySet
+from .querysets import ProviderQuerySet
 
 ENV_VAR_NAME = RegexValidator(
     r"^[A-Za-z_][A-Za-z0-9_]*$",
@@ -219,14 +219,19 @@ def _extra_errors(extra: object) -> dict[str, list[str]]:
 
 
 class BreakerState(models.Model):
-    """The shared circuit breaker of one provider. Written only by services.breaker."""
+    """The shared circuit breaker of one provider. Written only by engine.breaker.
+
+    Every provider has exactly one: it is created with the provider (signals),
+    so readers never need a "no row means closed" fallback."""
 
     class State(models.TextChoices):
         CLOSED = "closed", "Closed"
         OPEN = "open", "Open"
         HALF_OPEN = "half_open", "Half-open"
         FORCED_OPEN = "forced_open", "Forced open"
-        DISABLED = "disabled", "Disabled (never trips)"
+        # The operator's "never trip": every call allowed, nothing evaluated, until
+        # reset. Not to be confused with a disabled provider (Provider.enabled).
+        NEVER_TRIP = "never_trip", "Never trips"
 
     provider = models.OneToOneField(
         Provider, on_delete=models.CASCADE, primary_key=True, related_name="breaker"
@@ -348,6 +353,29 @@ class FailoverEvent(models.Model):
         HEALTH_RECOVERED = "health_recovered", "Health check recovered"
         MANUAL = "manual", "Manual change"
 
+    class SkipReason(models.TextChoices):
+        """Why a request passed a provider by without calling it (results, metrics,
+        the API's error body and `failover` events' reasons)."""
+
+        COOLDOWN = "cooldown", "Cooling down after a rate-limit hint"
+        OPEN = "open", "Breaker open"
+        FORCED_OPEN = "forced_open", "Breaker forced open by an operator"
+        HALF_OPEN_BUSY = "half_open_busy", "Half-open, every probe slot taken"
+        BREAKER_STORE_UNAVAILABLE = "breaker_store_unavailable", "Breaker state unreadable"
+        CONTEXT_WINDOW = "context_window", "Prompt longer than the context window"
+        DEADLINE = "deadline", "No time left before the request deadline"
+
+    class ManualReason(models.TextChoices):
+        """The reason of a `manual` event: what the operator did."""
+
+        RESET = "reset", "Breaker reset"
+        FORCE_OPEN = "force_open", "Breaker forced open"
+        FORCE_CLOSED = "force_closed", "Breaker forced closed"
+        NEVER_TRIP = "never_trip", "Breaker set to never trip"
+        PROVIDER_ENABLED = "provider_enabled", "Provider enabled for routing"
+        PROVIDER_DISABLED = "provider_disabled", "Provider disabled for routing"
+        HEALTH_CHECK_NOW = "health_check_now", "Health check run by hand"
+
     created_at = models.DateTimeField("time", auto_now_add=True, db_index=True)
     request_id = models.CharField("request id", max_length=64, blank=True, db_index=True)
     kind = models.CharField("kind", max_length=32, choices=Kind.choices)
@@ -382,8 +410,6 @@ class FailoverEvent(models.Model):
         blank=True,
         verbose_name="acting user",
     )
-
-    objects = FailoverEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -442,10 +468,6 @@ class ClientKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
 
 
 class CallRollup(CallCounters):

@@ -8,8 +8,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 from prometheus_client.exposition import choose_encoder
 
+from .admin_charts import dashboard_charts
 from .engine import metrics as metrics_service
-from .services.dashboard import DEFAULT_RANGE, RANGES, dashboard_build
+from .engine.clock import get_clock
+from .selectors.dashboard import DEFAULT_RANGE, RANGES, dashboard_data
 
 RANGE_LABELS = {"24h": "Last 24 hours", "7d": "Last 7 days"}
 
@@ -30,7 +32,7 @@ def dashboard_page(
     range_key = request.GET.get("range", DEFAULT_RANGE)
     if range_key not in RANGES:
         range_key = DEFAULT_RANGE
-    dashboard = dashboard_build(range_key=range_key)
+    dashboard = dashboard_charts(dashboard_data(range_key=range_key, now=get_clock().now()))
     context = {
         **admin_site.each_context(request),
         "title": "Failover dashboard",

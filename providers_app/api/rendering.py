@@ -164,8 +164,8 @@ def status_body(statuses: Iterable[Any], *, now: datetime, window_s: int) -> dic
                     "remaining_s": remaining(s.cooldown_until),
                 },
                 "recent": {
-                    "calls": s.recent.calls,
-                    "successes": s.recent.successes,
+                    "calls": s.recent.attempts,
+                    "successes": s.recent.answered,
                     "failures": s.recent.failures,
                     "rate_limited": s.recent.rate_limited,
                     "success_rate": s.recent.success_rate,

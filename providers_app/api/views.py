@@ -11,11 +11,11 @@ from django.views.decorators.csrf import csrf_exempt
 from ..conf import get_setting
 from ..engine import fallback
 from ..engine.clock import get_clock
+from ..selectors.providers import STATUS_WINDOW, model_list, provider_status_list
 from .auth import require_client_key, require_staff_or_client_key
 from .errors import ApiError, api_error_for, json_errors
 from .parsing import load_json_object, parse_chat_request, read_body, request_id_from
 from .rendering import completion_body, fallback_headers, model_list_body, status_body
-from .selectors import STATUS_WINDOW, model_list, provider_status_list
 from .streaming import openai_sse, streaming_response
 
 
@@ -56,10 +56,11 @@ def models(request: HttpRequest) -> HttpResponse:
 def status(request: HttpRequest) -> HttpResponse:
     """GET /api/status: providers in order, breaker, cooldown, recent success rate."""
     require_staff_or_client_key(request)
+    now = get_clock().now()
     return JsonResponse(
         status_body(
-            provider_status_list(),
-            now=get_clock().now(),
+            provider_status_list(now=now),
+            now=now,
             window_s=int(STATUS_WINDOW.total_seconds()),
         )
     )

@@ -36,12 +36,15 @@ logger = logging.getLogger("providers_app.breaker")
 State = BreakerState.State
 T = TypeVar("T")
 
+Skip = FailoverEvent.SkipReason
+Manual = FailoverEvent.ManualReason
+
 # Skip reasons, as recorded in results, metrics and the API's error body.
-COOLDOWN = "cooldown"
-OPEN = "open"
-FORCED_OPEN = "forced_open"
-HALF_OPEN_BUSY = "half_open_busy"
-STORE_UNAVAILABLE = "breaker_store_unavailable"
+COOLDOWN = Skip.COOLDOWN
+OPEN = Skip.OPEN
+FORCED_OPEN = Skip.FORCED_OPEN
+HALF_OPEN_BUSY = Skip.HALF_OPEN_BUSY
+STORE_UNAVAILABLE = Skip.BREAKER_STORE_UNAVAILABLE
 
 # The event kind each target state writes.
 TRANSITION_EVENT = {
@@ -121,7 +124,7 @@ def breaker_acquire(*, entry: RouteEntry, attempt_timeout_s: float) -> Permit | 
     now = get_clock().now()
     if entry.cooldown_until and now < entry.cooldown_until:
         return Denial(COOLDOWN, entry.cooldown_until)
-    if entry.state in (State.CLOSED, State.DISABLED):
+    if entry.state in (State.CLOSED, State.NEVER_TRIP):
         return Permit(entry.id, entry.generation)
     if entry.state == State.FORCED_OPEN and (entry.open_until is None or now < entry.open_until):
         return Denial(FORCED_OPEN, entry.open_until)
@@ -160,7 +163,7 @@ def _acquire_from_database(entry: RouteEntry, attempt_timeout_s: float) -> Permi
     row = BreakerState.objects.get(pk=entry.id)
     if row.cooldown_until and now < row.cooldown_until:
         return Denial(COOLDOWN, row.cooldown_until)
-    if row.state in (State.CLOSED, State.DISABLED):
+    if row.state in (State.CLOSED, State.NEVER_TRIP):
         return Permit(row.pk, row.generation)
     if row.state == State.OPEN:
         return Denial(OPEN, row.open_until)
@@ -230,7 +233,7 @@ def breaker_record_success(*, entry: RouteEntry, permit: Permit, latency_s: floa
         counters.count(entry.id, slow_calls=1, latency_ms_sum=latency_ms, flush=True)
     else:
         counters.count(entry.id, successes=1, latency_ms_sum=latency_ms)
-    if entry.state == State.DISABLED:
+    if entry.state == State.NEVER_TRIP:
         return
     if permit.is_probe:
         _guarded(
@@ -267,7 +270,7 @@ def breaker_record_failure(*, entry: RouteEntry, permit: Permit, error: Provider
         breaker_release(permit=permit)
         return False
     counters.count(entry.id, failures=1, flush=True)
-    if entry.state == State.DISABLED:
+    if entry.state == State.NEVER_TRIP:
         return False
     long = effect == "open_long"
     if permit.is_probe:
@@ -500,25 +503,29 @@ def _operator_set(provider_id: int, to_state: str, fields: dict, *, reason: str,
 def breaker_reset(*, provider_id: int, actor=None) -> bool:
     """CLOSED with a clean slate: counters, cycles and cooldown cleared."""
     fields = {**_closed_fields(get_clock().now()), "cooldown_until": None, "last_error": ""}
-    return _operator_set(provider_id, State.CLOSED, fields, reason="reset", actor=actor)
+    return _operator_set(provider_id, State.CLOSED, fields, reason=Manual.RESET, actor=actor)
 
 
 def breaker_force_open(*, provider_id: int, until: datetime | None, actor=None) -> bool:
     """Drain a provider (maintenance) until `until`, or until reset when None."""
     now = get_clock().now()
     fields = {"opened_at": now, "open_until": until, "probes_issued": 0, "probes_succeeded": 0}
-    return _operator_set(provider_id, State.FORCED_OPEN, fields, reason="force_open", actor=actor)
+    return _operator_set(
+        provider_id, State.FORCED_OPEN, fields, reason=Manual.FORCE_OPEN, actor=actor
+    )
 
 
 def breaker_force_closed(*, provider_id: int, actor=None) -> bool:
     fields = {**_closed_fields(get_clock().now()), "cooldown_until": None}
-    return _operator_set(provider_id, State.CLOSED, fields, reason="force_closed", actor=actor)
+    return _operator_set(provider_id, State.CLOSED, fields, reason=Manual.FORCE_CLOSED, actor=actor)
 
 
-def breaker_disable(*, provider_id: int, actor=None) -> bool:
+def breaker_never_trip(*, provider_id: int, actor=None) -> bool:
     """Never trip: every call is allowed and nothing is evaluated."""
     fields = {**_closed_fields(get_clock().now()), "cooldown_until": None}
-    return _operator_set(provider_id, State.DISABLED, fields, reason="disable", actor=actor)
+    return _operator_set(
+        provider_id, State.NEVER_TRIP, fields, reason=Manual.NEVER_TRIP, actor=actor
+    )
 
 
 def breaker_open_for_health(*, provider_id: int, detail: str) -> bool:

@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 from ..adapters.base import ChatRequest, ChatResult, Message, ProviderAdapter, StreamDelta
 from ..adapters.errors import Category, ProviderBadResponseError, ProviderError
 from ..conf import get_setting
-from ..models import FailoverEvent
+from ..models import BreakerState, FailoverEvent
 from ..selectors import RouteEntry, route_entry_for
 from . import counters, metrics
 from .adapter_pool import adapter_for_entry
@@ -35,6 +35,8 @@ from .clock import get_clock
 from .events import all_failed_events, failover_event_record
 from .retry import Deadline, RetryLog, retrying_for
 from .routing import routing_snapshot
+
+Skip = FailoverEvent.SkipReason
 
 logger = logging.getLogger("providers_app.fallback")
 
@@ -336,10 +338,10 @@ class _Route:
         context_error: ProviderError | None = None
         for entry in routing_snapshot():
             if needs_window_above is not None and (entry.context_window or 0) <= needs_window_above:
-                self._skip(entry, Denial("context_window"))
+                self._skip(entry, Denial(Skip.CONTEXT_WINDOW))
                 continue
             if not self.deadline.allows_attempt():
-                self._skip(entry, Denial("deadline"))
+                self._skip(entry, Denial(Skip.DEADLINE))
                 continue
             timeout = min(entry.timeout_s, self.deadline.remaining())
             decision = breaker_acquire(entry=entry, attempt_timeout_s=timeout)
@@ -443,7 +445,7 @@ class _Route:
         """Skipping writes no event: the breaker transition already recorded the outage."""
         self.skipped.append(ProviderReason(entry.name, denial.reason, retry_at=denial.retry_at))
         metrics.SKIPS.labels(provider=entry.name, reason=denial.reason).inc()
-        if denial.reason in ("open", "forced_open", "cooldown", "half_open_busy"):
+        if denial.reason in (Skip.OPEN, Skip.FORCED_OPEN, Skip.COOLDOWN, Skip.HALF_OPEN_BUSY):
             counters.count(entry.id, not_permitted=1)
 
     def _flush_failover(self, *, to: RouteEntry | None) -> None:
@@ -516,9 +518,9 @@ def provider_probe(*, provider_id: int, timeout_s: float | None = None) -> Probe
     entry = route_entry_for(provider_id)
     now = get_clock().now()
     if entry.cooldown_until and now < entry.cooldown_until:
-        return ProbeOutcome(ok=False, latency_s=0.0, skipped="cooldown")
-    if entry.state == "forced_open":
-        return ProbeOutcome(ok=False, latency_s=0.0, skipped="forced_open")
+        return ProbeOutcome(ok=False, latency_s=0.0, skipped=Skip.COOLDOWN)
+    if entry.state == BreakerState.State.FORCED_OPEN:
+        return ProbeOutcome(ok=False, latency_s=0.0, skipped=Skip.FORCED_OPEN)
     timeout = timeout_s or get_setting("HEALTH_TIMEOUT_S")
     started = get_clock().monotonic()
     try:

@@ -61,7 +61,7 @@ def store_error(operation: str) -> None:
 
 
 class DatabaseCollector(Collector):
-    """Gauges read from the database at scrape time (one query per scrape).
+    """Gauges read from the database at scrape time (two queries per scrape).
 
     `fallback_breaker_state{provider,state}` is 1 for the breaker's current state
     and 0 for the others (the usual enum-as-gauge shape), the same in every
@@ -83,7 +83,7 @@ class DatabaseCollector(Collector):
         yield from families
 
     @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+    def _families() -> tuple[GaugeMetricFamily, ...]:
         return (
             GaugeMetricFamily(
                 "fallback_breaker_state",
@@ -100,23 +100,33 @@ class DatabaseCollector(Collector):
                 "Failed health checks in a row (0 when the last check passed).",
                 labels=["provider"],
             ),
+            GaugeMetricFamily(
+                "fallback_provider_success_ratio",
+                "Answered calls out of attempts over the last 5 minutes, as /api/status "
+                "reports it (absent when nothing was attempted).",
+                labels=["provider"],
+            ),
         )
 
     @staticmethod
     def _fill(
-        state: GaugeMetricFamily, enabled: GaugeMetricFamily, streak: GaugeMetricFamily
+        state: GaugeMetricFamily,
+        enabled: GaugeMetricFamily,
+        streak: GaugeMetricFamily,
+        success_ratio: GaugeMetricFamily,
     ) -> None:
-        from ..models import BreakerState, Provider
+        # Imported here: this module is imported before the app registry is ready.
+        from ..models import BreakerState
+        from ..selectors.providers import provider_status_list
+        from .clock import get_clock
 
-        rows = Provider.objects.in_priority_order().values_list(
-            "name", "enabled", "breaker__state", "health_schedule__consecutive_failures"
-        )
-        for name, is_enabled, current, failures in rows:
-            current = current or BreakerState.State.CLOSED
+        for status in provider_status_list(now=get_clock().now()):
             for choice in BreakerState.State.values:
-                state.add_metric([name, choice], 1.0 if choice == current else 0.0)
-            enabled.add_metric([name], 1.0 if is_enabled else 0.0)
-            streak.add_metric([name], float(failures or 0))
+                state.add_metric([status.name, choice], 1.0 if choice == status.state else 0.0)
+            enabled.add_metric([status.name], 1.0 if status.enabled else 0.0)
+            streak.add_metric([status.name], float(status.health_failures))
+            if status.recent.success_rate is not None:
+                success_ratio.add_metric([status.name], status.recent.success_rate)
 
 
 class _Chain(Collector):

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Q, Sum
+from django.db.models import Q
 
 from ..adapters.errors import POLICY, Category
 from ..adapters.redaction import scrub_secrets
@@ -42,12 +42,12 @@ from ..engine.events import failover_event_record
 from ..engine.fallback import ProbeOutcome, provider_probe
 from ..models import (
     BreakerState,
-    CallBucket,
     FailoverEvent,
     HealthCheckResult,
     HealthCheckSchedule,
     Provider,
 )
+from ..selectors.providers import provider_breaker_state, provider_call_stats
 
 logger = logging.getLogger("providers_app.health")
 
@@ -352,14 +352,8 @@ def _recent_traffic_successes(provider_id: int) -> int:
     since = bucket_of(
         get_clock().now() - timedelta(seconds=get_setting("HEALTH_INTERVAL_CLOSED_S"))
     )
-    sums = CallBucket.objects.filter(provider_id=provider_id, bucket_start__gte=since).aggregate(
-        successes=Sum("successes"), slow=Sum("slow_calls")
-    )
-    return (sums["successes"] or 0) + (sums["slow"] or 0)
+    return provider_call_stats(provider_id=provider_id, since=since).answered
 
 
 def _breaker_state(provider_id: int) -> str:
-    return (
-        BreakerState.objects.filter(pk=provider_id).values_list("state", flat=True).first()
-        or State.CLOSED
-    )
+    return provider_breaker_state(provider_id=provider_id)

@@ -18,7 +18,7 @@ distribution; under heavy load it compresses the tail (see docs/operations.md).
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 
@@ -26,13 +26,10 @@ from ..conf import get_setting
 from ..engine import counters
 from ..engine.clock import get_clock
 from ..models import CallBucket, CallRollup, FailoverEvent, HealthCheckResult
+from ..selectors.call_stats import CallStats, hour_of, latency_bucket
 
 logger = logging.getLogger("providers_app.housekeeping")
 
-# Upper bounds (ms) of the latency histogram; calls above the last go to "inf".
-# They match the attempt-latency histogram of /metrics, in milliseconds.
-LATENCY_BOUNDS_MS: tuple[int, ...] = (50, 100, 250, 500, 1000, 2000, 5000, 10000, 20000, 45000)
-INF = "inf"
 # Buffered counters reach the database within FALLBACK_COUNTER_FLUSH_S (2 s); an
 # hour is final this long after it ends, so no late flush is lost to pruning.
 FINAL_GRACE = timedelta(minutes=5)
@@ -54,18 +51,6 @@ class RollupSummary:
     hours: int  # (provider, hour) rows written
     final: int  # of which final
     buckets_pruned: int
-
-
-def hour_of(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def latency_bucket(latency_ms: float) -> str:
-    """The histogram key a latency falls in: the first upper bound it does not exceed."""
-    for bound in LATENCY_BOUNDS_MS:
-        if latency_ms <= bound:
-            return str(bound)
-    return INF
 
 
 def history_prune(*, now: datetime | None = None) -> PruneSummary:
@@ -147,7 +132,7 @@ def _aggregate(rows) -> dict[tuple[int, datetime], _Hourly]:
         hourly.counts.update(counts)
         hourly.latency_ms_sum += latency_ms_sum
         hourly.pks.append(pk)
-        answered = counts["successes"] + counts["slow_calls"]
+        answered = CallStats.of(counts).answered
         if answered:
             hourly.histogram[latency_bucket(latency_ms_sum / answered)] += answered
     return hours

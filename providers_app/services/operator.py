@@ -22,6 +22,8 @@ from . import health
 
 logger = logging.getLogger("providers_app.operator")
 
+Manual = FailoverEvent.ManualReason
+
 
 @dataclass(frozen=True)
 class ActionResult:
@@ -60,7 +62,7 @@ def _breaker_action(
 def operator_breaker_reset(*, provider_id: int, actor, request_id: str = "") -> ActionResult:
     """CLOSED with a clean slate: failures, open cycles and cooldown cleared."""
     return _breaker_action(
-        "reset", provider_id, actor, request_id,
+        Manual.RESET, provider_id, actor, request_id,
         lambda: breaker.breaker_reset(provider_id=provider_id, actor=actor),
         "breaker reset to closed",
     )  # fmt: skip
@@ -72,7 +74,7 @@ def operator_breaker_force_open(
     """Drain the provider (maintenance) until `until`, or until reset when None."""
     label = f"until {until:%Y-%m-%d %H:%M %Z}" if until else "until reset"
     return _breaker_action(
-        "force_open", provider_id, actor, request_id,
+        Manual.FORCE_OPEN, provider_id, actor, request_id,
         lambda: breaker.breaker_force_open(provider_id=provider_id, until=until, actor=actor),
         f"breaker forced open {label}", until=until.isoformat() if until else "none",
     )  # fmt: skip
@@ -80,17 +82,18 @@ def operator_breaker_force_open(
 
 def operator_breaker_force_closed(*, provider_id: int, actor, request_id: str = "") -> ActionResult:
     return _breaker_action(
-        "force_closed", provider_id, actor, request_id,
+        Manual.FORCE_CLOSED, provider_id, actor, request_id,
         lambda: breaker.breaker_force_closed(provider_id=provider_id, actor=actor),
         "breaker forced closed",
     )  # fmt: skip
 
 
-def operator_breaker_disable(*, provider_id: int, actor, request_id: str = "") -> ActionResult:
-    """The breaker never trips (every call allowed, nothing evaluated) until reset."""
+def operator_breaker_never_trip(*, provider_id: int, actor, request_id: str = "") -> ActionResult:
+    """The breaker never trips (every call allowed, nothing evaluated) until reset.
+    The provider stays enabled: this is not `operator_provider_disable`."""
     return _breaker_action(
-        "disable", provider_id, actor, request_id,
-        lambda: breaker.breaker_disable(provider_id=provider_id, actor=actor),
+        Manual.NEVER_TRIP, provider_id, actor, request_id,
+        lambda: breaker.breaker_never_trip(provider_id=provider_id, actor=actor),
         "breaker set to never trip",
     )  # fmt: skip
 
@@ -100,11 +103,13 @@ def operator_provider_enable(*, provider_id: int, actor, request_id: str = "") -
 
 
 def operator_provider_disable(*, provider_id: int, actor, request_id: str = "") -> ActionResult:
+    """No request is routed to the provider until it is enabled again; its breaker
+    is untouched. Not to be confused with `operator_breaker_never_trip`."""
     return _set_enabled(provider_id, False, actor, _request_id(request_id))
 
 
 def _set_enabled(provider_id: int, enabled: bool, actor, request_id: str) -> ActionResult:
-    action = "enable" if enabled else "disable_provider"
+    action = Manual.PROVIDER_ENABLED if enabled else Manual.PROVIDER_DISABLED
     # A conditional UPDATE: only a real change writes an event, and the admin
     # form (which holds other fields) is not involved.
     changed = bool(
@@ -117,7 +122,7 @@ def _set_enabled(provider_id: int, enabled: bool, actor, request_id: str) -> Act
         failover_event_record(
             kind=FailoverEvent.Kind.MANUAL,
             provider_id=provider_id,
-            reason="provider_enabled" if enabled else "provider_disabled",
+            reason=action,
             detail="enabled for routing" if enabled else "disabled: no request is routed to it",
             request_id=request_id,
             actor=actor,
@@ -144,7 +149,7 @@ def operator_health_check(
     failover_event_record(
         kind=FailoverEvent.Kind.MANUAL,
         provider_id=provider_id,
-        reason="health_check_now",
+        reason=Manual.HEALTH_CHECK_NOW,
         status_code=report.status_code,
         detail=message,
         latency_ms=report.latency_ms,

@@ -13,6 +13,7 @@ from providers_app.engine.breaker import Denial, Permit, breaker_acquire
 from providers_app.engine.counters import bucket_of
 from providers_app.models import BreakerState, FailoverEvent, ProbeLease
 from providers_app.selectors import route_entry_for
+from providers_app.testing import breaker_state_set
 
 from .conftest import HELLO
 
@@ -165,8 +166,8 @@ def test_failed_probe_reopens_for_longer_and_closing_restarts_the_cycle(
 
 def test_crashed_probe_is_replaced_after_its_lease_expires_never_before(providers, fake_clock):
     first, _ = providers(timeout_s=4)
-    BreakerState.objects.filter(pk=first.pk).update(
-        state=State.OPEN, open_until=fake_clock.now() - timedelta(seconds=1), open_cycles=1
+    breaker_state_set(
+        first, state=State.OPEN, open_until=fake_clock.now() - timedelta(seconds=1), open_cycles=1
     )
     crashed = breaker_acquire(entry=route_entry_for(first.pk), attempt_timeout_s=4)
     assert crashed.is_probe  # this process "dies" here and never reports

@@ -9,6 +9,7 @@ from django.db import OperationalError, connection
 from providers_app.engine import fallback
 from providers_app.engine.clock import get_clock
 from providers_app.models import BreakerState, FailoverEvent, ProbeLease
+from providers_app.testing import breaker_state_set
 from tests.factories import provider_create
 
 from .conftest import HELLO
@@ -127,9 +128,7 @@ def test_all_open_fails_in_milliseconds_with_retry_after_and_no_writes(
 ):
     first, second = providers()
     until = fake_clock.now() + timedelta(seconds=42)
-    BreakerState.objects.filter(pk__in=[first.pk, second.pk]).update(
-        state=State.OPEN, open_until=until
-    )
+    breaker_state_set(first, second, state=State.OPEN, open_until=until)
     with pytest.raises(fallback.AllProvidersFailed) as excinfo:  # first one may write the event
         fallback.complete(HELLO)
     assert excinfo.value.retry_after_s == 42
@@ -288,8 +287,8 @@ def test_stream_failure_after_output_ends_partial_without_failover(providers, pr
 
 def test_client_leaving_a_probe_stream_returns_its_permit(providers, primary, fake_clock):
     first, _ = providers()
-    BreakerState.objects.filter(pk=first.pk).update(
-        state=State.OPEN, open_until=fake_clock.now() - timedelta(seconds=1), open_cycles=1
+    breaker_state_set(
+        first, state=State.OPEN, open_until=fake_clock.now() - timedelta(seconds=1), open_cycles=1
     )
     primary.set_fault("ok", text="one two three four five six", chunk_delay_s=0.05)
     stream = fallback.stream(HELLO)

@@ -22,6 +22,7 @@ import pytest
 
 from providers_app.engine.clock import get_clock
 from providers_app.models import BreakerState, CallBucket, FailoverEvent, ProbeLease
+from providers_app.testing import breaker_state_set
 
 from .procs import Burst, Outcome, WorkerPool
 
@@ -50,7 +51,6 @@ def _reset_round(provider, **breaker_fields) -> BreakerState:
     FailoverEvent.objects.all().delete()
     CallBucket.objects.all().delete()
     fields = {
-        "state": State.CLOSED,
         "consecutive_failures": 0,
         "opened_at": None,
         "open_until": None,
@@ -64,7 +64,7 @@ def _reset_round(provider, **breaker_fields) -> BreakerState:
         "last_error": "",
         **breaker_fields,
     }
-    BreakerState.objects.filter(pk=provider.pk).update(**fields)
+    breaker_state_set(provider, **{"state": State.CLOSED, **fields})
     return BreakerState.objects.get(pk=provider.pk)
 
 

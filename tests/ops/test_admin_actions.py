@@ -75,12 +75,14 @@ def test_force_closed_from_the_list(operator_client, operator_user, opened):
     assert any("Force breaker closed" in message for message in _history(opened))
 
 
-def test_never_trip_sets_the_disabled_breaker_state(operator_client, operator_user, make_provider):
+def test_never_trip_sets_the_never_trip_breaker_state(
+    operator_client, operator_user, make_provider
+):
     provider = make_provider()
     operator_client.post(_operate_url(provider, "never_trip"))
 
-    assert _state(provider).state == State.DISABLED
-    assert _manual_event(provider, "disable").actor == operator_user
+    assert _state(provider).state == State.NEVER_TRIP
+    assert _manual_event(provider, "never_trip").actor == operator_user
 
 
 def test_force_open_asks_until_when_and_defaults_to_an_hour(operator_client, make_provider):
@@ -151,13 +153,13 @@ def test_disable_and_enable_change_routing_and_write_events(
 ):
     provider = make_provider(name="toggled")
 
-    _list_action(operator_client, "action_disable", provider)
+    _list_action(operator_client, "action_provider_disable", provider)
 
     assert Provider.objects.get(pk=provider.pk).enabled is False
     assert "toggled" not in [e.name for e in routing_snapshot()]
     assert _manual_event(provider, "provider_disabled").actor == operator_user
 
-    operator_client.post(_operate_url(provider, "enable"))
+    operator_client.post(_operate_url(provider, "provider_enable"))
 
     assert Provider.objects.get(pk=provider.pk).enabled is True
     assert "toggled" in [e.name for e in routing_snapshot()]
@@ -167,7 +169,7 @@ def test_disable_and_enable_change_routing_and_write_events(
 
 def test_enabling_an_enabled_provider_writes_no_event(operator_client, make_provider):
     provider = make_provider()
-    response = operator_client.post(_operate_url(provider, "enable"), follow=True)
+    response = operator_client.post(_operate_url(provider, "provider_enable"), follow=True)
     assert "provider was already enabled" in response.content.decode()
     assert not FailoverEvent.objects.exists()
 
@@ -203,7 +205,14 @@ def test_provider_page_offers_every_action(operator_client, make_provider):
     content = operator_client.get(
         reverse("admin:providers_app_provider_change", args=[provider.pk])
     ).content.decode()
-    for action in ("health_check", "reset", "force_closed", "never_trip", "enable", "disable"):
+    for action in (
+        "health_check",
+        "reset",
+        "force_closed",
+        "never_trip",
+        "provider_enable",
+        "provider_disable",
+    ):
         assert _operate_url(provider, action) in content
     assert reverse("admin:providers_app_provider_force_open", args=[provider.pk]) in content
 
@@ -216,7 +225,7 @@ def test_actions_need_the_change_permission(client, django_user_model, make_prov
     client.force_login(viewer)
     provider = make_provider()
 
-    assert client.post(_operate_url(provider, "disable")).status_code == 403
+    assert client.post(_operate_url(provider, "provider_disable")).status_code == 403
     assert (
         client.get(
             reverse("admin:providers_app_provider_force_open", args=[provider.pk])

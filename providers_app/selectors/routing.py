@@ -1,4 +1,4 @@
-"""Read-only queries that services and views share."""
+"""The routing snapshot: enabled providers in priority order with their breaker state."""
 
 import threading
 from dataclasses import dataclass, field
@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db import connections, router
 
-from .models import Provider
+from ..models import Provider
 
 # A provider's own breaker settings; empty ones fall back to FALLBACK_BREAKER_*.
 BREAKER_OVERRIDE_FIELDS = (
@@ -119,7 +119,6 @@ def _route_entries(providers) -> list[RouteEntry]:
 
 
 def _entry_of(row: dict[str, Any]) -> RouteEntry:
+    # Every provider has its breaker row (created with it; migration 0005 filled gaps).
     breaker = {f: row.pop(f"breaker__{f}") for f in _BREAKER_FIELDS}
-    if breaker["state"] is None:  # a row created outside the ORM, without its breaker
-        breaker = {}
     return RouteEntry(**row, **breaker)

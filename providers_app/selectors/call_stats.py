@@ -1,0 +1,140 @@
+"""Call statistics, defined once: what answered, attempts and success rate mean.
+
+Every surface that reports a provider's calls (`/api/status`, the dashboard,
+`/metrics`, health checks) builds a `CallStats` from `CallCounters` columns
+(`CallBucket` or `CallRollup` rows, or their sums) and reads these properties,
+so the arithmetic cannot drift between them:
+
+- answered = successes + slow calls (a slow call still answered);
+- attempts = answered + failures + rate-limited calls: every call that reached
+  the provider (skips made no call and are not counted);
+- success rate = answered / attempts, a fraction between 0 and 1 (None with no
+  attempts: unknown, not 0). Presentation may show it as a percentage.
+
+The breaker's own window (`engine.counters.window_counts`) deliberately leaves
+rate-limited calls out: a 429 says "busy", and must not trip the breaker.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db.models import QuerySet, Sum
+
+# Upper bounds (ms) of the latency histogram that `CallRollup.latency_histogram`
+# holds; calls above the last go to "inf". They match the attempt-latency
+# histogram of /metrics, in milliseconds.
+LATENCY_BOUNDS_MS: tuple[int, ...] = (50, 100, 250, 500, 1000, 2000, 5000, 10000, 20000, 45000)
+INF = "inf"
+# Decimal places of a success rate: enough for 1 call in 10,000, and equal on every surface.
+SUCCESS_RATE_PLACES = 4
+
+
+def hour_of(moment: datetime) -> datetime:
+    """The start of the (UTC) hour a moment falls in: the key of hourly rollups."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def latency_bucket(latency_ms: float) -> str:
+    """The histogram key a latency falls in: the first upper bound it does not exceed."""
+    for bound in LATENCY_BOUNDS_MS:
+        if latency_ms <= bound:
+            return str(bound)
+    return INF
+
+
+def histogram_quantile(q: float, histogram: Mapping[str, float]) -> float | None:
+    """The q-quantile (0..1) of a latency histogram in ms, interpolated linearly
+    within its bucket (as Prometheus' histogram_quantile does); calls above the
+    last bound report that bound."""
+    total = sum(histogram.values())
+    if total <= 0:
+        return None
+    rank = q * total
+    seen = 0.0
+    lower = 0.0
+    for bound in (*LATENCY_BOUNDS_MS, INF):
+        count = histogram.get(str(bound), 0)
+        if count and seen + count >= rank:
+            if bound == INF:
+                return float(LATENCY_BOUNDS_MS[-1])
+            return lower + (float(bound) - lower) * (rank - seen) / count
+        seen += count
+        if bound != INF:
+            lower = float(bound)
+    return float(LATENCY_BOUNDS_MS[-1])
+
+
+# The CallCounters columns a CallStats sums (the histogram is merged, not summed).
+_SUMMED = ("successes", "slow_calls", "failures", "rate_limited", "retries", "latency_ms_sum")
+
+
+@dataclass(frozen=True)
+class CallStats:
+    """One provider's calls over some span: counts, latency sum and histogram."""
+
+    successes: int = 0
+    slow_calls: int = 0
+    failures: int = 0
+    rate_limited: int = 0
+    retries: int = 0
+    latency_ms_sum: float = 0.0
+    histogram: Mapping[str, float] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def of(cls, row: Any) -> CallStats:
+        """From a `CallCounters` row, or a mapping of its column names (sums may be None)."""
+
+        def get(name: str) -> Any:
+            return row.get(name) if isinstance(row, Mapping) else getattr(row, name, None)
+
+        values = {name: get(name) or 0 for name in _SUMMED}
+        return cls(**values, histogram=dict(get("latency_histogram") or {}))
+
+    def __add__(self, other: CallStats) -> CallStats:
+        summed = {name: getattr(self, name) + getattr(other, name) for name in _SUMMED}
+        return CallStats(
+            **summed, histogram=dict(Counter(self.histogram) + Counter(other.histogram))
+        )
+
+    @property
+    def answered(self) -> int:
+        return self.successes + self.slow_calls
+
+    @property
+    def attempts(self) -> int:
+        return self.answered + self.failures + self.rate_limited
+
+    @property
+    def success_rate(self) -> float | None:
+        """Answered out of attempts, as a fraction; None when nothing was attempted."""
+        if not self.attempts:
+            return None
+        return round(self.answered / self.attempts, SUCCESS_RATE_PLACES)
+
+    @property
+    def mean_latency_ms(self) -> float | None:
+        return round(self.latency_ms_sum / self.answered, 1) if self.answered else None
+
+    @property
+    def p50_ms(self) -> float | None:
+        return histogram_quantile(0.5, self.histogram)
+
+    @property
+    def p95_ms(self) -> float | None:
+        return histogram_quantile(0.95, self.histogram)
+
+
+def call_stats_by_provider(rows: QuerySet) -> dict[int, CallStats]:
+    """{provider id: CallStats} summed over `CallCounters` rows (one query)."""
+    sums = rows.values("provider_id").annotate(**{name: Sum(name) for name in _SUMMED}).order_by()
+    return {row["provider_id"]: CallStats.of(row) for row in sums}
+
+
+def call_stats_total(rows: QuerySet) -> CallStats:
+    """CallStats summed over `CallCounters` rows (one query)."""
+    return CallStats.of(rows.aggregate(**{name: Sum(name) for name in _SUMMED}))

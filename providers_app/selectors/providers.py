@@ -1,0 +1,83 @@
+"""A provider, its breaker and its recent calls: the one read model behind
+/api/status, /v1/models, the /metrics gauges, the dashboard and health checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..models import CallBucket, Provider
+from .call_stats import CallStats, call_stats_by_provider, call_stats_total
+
+STATUS_WINDOW = timedelta(minutes=5)
+
+
+def model_list() -> list[dict[str, Any]]:
+    """Enabled providers in priority order: what a client may name as `model`."""
+    return list(
+        Provider.objects.enabled().in_priority_order().values("name", "kind", "model", "created_at")
+    )
+
+
+@dataclass(frozen=True)
+class ProviderStatus:
+    id: int
+    name: str
+    kind: str
+    model: str
+    priority: int
+    enabled: bool
+    state: str
+    open_until: datetime | None
+    cooldown_until: datetime | None
+    consecutive_failures: int
+    health_failures: int  # failed health checks in a row (0 after a pass or before any)
+    recent: CallStats
+
+
+_STATUS_COLUMNS = {
+    "id": "id",
+    "name": "name",
+    "kind": "kind",
+    "model": "model",
+    "priority": "priority",
+    "enabled": "enabled",
+    "state": "breaker__state",
+    "open_until": "breaker__open_until",
+    "cooldown_until": "breaker__cooldown_until",
+    "consecutive_failures": "breaker__consecutive_failures",
+    "health_failures": "health_schedule__consecutive_failures",
+}
+
+
+def provider_status_list(
+    *, now: datetime, window: timedelta = STATUS_WINDOW
+) -> list[ProviderStatus]:
+    """Every provider in priority order with its breaker and recent calls: two queries.
+
+    Counters are buffered per process and flushed every FALLBACK_COUNTER_FLUSH_S,
+    so the newest successes may be a couple of seconds late; failures are not.
+    """
+    since = now - window
+    recent = call_stats_by_provider(CallBucket.objects.filter(bucket_start__gt=since))
+    rows = Provider.objects.in_priority_order().values(*_STATUS_COLUMNS.values())
+    statuses = []
+    for row in rows:
+        values = {attribute: row[column] for attribute, column in _STATUS_COLUMNS.items()}
+        # A provider not yet health-checked may have no schedule row: no failed checks.
+        values["health_failures"] = values["health_failures"] or 0
+        statuses.append(ProviderStatus(**values, recent=recent.get(row["id"], CallStats())))
+    return statuses
+
+
+def provider_breaker_state(*, provider_id: int) -> str:
+    """The breaker state of one provider (every provider has its breaker row)."""
+    return Provider.objects.values_list("breaker__state", flat=True).get(pk=provider_id)
+
+
+def provider_call_stats(*, provider_id: int, since: datetime) -> CallStats:
+    """One provider's calls in the one-second buckets that started at or after `since`."""
+    return call_stats_total(
+        CallBucket.objects.filter(provider_id=provider_id, bucket_start__gte=since)
+    )
