@@ -40,9 +40,10 @@ def roll_up_call_counters() -> int:
 
 @shared_task(name="providers_app.tasks.prune_history", ignore_result=True)
 def prune_history() -> int:
-    """Delete events and health results past FALLBACK_EVENT_RETENTION_DAYS."""
+    """Delete events and health results past FALLBACK_EVENT_RETENTION_DAYS, and the
+    probe leases of half-open rounds that are over."""
     summary = housekeeping.history_prune()
-    return summary.events + summary.health_results + summary.rollups
+    return summary.events + summary.health_results + summary.rollups + summary.probe_leases
 
 
 @shared_task(name="providers_app.tasks.flush_counters", ignore_result=True)

@@ -21,11 +21,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery
 
 from ..conf import get_setting
 from ..engine import counters
 from ..engine.clock import get_clock
-from ..models import CallBucket, CallRollup, FailoverEvent, HealthCheckResult
+from ..models import (
+    BreakerState,
+    CallBucket,
+    CallRollup,
+    FailoverEvent,
+    HealthCheckResult,
+    ProbeLease,
+)
 from ..selectors.call_stats import CallStats, hour_of, latency_bucket
 
 logger = logging.getLogger("providers_app.housekeeping")
@@ -44,6 +52,7 @@ class PruneSummary:
     events: int
     health_results: int
     rollups: int
+    probe_leases: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,12 +71,29 @@ def history_prune(*, now: datetime | None = None) -> PruneSummary:
     events, _ = FailoverEvent.objects.filter(created_at__lt=cutoff).delete()
     results, _ = HealthCheckResult.objects.filter(checked_at__lt=cutoff).delete()
     rollups, _ = CallRollup.objects.filter(hour__lt=hour_of(rollup_cutoff)).delete()
-    summary = PruneSummary(events=events, health_results=results, rollups=rollups)
+    leases = probe_leases_prune()
+    summary = PruneSummary(
+        events=events, health_results=results, rollups=rollups, probe_leases=leases
+    )
     logger.info(
-        "history_pruned events=%s health_results=%s rollups=%s retention_days=%s",
-        events, results, rollups, days,
+        "history_pruned events=%s health_results=%s rollups=%s probe_leases=%s "
+        "retention_days=%s",
+        events, results, rollups, leases, days,
     )  # fmt: skip
     return summary
+
+
+def probe_leases_prune() -> int:
+    """Delete the probe leases of half-open rounds that are over.
+
+    Every breaker transition bumps the generation, and leases are only read (and
+    reissued) within the current generation; a report on an older lease is
+    ignored whether its row exists or not. So a lease behind its breaker's
+    generation is dead, and only the current round's few rows are kept.
+    """
+    current = BreakerState.objects.filter(pk=OuterRef("provider_id")).values("generation")
+    deleted, _ = ProbeLease.objects.filter(generation__lt=Subquery(current)).delete()
+    return deleted
 
 
 def call_counters_roll_up(*, now: datetime | None = None) -> RollupSummary:

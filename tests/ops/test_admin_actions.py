@@ -83,6 +83,7 @@ def test_never_trip_sets_the_never_trip_breaker_state(
 
     assert _state(provider).state == State.NEVER_TRIP
     assert _manual_event(provider, "never_trip").actor == operator_user
+    assert Provider.objects.get(pk=provider.pk).enabled  # still routed to: not "disabled"
 
 
 def test_force_open_asks_until_when_and_defaults_to_an_hour(operator_client, make_provider):
@@ -157,6 +158,7 @@ def test_disable_and_enable_change_routing_and_write_events(
 
     assert Provider.objects.get(pk=provider.pk).enabled is False
     assert "toggled" not in [e.name for e in routing_snapshot()]
+    assert _state(provider).state == State.CLOSED  # the breaker is not "never trip"
     assert _manual_event(provider, "provider_disabled").actor == operator_user
 
     operator_client.post(_operate_url(provider, "provider_enable"))

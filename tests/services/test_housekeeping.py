@@ -143,3 +143,30 @@ def test_flush_counters_task_writes_what_this_process_buffered(provider, at_noon
 
     bucket = CallBucket.objects.get()
     assert (bucket.successes, bucket.latency_ms_sum) == (2, 20)
+
+
+def test_prune_deletes_probe_leases_of_half_open_rounds_that_are_over(provider, at_noon):
+    """Leases behind their breaker's generation are dead; the current round's stay."""
+    from providers_app.engine.breaker import breaker_acquire, breaker_reset
+    from providers_app.models import ProbeLease
+    from providers_app.selectors import route_entry_for
+    from providers_app.testing import breaker_state_set
+
+    def probe():
+        breaker_state_set(
+            provider, state="open", open_until=NOW - timedelta(seconds=1), open_cycles=1
+        )
+        permit = breaker_acquire(entry=route_entry_for(provider.pk), attempt_timeout_s=4)
+        assert permit.is_probe
+        return permit
+
+    finished = probe()
+    breaker_reset(provider_id=provider.pk)  # the round ends: a new generation
+    current = probe()
+
+    summary = housekeeping.history_prune()
+
+    assert summary.probe_leases == 1
+    assert list(ProbeLease.objects.values_list("lease_id", flat=True)) == [current.lease_id]
+    assert finished.lease_id != current.lease_id
+    assert housekeeping.history_prune().probe_leases == 0  # the current round's lease stays
