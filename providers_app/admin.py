@@ -34,6 +34,7 @@ from .models import (
     HealthCheckResult,
     Provider,
 )
+from .selectors import BREAKER_OVERRIDE_FIELDS
 from .services import operator
 from .services.client_keys import client_key_create, client_key_revoke
 from .services.providers import provider_priorities_set
@@ -142,16 +143,7 @@ class ProviderAdmin(SortableAdminMixin, admin.ModelAdmin):
             "Breaker overrides (empty: the FALLBACK_BREAKER_* default)",
             {
                 "classes": ("collapse",),
-                "fields": (
-                    "failure_threshold",
-                    "failure_rate_threshold",
-                    "slow_call_rate_threshold",
-                    "slow_call_threshold_s",
-                    "minimum_calls",
-                    "half_open_probes",
-                    "open_base_s",
-                    "open_max_s",
-                ),
+                "fields": BREAKER_OVERRIDE_FIELDS,
             },
         ),
         ("Breaker state (read-only)", {"fields": ("breaker_summary",)}),

@@ -20,20 +20,24 @@ BREAKER_OVERRIDE_FIELDS = (
     "open_base_s",
     "open_max_s",
 )
-_PROVIDER_FIELDS = (
-    "id",
+# Everything an operator configures (export, import and routing read the same list);
+# ids, timestamps and breaker state are not configuration.
+PROVIDER_CONFIG_FIELDS = (
     "name",
     "kind",
     "base_url",
     "model",
     "api_key_env",
     "priority",
+    "enabled",
     "timeout_s",
     "max_attempts",
     "context_window",
     "extra",
     *BREAKER_OVERRIDE_FIELDS,
 )
+# Routing reads only enabled providers, so `enabled` is not part of a route entry.
+_PROVIDER_FIELDS = ("id", *(name for name in PROVIDER_CONFIG_FIELDS if name != "enabled"))
 _BREAKER_FIELDS = (
     "state",
     "generation",

@@ -10,24 +10,10 @@ from django.db.models import Max
 
 from ..engine.routing import routing_changed
 from ..models import BreakerState, HealthCheckSchedule, Provider
-from ..selectors import BREAKER_OVERRIDE_FIELDS
+from ..selectors.routing import PROVIDER_CONFIG_FIELDS
 
 EXPORT_VERSION = 1
-# Everything an operator configures; ids, timestamps and state are not configuration.
-CONFIG_FIELDS = (
-    "name",
-    "kind",
-    "base_url",
-    "model",
-    "api_key_env",
-    "priority",
-    "enabled",
-    "timeout_s",
-    "max_attempts",
-    "context_window",
-    "extra",
-    *BREAKER_OVERRIDE_FIELDS,
-)
+CONFIG_FIELDS = PROVIDER_CONFIG_FIELDS
 REQUIRED_FIELDS = ("name", "kind", "base_url", "model")
 
 
