@@ -24,7 +24,7 @@ class OllamaStreamDecoder(StreamDecoder):
 
     def feed(self, item: Any) -> Iterator[StreamDelta]:
         if not isinstance(item, dict):
-            raise self.malformed("stream line is not a JSON object")
+            raise self.undecodable("stream line is not a JSON object")
         if item.get("error"):
             raise self.in_band_error(item)
         self.update(model=item.get("model"))

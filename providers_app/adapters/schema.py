@@ -58,6 +58,8 @@ class StreamDelta:
     model: str | None = None
     request_id: str | None = None
     raw_finish_reason: str | None = None
+    # On the final delta: undecodable events the stream skipped (adapters/streaming.py).
+    skipped_events: int = 0
 
     @property
     def is_output(self) -> bool:

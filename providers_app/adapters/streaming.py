@@ -7,10 +7,17 @@ each item to the vendor's ``StreamDecoder``. A stream is complete only once the
 decoder saw its terminator or final finish reason; anything else is truncation.
 Every failure leaves as a ``ProviderError`` that records whether model output
 had already been yielded (the commit point) and what that output was.
+
+A single event whose data does not decode is skipped, counted and logged rather
+than ending the stream (see ``MAX_UNDECODABLE_IN_A_ROW``); the count travels on
+the final delta as ``skipped_events``. What breaks the framing itself (a line
+past ``MAX_LINE_BYTES``, a last event cut off without its terminator, a bare
+JSON object that never closes) still fails the stream.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from abc import ABC, abstractmethod
@@ -25,7 +32,7 @@ from .classify import (
     malformed_response_error,
     truncated_stream_error,
 )
-from .errors import ProviderError
+from .errors import ProviderBadResponseError, ProviderError
 from .normalise import FinishReason, normalise_finish_reason, token_count
 from .redaction import scrub_exact
 from .schema import StreamDelta
@@ -34,6 +41,21 @@ from .timing import StreamClock
 from .transport import TRANSPORT_EXCEPTIONS, ResponseMeta, Transport, detached
 
 logger = logging.getLogger(__name__)
+
+# Undecodable events tolerated back to back. One is a glitch (a proxy's stray
+# debug line, a half-flushed write). Two can still be one: a payload written with
+# a raw blank line inside it arrives as two events, neither of them JSON. Three in
+# a row is no longer a glitch but a stream this code cannot follow, and guessing
+# on would hand the client a mangled answer as a success.
+MAX_UNDECODABLE_IN_A_ROW = 3
+
+
+class UndecodableEventError(ProviderBadResponseError):
+    """One stream event (or NDJSON line) whose data could not be decoded.
+
+    ``run_stream`` skips it unless it is the ``MAX_UNDECODABLE_IN_A_ROW``-th in a
+    row; anywhere else it is an ordinary ``malformed_response``.
+    """
 
 
 class StreamDecoder(ABC):
@@ -97,19 +119,22 @@ class StreamDecoder(ABC):
             return json.loads(data)
         except ValueError:
             if not terminated:
+                # Cut off mid-event: the framing broke, not one event.
                 raise truncated_stream_error(self.provider, request_id=self.request_id) from None
-            raise malformed_response_error(
-                self.provider, "stream event is not JSON", request_id=self.request_id
-            ) from None
+            raise self.undecodable("stream event is not JSON") from None
 
     def load_event(self, event: SSEEvent) -> dict[str, Any]:
         payload = self.load_json(event.data, terminated=event.terminated)
         if not isinstance(payload, dict):
-            raise self.malformed("stream event is not a JSON object")
+            raise self.undecodable("stream event is not a JSON object")
         return payload
 
     def malformed(self, detail: str) -> ProviderError:
         return malformed_response_error(self.provider, detail, request_id=self.request_id)
+
+    def undecodable(self, detail: str) -> UndecodableEventError:
+        """One event this decoder cannot read; ``run_stream`` may skip it."""
+        return UndecodableEventError(detail, provider=self.provider, request_id=self.request_id)
 
     def in_band_error(self, payload: Any) -> ProviderError:
         return classify_stream_error(
@@ -143,19 +168,26 @@ def run_stream(
 ) -> Iterator[StreamDelta]:
     """Yield the decoded deltas of an open 2xx ``response``; always close it."""
     produced: list[str] = []
+    skipped = _SkippedEvents(transport.provider, decoder)
     try:
         lines = iter_lines(transport.iter_chunks(response, clock))
         for item in _framed(lines, decoder):
-            for delta in decoder.feed(item):
-                if delta.is_output:
-                    clock.mark_output()
-                    produced.append(delta.text)
-                yield delta
+            try:
+                for delta in decoder.feed(_payload(item, decoder)):
+                    if delta.is_output:
+                        clock.mark_output()
+                        produced.append(delta.text)
+                    yield delta
+            except UndecodableEventError as error:
+                skipped.record(error, item)
+                continue
+            skipped.decoded()
             if decoder.done:
                 break
         if not decoder.finished:
+            skipped.raise_if_they_were_the_end()
             raise truncated_stream_error(transport.provider, request_id=decoder.request_id)
-        yield decoder.final()
+        yield dataclasses.replace(decoder.final(), skipped_events=skipped.total)
     except ProviderError as error:
         raise _committed(error, produced, decoder) from None
     except LineTooLongError:
@@ -169,6 +201,13 @@ def run_stream(
     finally:
         # An abandoned generator (GeneratorExit) lands here too: drop the connection.
         response.close()
+    if skipped.total:
+        logger.warning(
+            "provider=%s stream complete with %d undecodable event(s) skipped request_id=%s",
+            transport.provider,
+            skipped.total,
+            decoder.request_id,
+        )
     logger.debug(
         "provider=%s stream complete after %.3fs request_id=%s",
         transport.provider,
@@ -178,12 +217,62 @@ def run_stream(
 
 
 def _framed(lines: Iterable[str], decoder: StreamDecoder) -> Iterator[Any]:
+    """SSE events, or the non-blank lines of an NDJSON stream (decoded in ``_payload``)."""
     if decoder.framing == "sse":
         yield from SSEParser(accept_bare_json=decoder.accept_bare_json).events(lines)
         return
-    for line in lines:
-        if line.strip():
-            yield decoder.load_json(line, terminated=not isinstance(line, UnterminatedLine))
+    yield from (line for line in lines if line.strip())
+
+
+def _payload(item: Any, decoder: StreamDecoder) -> Any:
+    """What ``decoder.feed`` takes: the SSE event itself, or one NDJSON line's JSON."""
+    if decoder.framing == "sse":
+        return item
+    return decoder.load_json(item, terminated=not isinstance(item, UnterminatedLine))
+
+
+class _SkippedEvents:
+    """Counts undecodable events: all of them, and how many in a row."""
+
+    def __init__(self, provider: str, decoder: StreamDecoder) -> None:
+        self.provider = provider
+        self.decoder = decoder
+        self.total = 0
+        self.in_a_row = 0
+
+    def record(self, error: UndecodableEventError, item: Any) -> None:
+        self.total += 1
+        self.in_a_row += 1
+        size = len(item.data if isinstance(item, SSEEvent) else item)
+        # The event's data is never logged: it may carry the user's text.
+        logger.warning(
+            "provider=%s skipped an undecodable stream event (%s, %d chars; %d in a row, "
+            "%d in this stream) request_id=%s",
+            self.provider,
+            error.message,
+            size,
+            self.in_a_row,
+            self.total,
+            self.decoder.request_id,
+        )
+        if self.in_a_row >= MAX_UNDECODABLE_IN_A_ROW:
+            raise malformed_response_error(
+                self.provider,
+                f"{self.in_a_row} undecodable stream events in a row ({error.message})",
+                request_id=self.decoder.request_id,
+            )
+
+    def decoded(self) -> None:
+        self.in_a_row = 0
+
+    def raise_if_they_were_the_end(self) -> None:
+        """A stream that ends, unfinished, on undecodable events was not merely cut."""
+        if self.in_a_row:
+            raise malformed_response_error(
+                self.provider,
+                f"stream ended after {self.in_a_row} undecodable event(s)",
+                request_id=self.decoder.request_id,
+            )
 
 
 def _committed(error: ProviderError, produced: list[str], decoder: StreamDecoder) -> ProviderError:
