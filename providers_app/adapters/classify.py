@@ -1,8 +1,10 @@
 """The one place that turns a failed call into a categorised ``ProviderError``.
 
-Order (reference §1.1): the body's specific patterns first, then vendor error
-types and Gemini canonical statuses, then the HTTP status. Four cases would be
-wrong by status alone: OpenAI's 429 ``insufficient_quota``, Anthropic's 400 "credit
+Order (docs/vendors.md, "Classifying a failure"): the body's specific patterns
+and decisive wordings (``wordings.py``) first, then vendor error types and Gemini
+canonical statuses, then the HTTP status, which an "overloaded" or "rate limit"
+wording may sharpen when it says nothing specific. Four cases would be wrong by
+status alone: OpenAI's 429 ``insufficient_quota``, Anthropic's 400 "credit
 balance is too low", Gemini's 400 ``API_KEY_INVALID`` and Together's 403 context
 overflow. Errors inside a 200 stream go through the same rules with the status
 taken from the inner error, if it has one. Transport exceptions and the outcomes
@@ -86,7 +88,7 @@ _STATUS_DEFAULTS: dict[int, Category] = {
 
 @dataclass(frozen=True)
 class ErrorBody:
-    """The fields of an error body, whatever shape the vendor used (reference §7)."""
+    """The fields of an error body, whatever shape the vendor used (docs/vendors.md)."""
 
     message: str = ""
     type: str = ""

@@ -1,4 +1,4 @@
-"""The Google Gemini ``generateContent`` wire format, API-key variant (reference §2.4).
+"""The Google Gemini ``generateContent`` wire format, API-key variant (docs/vendors.md).
 
 ``POST {base_url}/v1beta/models/{model}:generateContent`` and
 ``:streamGenerateContent?alt=sse``, key in ``x-goog-api-key`` (never ``?key=``,

@@ -1,4 +1,4 @@
-"""The Ollama native ``/api/chat`` wire format (reference §2.5).
+"""The Ollama native ``/api/chat`` wire format (docs/vendors.md, "Wire formats").
 
 ``stream`` is sent explicitly (Ollama streams by default). Streams are NDJSON,
 not SSE: one object per line, the last with ``done: true`` and the counts; a

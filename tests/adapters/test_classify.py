@@ -61,7 +61,7 @@ def test_status_defaults_when_the_body_says_nothing(status: int, category: str) 
 @pytest.mark.parametrize(
     ("status", "body", "category"),
     [
-        # The four traps of reference §0 rule 1: the body beats the status.
+        # The four traps of docs/vendors.md: the body beats the status.
         (
             429,
             {"error": {"type": "insufficient_quota", "code": "insufficient_quota"}},

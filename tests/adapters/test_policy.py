@@ -1,4 +1,4 @@
-"""The classification table (DESIGN.md §4) and ``decide()``, which applies it to one error."""
+"""The classification table (docs/engine.md) and ``decide()``, which applies it to one error."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from providers_app.adapters import (
 )
 from providers_app.adapters.errors import ERROR_CLASS, provider_error
 
-# category: (retry on the same provider, fail over, breaker) — DESIGN.md §4.
+# category: (retry on the same provider, fail over, breaker) — docs/engine.md.
 DESIGN_TABLE = {
     "transport": (True, True, "failure"),
     "timeout": (True, True, "failure"),
