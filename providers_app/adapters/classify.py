@@ -24,7 +24,7 @@ from typing import Any
 import requests
 import urllib3.exceptions
 
-from .errors import Category, ProviderError, provider_error
+from .errors import Category, ProviderBadResponseError, ProviderError, provider_error
 from .hints import MAX_HINT_S, RetryHint, parse_should_retry, retry_hint
 from .redaction import scrub_secrets, short_message
 from .wordings import Wording
@@ -234,6 +234,20 @@ def malformed_response_error(
         status_code=status_code,
         request_id=request_id,
     )
+
+
+class UndecodableEventError(ProviderBadResponseError):
+    """One stream event (or NDJSON line) whose data could not be decoded.
+
+    ``streaming.run_stream`` skips a few of these in a row; anywhere else it is an
+    ordinary ``malformed_response``.
+    """
+
+
+def undecodable_event_error(
+    provider: str, detail: str, *, request_id: str | None = None
+) -> UndecodableEventError:
+    return UndecodableEventError(detail, provider=provider, request_id=request_id)
 
 
 def content_filter_error(

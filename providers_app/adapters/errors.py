@@ -1,7 +1,7 @@
 """The provider error tree and the table that says what each failure category means.
 
 Every adapter failure leaves as a ``ProviderError`` subclass with a ``Category``.
-``POLICY`` (docs/engine.md) is the single place that decides, per category, whether
+``POLICY`` (DESIGN.md §4) is the single place that decides, per category, whether
 to retry on the same provider, whether to fail over and what the breaker does.
 ``decide()`` adds the two things the static table cannot know: the wait hint
 against the caller's inline cap and deadline, and whether a stream has already
@@ -274,10 +274,10 @@ def decide(error: ProviderError, *, inline_wait_cap_s: float, time_left_s: float
     """Apply ``POLICY`` to one error, given how long the caller may still wait.
 
     - A stream that already forwarded output is committed: neither retry nor
-      fail over (docs/engine.md, "Streaming").
+      fail over (DESIGN.md §5 "Streaming").
     - ``x-should-retry: false`` vetoes a same-provider retry. ``true`` does not make a
       permanent category retryable: the body patterns that chose the category beat
-      the header (docs/vendors.md, "Classifying a failure").
+      the header (reference §1.1, steps 3 and 4).
     - A wait hint that does not fit the inline cap or the time left turns a retry
       into an immediate failover; the service cools the provider down for the hint.
     - A rate limit whose hint fits is waited out on the same provider rather than

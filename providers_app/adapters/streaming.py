@@ -17,7 +17,6 @@ JSON object that never closes) still fails the stream.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from abc import ABC, abstractmethod
@@ -27,12 +26,14 @@ from typing import Any, ClassVar, Literal
 import requests
 
 from .classify import (
+    UndecodableEventError,
     classify_stream_error,
     content_filter_error,
     malformed_response_error,
     truncated_stream_error,
+    undecodable_event_error,
 )
-from .errors import ProviderBadResponseError, ProviderError
+from .errors import ProviderError
 from .normalise import FinishReason, normalise_finish_reason, token_count
 from .redaction import scrub_exact
 from .schema import StreamDelta
@@ -48,14 +49,6 @@ logger = logging.getLogger(__name__)
 # a row is no longer a glitch but a stream this code cannot follow, and guessing
 # on would hand the client a mangled answer as a success.
 MAX_UNDECODABLE_IN_A_ROW = 3
-
-
-class UndecodableEventError(ProviderBadResponseError):
-    """One stream event (or NDJSON line) whose data could not be decoded.
-
-    ``run_stream`` skips it unless it is the ``MAX_UNDECODABLE_IN_A_ROW``-th in a
-    row; anywhere else it is an ordinary ``malformed_response``.
-    """
 
 
 class StreamDecoder(ABC):
@@ -87,6 +80,7 @@ class StreamDecoder(ABC):
         self.raw_finish_reason: str | None = None
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
+        self.skipped_events = 0  # undecodable events run_stream skipped
 
     @abstractmethod
     def feed(self, item: Any) -> Iterator[StreamDelta]:
@@ -134,7 +128,7 @@ class StreamDecoder(ABC):
 
     def undecodable(self, detail: str) -> UndecodableEventError:
         """One event this decoder cannot read; ``run_stream`` may skip it."""
-        return UndecodableEventError(detail, provider=self.provider, request_id=self.request_id)
+        return undecodable_event_error(self.provider, detail, request_id=self.request_id)
 
     def in_band_error(self, payload: Any) -> ProviderError:
         return classify_stream_error(
@@ -157,6 +151,7 @@ class StreamDecoder(ABC):
             model=self.model,
             request_id=self.request_id,
             raw_finish_reason=self.raw_finish_reason,
+            skipped_events=self.skipped_events,
         )
 
 
@@ -187,7 +182,7 @@ def run_stream(
         if not decoder.finished:
             skipped.raise_if_they_were_the_end()
             raise truncated_stream_error(transport.provider, request_id=decoder.request_id)
-        yield dataclasses.replace(decoder.final(), skipped_events=skipped.total)
+        yield decoder.final()
     except ProviderError as error:
         raise _committed(error, produced, decoder) from None
     except LineTooLongError:
@@ -201,11 +196,11 @@ def run_stream(
     finally:
         # An abandoned generator (GeneratorExit) lands here too: drop the connection.
         response.close()
-    if skipped.total:
+    if decoder.skipped_events:
         logger.warning(
             "provider=%s stream complete with %d undecodable event(s) skipped request_id=%s",
             transport.provider,
-            skipped.total,
+            decoder.skipped_events,
             decoder.request_id,
         )
     logger.debug(
@@ -224,6 +219,15 @@ def _framed(lines: Iterable[str], decoder: StreamDecoder) -> Iterator[Any]:
     yield from (line for line in lines if line.strip())
 
 
+def _committed(error: ProviderError, produced: list[str], decoder: StreamDecoder) -> ProviderError:
+    """Record on the error whether output was already yielded, and which."""
+    if produced:
+        error.output_produced = True
+        error.partial_text = "".join(produced)
+    error.request_id = error.request_id or decoder.request_id
+    return error
+
+
 def _payload(item: Any, decoder: StreamDecoder) -> Any:
     """What ``decoder.feed`` takes: the SSE event itself, or one NDJSON line's JSON."""
     if decoder.framing == "sse":
@@ -232,16 +236,15 @@ def _payload(item: Any, decoder: StreamDecoder) -> Any:
 
 
 class _SkippedEvents:
-    """Counts undecodable events: all of them, and how many in a row."""
+    """Counts undecodable events: in the stream (on the decoder), and in a row."""
 
     def __init__(self, provider: str, decoder: StreamDecoder) -> None:
         self.provider = provider
         self.decoder = decoder
-        self.total = 0
         self.in_a_row = 0
 
     def record(self, error: UndecodableEventError, item: Any) -> None:
-        self.total += 1
+        self.decoder.skipped_events += 1
         self.in_a_row += 1
         size = len(item.data if isinstance(item, SSEEvent) else item)
         # The event's data is never logged: it may carry the user's text.
@@ -252,7 +255,7 @@ class _SkippedEvents:
             error.message,
             size,
             self.in_a_row,
-            self.total,
+            self.decoder.skipped_events,
             self.decoder.request_id,
         )
         if self.in_a_row >= MAX_UNDECODABLE_IN_A_ROW:
@@ -273,12 +276,3 @@ class _SkippedEvents:
                 f"stream ended after {self.in_a_row} undecodable event(s)",
                 request_id=self.decoder.request_id,
             )
-
-
-def _committed(error: ProviderError, produced: list[str], decoder: StreamDecoder) -> ProviderError:
-    """Record on the error whether output was already yielded, and which."""
-    if produced:
-        error.output_produced = True
-        error.partial_text = "".join(produced)
-    error.request_id = error.request_id or decoder.request_id
-    return error

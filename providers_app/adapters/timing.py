@@ -2,7 +2,7 @@
 
 ``requests``' read timeout bounds each socket read, and keep-alive bytes reset
 it: a server trickling bytes or sending ``: keep-alive`` comments would hold a
-worker for minutes (docs/vendors.md, "Streams"). These clocks know the real limits; the
+worker for minutes (reference §5). These clocks know the real limits; the
 transport asks them before every read how long the socket may wait, and checks
 them again after every chunk.
 """

@@ -1,4 +1,4 @@
-"""The classification table (docs/engine.md) and ``decide()``, which applies it to one error."""
+"""The classification table (DESIGN.md §4) and ``decide()``, which applies it to one error."""
 
 from __future__ import annotations
 
