@@ -1,4 +1,4 @@
-"""The Anthropic Messages wire format (reference §2.3).
+"""The Anthropic Messages wire format (docs/vendors.md, "Wire formats").
 
 ``POST {base_url}/v1/messages`` with ``x-api-key`` and ``anthropic-version:
 2023-06-01``. ``max_tokens`` is required (1024 when the caller sets none) and

@@ -137,7 +137,7 @@ class ProviderAdapter(ABC):
         yield from run_stream(self._transport, response, decoder, clock)
 
     def probe(self, *, timeout: float) -> None:
-        """The cheapest call proving key and reachability (reference §6)."""
+        """The cheapest call proving key and reachability (docs/vendors.md, "Health probes")."""
         deadline = Deadline(timeout)
         self._require_key()
         payload, meta = self._exchange(self._probe_call(), deadline)

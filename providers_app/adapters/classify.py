@@ -1,8 +1,10 @@
 """The one place that turns a failed call into a categorised ``ProviderError``.
 
-Order (reference §1.1): the body's specific patterns first, then vendor error
-types and Gemini canonical statuses, then the HTTP status. Four cases would be
-wrong by status alone: OpenAI's 429 ``insufficient_quota``, Anthropic's 400 "credit
+Order (docs/vendors.md, "Classifying a failure"): the body's specific patterns
+and decisive wordings (``wordings.py``) first, then vendor error types and Gemini
+canonical statuses, then the HTTP status, which an "overloaded" or "rate limit"
+wording may sharpen when it says nothing specific. Four cases would be wrong by
+status alone: OpenAI's 429 ``insufficient_quota``, Anthropic's 400 "credit
 balance is too low", Gemini's 400 ``API_KEY_INVALID`` and Together's 403 context
 overflow. Errors inside a 200 stream go through the same rules with the status
 taken from the inner error, if it has one. Transport exceptions and the outcomes
@@ -22,29 +24,14 @@ from typing import Any
 import requests
 import urllib3.exceptions
 
-from .errors import Category, ProviderError, provider_error
+from .errors import Category, ProviderBadResponseError, ProviderError, provider_error
 from .hints import MAX_HINT_S, RetryHint, parse_should_retry, retry_hint
 from .redaction import scrub_secrets, short_message
+from .wordings import Wording
 
 # Response headers that carry the upstream's request id, most specific first.
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id", "x-generation-id")
 
-_CONTEXT_PATTERNS = (
-    "prompt is too long",
-    "maximum context length is",
-    "exceeds the maximum number of tokens allowed",
-    "`inputs` tokens + `max_new_tokens` must be",
-    "input exceeds maximum context length",
-    "context_length_exceeded",
-    "context window exceeded",
-)
-_QUOTA_PATTERNS = ("credit balance is too low", "insufficient balance", "insufficient credits")
-_NO_ROUTE_PATTERNS = (
-    "no endpoints found",
-    "no allowed providers",
-    "no provider meets",
-    "no providers",
-)
 _LIMIT_ZERO = re.compile(r"\blimit:\s*0(?![\d.])")  # Gemini: the model has no free tier
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
@@ -101,7 +88,7 @@ _STATUS_DEFAULTS: dict[int, Category] = {
 
 @dataclass(frozen=True)
 class ErrorBody:
-    """The fields of an error body, whatever shape the vendor used (reference §7)."""
+    """The fields of an error body, whatever shape the vendor used (docs/vendors.md)."""
 
     message: str = ""
     type: str = ""
@@ -249,6 +236,20 @@ def malformed_response_error(
     )
 
 
+class UndecodableEventError(ProviderBadResponseError):
+    """One stream event (or NDJSON line) whose data could not be decoded.
+
+    ``streaming.run_stream`` skips a few of these in a row; anywhere else it is an
+    ordinary ``malformed_response``.
+    """
+
+
+def undecodable_event_error(
+    provider: str, detail: str, *, request_id: str | None = None
+) -> UndecodableEventError:
+    return UndecodableEventError(detail, provider=provider, request_id=request_id)
+
+
 def content_filter_error(
     provider: str, reason: str, *, partial_text: str = "", request_id: str | None = None
 ) -> ProviderError:
@@ -294,36 +295,55 @@ def request_id_from(headers: Mapping[str, str]) -> str | None:
 
 
 def _category(status: int | None, body: ErrorBody, hint: RetryHint) -> Category:
-    category = _category_from_body(status, body) or _category_from_status(status, body)
+    wording = Wording(body.message)
+    category = _category_from_body(status, body, wording)
+    if category is None:
+        category = _category_from_status(status, body)
+        if category in _GENERIC:
+            category = wording.first_meaning(_SHARPENING_MEANINGS) or category
     # A wait beyond the clamp is a quota wall (Azure's retry-after: 86400), not a blip.
     if category is Category.RATE_LIMIT and (hint.raw_seconds or 0) > MAX_HINT_S:
         return Category.QUOTA_EXHAUSTED
     return category
 
 
-def _category_from_body(status: int | None, body: ErrorBody) -> Category | None:
+# Wordings of these meanings only sharpen a status that says nothing specific
+# (a plain 400 or 500, or an error inside a 200 stream): "overloaded" in a 429 is
+# still a rate limit, and "rate limit" in a 503 still an outage.
+_SHARPENING_MEANINGS = (Category.OVERLOADED, Category.RATE_LIMIT)
+_GENERIC = frozenset({Category.INVALID_REQUEST, Category.SERVER_ERROR})
+
+
+def _category_from_body(status: int | None, body: ErrorBody, wording: Wording) -> Category | None:
+    """The body's meaning, most specific first; None when only the status can tell."""
     text = body.message.lower()
     ids = body.identifiers
     if (
         ids & _QUOTA_IDS
-        or any(pattern in text for pattern in _QUOTA_PATTERNS)
+        or wording.means(Category.QUOTA_EXHAUSTED)
         or any("perday" in quota_id.lower() for quota_id in body.quota_ids)
         or _LIMIT_ZERO.search(text)
     ):
         return Category.QUOTA_EXHAUSTED
     if _BAD_KEY_REASONS & set(body.reasons):
         return Category.AUTH
-    if "context_length_exceeded" in ids or any(p in text for p in _CONTEXT_PATTERNS):
+    if "context_length_exceeded" in ids or wording.means(Category.CONTEXT_LENGTH):
         return Category.CONTEXT_LENGTH
-    if ids & _CONTENT_FILTER_IDS or _is_moderation_block(status, body):
+    if (
+        ids & _CONTENT_FILTER_IDS
+        or _is_moderation_block(status, body)
+        or wording.means(Category.CONTENT_FILTER)
+    ):
         return Category.CONTENT_FILTER
+    # Before the error type: Ollama's OpenAI-compatible path sends a missing
+    # model as type "api_error", and OpenRouter a routing dead end as a 503.
+    if wording.means(Category.NOT_FOUND):
+        return Category.NOT_FOUND
     for identifier in (body.type, body.code):
         if identifier.lower() in _SPECIFIC_IDS:
             return _SPECIFIC_IDS[identifier.lower()]
     if body.status in _CANONICAL_STATUS:
         return _CANONICAL_STATUS[body.status]
-    if any(pattern in text for pattern in _NO_ROUTE_PATTERNS):
-        return Category.NOT_FOUND  # OpenRouter: no provider can serve this model
     return None
 
 

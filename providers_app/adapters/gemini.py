@@ -1,4 +1,4 @@
-"""The Google Gemini ``generateContent`` wire format, API-key variant (reference §2.4).
+"""The Google Gemini ``generateContent`` wire format, API-key variant (docs/vendors.md).
 
 ``POST {base_url}/v1beta/models/{model}:generateContent`` and
 ``:streamGenerateContent?alt=sse``, key in ``x-goog-api-key`` (never ``?key=``,
@@ -53,7 +53,7 @@ class GeminiStreamDecoder(StreamDecoder):
 
     def _feed_response(self, response: Any) -> Iterator[StreamDelta]:
         if not isinstance(response, dict):
-            raise self.malformed("stream chunk is not a JSON object")
+            raise self.undecodable("stream chunk is not a JSON object")
         if response.get("error"):
             raise self.in_band_error(response)
         reason = block_reason(response)

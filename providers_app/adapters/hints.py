@@ -1,13 +1,13 @@
 """Parse every retry hint the providers send into one number of seconds.
 
-Order (reference §3, fixtures/README.md): ``retry-after-ms``, then ``Retry-After``
+Order (docs/vendors.md, "Retry hints"): ``retry-after-ms``, then ``Retry-After``
 (seconds, or an HTTP date taken relative to the response's ``Date`` header),
 then Gemini's ``RetryInfo.retryDelay``, then the reset header of the exhausted
 rate-limit bucket (Go durations such as ``1.8s``/``6m0s``/``354ms``, or
 Anthropic's RFC 3339 instants), then "try again in Xs" in the message. The first
 source that parses wins; garbage (negative, NaN, infinite, unparsable) falls
 through to the next source. The result is clamped to ``MAX_HINT_S``; the raw
-value is kept because a huge hint is itself a signal (a quota wall, §0 rule 4).
+value is kept because a huge hint is itself a signal (a quota wall, docs/vendors.md).
 ``x-should-retry`` is not a wait but a yes/no, parsed separately.
 """
 

@@ -1,4 +1,4 @@
-"""The Ollama native ``/api/chat`` wire format (reference §2.5).
+"""The Ollama native ``/api/chat`` wire format (docs/vendors.md, "Wire formats").
 
 ``stream`` is sent explicitly (Ollama streams by default). Streams are NDJSON,
 not SSE: one object per line, the last with ``done: true`` and the counts; a
@@ -24,7 +24,7 @@ class OllamaStreamDecoder(StreamDecoder):
 
     def feed(self, item: Any) -> Iterator[StreamDelta]:
         if not isinstance(item, dict):
-            raise self.malformed("stream line is not a JSON object")
+            raise self.undecodable("stream line is not a JSON object")
         if item.get("error"):
             raise self.in_band_error(item)
         self.update(model=item.get("model"))

@@ -130,7 +130,7 @@ class OpenAIAdapter(ProviderAdapter):
         )
 
     def _probe_call(self) -> HttpCall:
-        # Proves key, organisation and access to this very model (reference §6).
+        # Proves key, organisation and access to this very model (docs/vendors.md).
         return self._call("GET", f"/models/{quote(self.config.model, safe='')}")
 
 
@@ -182,6 +182,6 @@ class AzureOpenAIAdapter(OpenAIAdapter):
         if self.uses_v1_surface:
             return self._call("GET", "/models")
         # The classic surface has no key-scoped way to list deployments; a one-token
-        # completion is the call that proves key, endpoint and deployment (§2.2).
+        # completion is the call that proves key, endpoint and deployment.
         tiny = ChatRequest(messages=(Message(role="user", content="ping"),), max_tokens=1)
         return self._chat_call(tiny, stream=False)

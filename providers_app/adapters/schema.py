@@ -57,6 +57,8 @@ class StreamDelta:
     output_tokens: int | None = None
     model: str | None = None
     request_id: str | None = None
+    # On the final delta: undecodable events the stream skipped (adapters/streaming.py).
+    skipped_events: int = 0
     raw_finish_reason: str | None = None
 
     @property

@@ -1,6 +1,6 @@
 """Split a byte stream into lines and lines into Server-Sent Events.
 
-Follows the WHATWG event-stream rules the reference §5 lists: ``\\r\\n``, ``\\n``
+Follows the WHATWG event-stream rules (docs/vendors.md, "Streams"): ``\\r\\n``, ``\\n``
 and ``\\r`` all end a line; lines starting with ``:`` are comments (keep-alives);
 ``event:`` names the event; several ``data:`` lines join with ``\\n``; a blank
 line dispatches; unknown fields are ignored. Lines are decoded as UTF-8 one

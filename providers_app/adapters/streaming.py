@@ -7,6 +7,12 @@ each item to the vendor's ``StreamDecoder``. A stream is complete only once the
 decoder saw its terminator or final finish reason; anything else is truncation.
 Every failure leaves as a ``ProviderError`` that records whether model output
 had already been yielded (the commit point) and what that output was.
+
+A single event whose data does not decode is skipped, counted and logged rather
+than ending the stream (see ``MAX_UNDECODABLE_IN_A_ROW``); the count travels on
+the final delta as ``skipped_events``. What breaks the framing itself (a line
+past ``MAX_LINE_BYTES``, a last event cut off without its terminator, a bare
+JSON object that never closes) still fails the stream.
 """
 
 from __future__ import annotations
@@ -20,10 +26,12 @@ from typing import Any, ClassVar, Literal
 import requests
 
 from .classify import (
+    UndecodableEventError,
     classify_stream_error,
     content_filter_error,
     malformed_response_error,
     truncated_stream_error,
+    undecodable_event_error,
 )
 from .errors import ProviderError
 from .normalise import FinishReason, normalise_finish_reason, token_count
@@ -34,6 +42,13 @@ from .timing import StreamClock
 from .transport import TRANSPORT_EXCEPTIONS, ResponseMeta, Transport, detached
 
 logger = logging.getLogger(__name__)
+
+# Undecodable events tolerated back to back. One is a glitch (a proxy's stray
+# debug line, a half-flushed write). Two can still be one: a payload written with
+# a raw blank line inside it arrives as two events, neither of them JSON. Three in
+# a row is no longer a glitch but a stream this code cannot follow, and guessing
+# on would hand the client a mangled answer as a success.
+MAX_UNDECODABLE_IN_A_ROW = 3
 
 
 class StreamDecoder(ABC):
@@ -65,6 +80,7 @@ class StreamDecoder(ABC):
         self.raw_finish_reason: str | None = None
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
+        self.skipped_events = 0  # undecodable events run_stream skipped
 
     @abstractmethod
     def feed(self, item: Any) -> Iterator[StreamDelta]:
@@ -97,19 +113,22 @@ class StreamDecoder(ABC):
             return json.loads(data)
         except ValueError:
             if not terminated:
+                # Cut off mid-event: the framing broke, not one event.
                 raise truncated_stream_error(self.provider, request_id=self.request_id) from None
-            raise malformed_response_error(
-                self.provider, "stream event is not JSON", request_id=self.request_id
-            ) from None
+            raise self.undecodable("stream event is not JSON") from None
 
     def load_event(self, event: SSEEvent) -> dict[str, Any]:
         payload = self.load_json(event.data, terminated=event.terminated)
         if not isinstance(payload, dict):
-            raise self.malformed("stream event is not a JSON object")
+            raise self.undecodable("stream event is not a JSON object")
         return payload
 
     def malformed(self, detail: str) -> ProviderError:
         return malformed_response_error(self.provider, detail, request_id=self.request_id)
+
+    def undecodable(self, detail: str) -> UndecodableEventError:
+        """One event this decoder cannot read; ``run_stream`` may skip it."""
+        return undecodable_event_error(self.provider, detail, request_id=self.request_id)
 
     def in_band_error(self, payload: Any) -> ProviderError:
         return classify_stream_error(
@@ -132,6 +151,7 @@ class StreamDecoder(ABC):
             model=self.model,
             request_id=self.request_id,
             raw_finish_reason=self.raw_finish_reason,
+            skipped_events=self.skipped_events,
         )
 
 
@@ -143,17 +163,24 @@ def run_stream(
 ) -> Iterator[StreamDelta]:
     """Yield the decoded deltas of an open 2xx ``response``; always close it."""
     produced: list[str] = []
+    skipped = _SkippedEvents(transport.provider, decoder)
     try:
         lines = iter_lines(transport.iter_chunks(response, clock))
         for item in _framed(lines, decoder):
-            for delta in decoder.feed(item):
-                if delta.is_output:
-                    clock.mark_output()
-                    produced.append(delta.text)
-                yield delta
+            try:
+                for delta in decoder.feed(_payload(item, decoder)):
+                    if delta.is_output:
+                        clock.mark_output()
+                        produced.append(delta.text)
+                    yield delta
+            except UndecodableEventError as error:
+                skipped.record(error, item)
+                continue
+            skipped.decoded()
             if decoder.done:
                 break
         if not decoder.finished:
+            skipped.raise_if_they_were_the_end()
             raise truncated_stream_error(transport.provider, request_id=decoder.request_id)
         yield decoder.final()
     except ProviderError as error:
@@ -169,6 +196,13 @@ def run_stream(
     finally:
         # An abandoned generator (GeneratorExit) lands here too: drop the connection.
         response.close()
+    if decoder.skipped_events:
+        logger.warning(
+            "provider=%s stream complete with %d undecodable event(s) skipped request_id=%s",
+            transport.provider,
+            decoder.skipped_events,
+            decoder.request_id,
+        )
     logger.debug(
         "provider=%s stream complete after %.3fs request_id=%s",
         transport.provider,
@@ -178,12 +212,11 @@ def run_stream(
 
 
 def _framed(lines: Iterable[str], decoder: StreamDecoder) -> Iterator[Any]:
+    """SSE events, or the non-blank lines of an NDJSON stream (decoded in ``_payload``)."""
     if decoder.framing == "sse":
         yield from SSEParser(accept_bare_json=decoder.accept_bare_json).events(lines)
         return
-    for line in lines:
-        if line.strip():
-            yield decoder.load_json(line, terminated=not isinstance(line, UnterminatedLine))
+    yield from (line for line in lines if line.strip())
 
 
 def _committed(error: ProviderError, produced: list[str], decoder: StreamDecoder) -> ProviderError:
@@ -193,3 +226,53 @@ def _committed(error: ProviderError, produced: list[str], decoder: StreamDecoder
         error.partial_text = "".join(produced)
     error.request_id = error.request_id or decoder.request_id
     return error
+
+
+def _payload(item: Any, decoder: StreamDecoder) -> Any:
+    """What ``decoder.feed`` takes: the SSE event itself, or one NDJSON line's JSON."""
+    if decoder.framing == "sse":
+        return item
+    return decoder.load_json(item, terminated=not isinstance(item, UnterminatedLine))
+
+
+class _SkippedEvents:
+    """Counts undecodable events: in the stream (on the decoder), and in a row."""
+
+    def __init__(self, provider: str, decoder: StreamDecoder) -> None:
+        self.provider = provider
+        self.decoder = decoder
+        self.in_a_row = 0
+
+    def record(self, error: UndecodableEventError, item: Any) -> None:
+        self.decoder.skipped_events += 1
+        self.in_a_row += 1
+        size = len(item.data if isinstance(item, SSEEvent) else item)
+        # The event's data is never logged: it may carry the user's text.
+        logger.warning(
+            "provider=%s skipped an undecodable stream event (%s, %d chars; %d in a row, "
+            "%d in this stream) request_id=%s",
+            self.provider,
+            error.message,
+            size,
+            self.in_a_row,
+            self.decoder.skipped_events,
+            self.decoder.request_id,
+        )
+        if self.in_a_row >= MAX_UNDECODABLE_IN_A_ROW:
+            raise malformed_response_error(
+                self.provider,
+                f"{self.in_a_row} undecodable stream events in a row ({error.message})",
+                request_id=self.decoder.request_id,
+            )
+
+    def decoded(self) -> None:
+        self.in_a_row = 0
+
+    def raise_if_they_were_the_end(self) -> None:
+        """A stream that ends, unfinished, on undecodable events was not merely cut."""
+        if self.in_a_row:
+            raise malformed_response_error(
+                self.provider,
+                f"stream ended after {self.in_a_row} undecodable event(s)",
+                request_id=self.decoder.request_id,
+            )

@@ -3,7 +3,7 @@
 A check goes through `fallback.provider_probe()` (the cheapest realistic call for
 the provider's kind), so cooldowns and operator drains are honoured exactly as
 for traffic. Its result goes to `HealthCheckResult`, never into the traffic
-counters. Effects on the breaker (DESIGN.md §7, resilience.md §6.7):
+counters. Effects on the breaker (docs/operations.md, "Health checks"):
 
 - `FALLBACK_HEALTH_FAILURE_THRESHOLD` (3) failed checks in a row while CLOSED,
   with no traffic success within the last closed-check interval, open the

@@ -1,7 +1,7 @@
 """OpenAI-shaped bodies the simulator sends: completions, stream chunks, errors.
 
-Shapes follow ``/work/shared/reference/provider_apis.md`` §2.1 and the recorded
-fixtures under ``fixtures/openai``, so an adapter that parses the simulator also
+Shapes follow the OpenAI wire format in ``docs/vendors.md`` and the recorded
+fixtures under ``tests/fixtures/providers/openai``, so an adapter that parses the simulator also
 parses the real service.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 _WORD = re.compile(r"\s*\S+")
 
-# Default error texts per status, copied from what OpenAI sends (§2.1).
+# Default error texts per status, copied from what OpenAI sends (tests/fixtures/providers/openai).
 _SERVER_ERROR_MESSAGE = (
     "The server had an error processing your request. Sorry about that! You can retry "
     "your request, or contact us through our help center at help.openai.com if you keep "
@@ -52,7 +52,7 @@ _QUOTA_MESSAGE = (
     "https://platform.openai.com/docs/guides/error-codes/api-errors."
 )
 # Deliberately without "Please try again in Xs": the text is a retry hint of its
-# own (§3 step 6), and tests of Retry-After parsing must control every hint.
+# own (docs/vendors.md, "Retry hints"), and tests of Retry-After parsing must control every hint.
 _RATE_LIMIT_MESSAGE = (
     "Rate limit reached for {model} in organization org-simulator on requests per min "
     "(RPM): Limit 60, Used 60, Requested 1."

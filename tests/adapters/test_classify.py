@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import requests
@@ -17,6 +18,7 @@ from providers_app.adapters.classify import (
     classify_stream_error,
     parse_error_body,
 )
+from providers_app.adapters.wordings import GAP, MEANINGS, normalise_text
 
 REQUEST = ChatRequest(messages=(Message("user", "hi"),))
 
@@ -59,7 +61,7 @@ def test_status_defaults_when_the_body_says_nothing(status: int, category: str) 
 @pytest.mark.parametrize(
     ("status", "body", "category"),
     [
-        # The four traps of reference §0 rule 1: the body beats the status.
+        # The four traps of docs/vendors.md: the body beats the status.
         (
             429,
             {"error": {"type": "insufficient_quota", "code": "insufficient_quota"}},
@@ -359,3 +361,101 @@ def test_a_stream_answered_with_a_json_error_in_a_200_is_classified(make_adapter
         with pytest.raises(ProviderError) as caught:
             list(adapter.stream(REQUEST, timeout=5, first_token_timeout=5, idle_timeout=5))
     assert (caught.value.category, caught.value.output_produced) == ("not_found", False)
+
+
+# -- wordings: one meaning, many ways to say it ----------------------------------
+
+_DECISIVE = ("quota_exhausted", "context_length", "content_filter", "not_found")
+
+
+def _every_wording() -> list[tuple[str, str]]:
+    return [(category.value, text) for category, texts in MEANINGS.items() for text in texts]
+
+
+def _said_as_a_vendor_might(wording: str) -> str:
+    """The wording in a sentence, upper-cased, with curly quotes and doubled spaces."""
+    text = wording.replace(GAP, "`gpt-4o-mini:latest`").replace("'", "\u2019")
+    return f"Error: {text.upper().replace(' ', '  ')}. Please try again."
+
+
+@pytest.mark.parametrize(("category", "wording"), _every_wording())
+def test_every_wording_is_recognised_however_it_is_typed(category: str, wording: str) -> None:
+    # A plain 400/500 says nothing of its own, so only the wording can decide.
+    status = 400 if category in _DECISIVE else 500
+    body = {"error": {"message": _said_as_a_vendor_might(wording)}}
+    assert _classify(status, body).category == category
+
+
+@pytest.mark.parametrize(
+    ("message", "category"),
+    [
+        # Punctuation, quotes and underscores are word breaks, so these are one wording.
+        ("context_length_exceeded", "context_length"),
+        ("Context-length exceeded!", "context_length"),
+        ("The model \u201cllama3:8b\u201d does not exist", "not_found"),
+        ("model 'meta-llama/Llama-3.3-70B-Instruct-Turbo' does not exist", "not_found"),
+        ("No  endpoints\nfound matching your data policy", "not_found"),
+        # Whole words only: a wording inside a longer word is not that wording.
+        ("no providersmith configured", "invalid_request"),
+        ("ratelimiter header misconfigured", "invalid_request"),
+    ],
+)
+def test_wordings_match_normalised_whole_words(message: str, category: str) -> None:
+    assert _classify(400, {"error": {"message": message}}).category == category
+
+
+def test_normalised_text_is_lower_case_words_and_single_spaces() -> None:
+    assert (
+        normalise_text("  The model\u2019s `max_tokens`:\n\t4096!  ")
+        == "the model s max tokens 4096"
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "category"),
+    [
+        # An error inside a stream has no status of its own: the wording sharpens it.
+        (None, "Rate limit exceeded", "rate_limit"),
+        (None, "Model overloaded, try later", "overloaded"),
+        (500, "upstream is overloaded", "overloaded"),
+        (400, "Too Many Requests", "rate_limit"),
+        # A specific status is not overruled by a passing word.
+        (429, "The engine is overloaded", "rate_limit"),
+        (503, "rate limit of the upstream pool reached", "overloaded"),
+        (401, "rate limited: invalid key", "auth"),
+    ],
+)
+def test_load_wordings_sharpen_only_a_status_that_says_nothing(status, message, category) -> None:
+    assert _classify(status, {"error": {"message": message}}).category == category
+
+
+def test_a_gemini_per_minute_quota_message_is_still_a_rate_limit() -> None:
+    """Gemini says "exceeded your current quota" for per-minute limits: not a quota wall."""
+    body = {
+        "error": {
+            "code": 429,
+            "status": "RESOURCE_EXHAUSTED",
+            "message": "You exceeded your current quota, please check your plan and billing.",
+        }
+    }
+    assert _classify(429, body).category == "rate_limit"
+
+
+def test_a_missing_model_typed_api_error_is_not_found_not_a_server_error() -> None:
+    """Ollama's OpenAI-compatible path: the wording is read before the generic type."""
+    body = {
+        "error": {"message": 'model "qwen2.5" not found, try pulling it first', "type": "api_error"}
+    }
+    assert _classify(404, body).category == "not_found"
+    assert (
+        classify_stream_error(provider="p", payload=body, request_id=None).category == "not_found"
+    )
+
+
+def test_recorded_wordings_cite_a_public_source() -> None:
+    """Every case added for a wording says where its message was seen."""
+    root = Path(__file__).parent / "extra_fixtures"
+    cases = [json.loads(path.read_text(encoding="utf-8")) for path in root.glob("*/*.json")]
+    sourced = [case for case in cases if "source" in case]
+    assert len(sourced) >= 20
+    assert all(case["source"].startswith("https://github.com/") for case in sourced)

@@ -19,7 +19,7 @@ from providers_app.adapters import (
 )
 from providers_app.adapters.errors import ERROR_CLASS, provider_error
 
-# category: (retry on the same provider, fail over, breaker) — DESIGN.md §4.
+# category: (retry on the same provider, fail over, breaker) — docs/engine.md.
 DESIGN_TABLE = {
     "transport": (True, True, "failure"),
     "timeout": (True, True, "failure"),

@@ -2,7 +2,7 @@
 
 Hypothesis drives random sequences of outcomes, abandoned probes and clock steps
 through `services.breaker` (on the real database) and through `Model`, a plain
-reading of DESIGN.md §6, and checks after every step that both agree.
+reading of docs/engine.md "The breaker", and checks after every step that both agree.
 """
 
 from dataclasses import dataclass, field
@@ -29,7 +29,7 @@ OUTCOMES = ["failure"] * 10 + ["success"] * 3 + ["slow", "auth", "rate_limit", "
 
 @dataclass
 class Model:
-    """DESIGN.md §6 for one provider, with the open-time jitter fixed at 1.0."""
+    """docs/engine.md "The breaker" for one provider, with the open-time jitter fixed at 1.0."""
 
     now: datetime
     state: str = "closed"

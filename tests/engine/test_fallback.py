@@ -166,7 +166,7 @@ def test_huge_retry_after_is_clamped_and_fails_over_at_once(providers, primary, 
     assert time.monotonic() - started < 1.0
     assert fake_clock.slept == []  # nobody slept
     assert primary.request_count == 1  # no retry on the same provider
-    # A day-long hint is a quota wall (reference §0 rule 4), not a blip: the
+    # A day-long hint is a quota wall (docs/vendors.md), not a blip: the
     # breaker opens for its long duration instead of a 120 s cooldown.
     assert _state(first).state == State.OPEN
     assert FailoverEvent.objects.get(kind="failover").reason == "quota_exhausted"

@@ -1,5 +1,5 @@
-"""The breaker shared by several processes through PostgreSQL (resilience.md §7,
-scenarios 5, 6 and 7).
+"""The breaker shared by several processes through PostgreSQL: the three races of
+docs/engine.md "The breaker" (one probe, one open event, a dead probe replaced).
 
 Real processes (spawned, each with its own `django.setup()`), real wall-clock
 time, real HTTP against local simulators. Each race is repeated ROUNDS times on
