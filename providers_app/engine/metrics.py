@@ -26,6 +26,10 @@ from prometheus_client.registry import Collector
 
 logger = logging.getLogger(__name__)
 
+# Upper bounds (ms) of every attempt-latency histogram: the Prometheus one below
+# (in seconds) and the hourly rollups behind the dashboard's percentiles.
+LATENCY_BOUNDS_MS: tuple[int, ...] = (50, 100, 250, 500, 1000, 2000, 5000, 10000, 20000, 45000)
+
 REQUESTS = Counter(
     "fallback_requests_total",
     "Chat requests by final outcome and provider.",
@@ -49,7 +53,7 @@ ATTEMPT_LATENCY = Histogram(
     "fallback_attempt_seconds",
     "Latency of one upstream attempt.",
     ["provider", "outcome"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 45),
+    buckets=tuple(bound / 1000 for bound in LATENCY_BOUNDS_MS),
 )
 STORE_ERRORS = Counter(
     "fallback_store_errors_total", "Database errors absorbed by the failover layer.", ["operation"]

@@ -25,13 +25,12 @@ from django.db import IntegrityError, transaction
 from ..conf import get_setting
 from ..engine import counters
 from ..engine.clock import get_clock
+from ..engine.metrics import LATENCY_BOUNDS_MS
 from ..models import CallBucket, CallRollup, FailoverEvent, HealthCheckResult
 
 logger = logging.getLogger("providers_app.housekeeping")
 
-# Upper bounds (ms) of the latency histogram; calls above the last go to "inf".
-# They match the attempt-latency histogram of /metrics, in milliseconds.
-LATENCY_BOUNDS_MS: tuple[int, ...] = (50, 100, 250, 500, 1000, 2000, 5000, 10000, 20000, 45000)
+# Calls above the last latency bound go to "inf".
 INF = "inf"
 # Buffered counters reach the database within FALLBACK_COUNTER_FLUSH_S (2 s); an
 # hour is final this long after it ends, so no late flush is lost to pruning.

@@ -349,3 +349,37 @@ def test_retry_budget_refusal_fails_over_instead_of_retrying(providers, primary,
     assert primary.request_count == 2 * 2 + 3
     details = list(FailoverEvent.objects.order_by("id").values_list("detail", flat=True))
     assert ["retry budget" in d for d in details] == [False, False, True, True, True]
+
+
+# --- one decision: long hints ---------------------------------------------------------
+
+
+def _http_date(seconds_ahead: float) -> str:
+    from email.utils import formatdate
+
+    return formatdate(time.time() + seconds_ahead, usegmt=True)
+
+
+@pytest.mark.parametrize(
+    "retry_after", [pytest.param("30", id="seconds"), pytest.param("http-date", id="http-date")]
+)
+def test_a_5xx_with_a_long_retry_after_fails_over_at_once_and_cools_down(
+    providers, primary, secondary, fake_clock, retry_after
+):
+    """Default settings: one attempt on the hinting provider, no sleep, cooldown for the hint."""
+    first, _ = providers(max_attempts=2)
+    hint = _http_date(30) if retry_after == "http-date" else retry_after
+    primary.set_fault("error", status=503, retry_after=hint)
+
+    result = fallback.complete(HELLO)
+
+    assert result.provider == "secondary"
+    assert primary.request_count == 1  # no retry on the provider that asked for 30 s
+    assert fake_clock.slept == []  # nothing waited: the request took no simulated time
+    cooldown = (_state(first).cooldown_until - fake_clock.now()).total_seconds()
+    assert cooldown == pytest.approx(30, abs=1.5)  # the HTTP-date has 1 s resolution
+    event = FailoverEvent.objects.get(kind="failover")
+    assert "inline cap" in event.detail
+    # Every request meanwhile skips it without a call.
+    assert fallback.complete(HELLO).provider == "secondary"
+    assert primary.request_count == 1
