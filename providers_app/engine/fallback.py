@@ -215,6 +215,7 @@ def _open_stream(adapter: ProviderAdapter, request: ChatRequest, timeout: float)
         timeout=timeout,
         first_token_timeout=min(get_setting("STREAM_FIRST_TOKEN_S"), timeout),
         idle_timeout=get_setting("STREAM_IDLE_S"),
+        max_duration=get_setting("STREAM_MAX_S"),
     )
     model = upstream_id = None
     for delta in deltas:
@@ -249,14 +250,14 @@ class ChatStream:
 
     def __iter__(self) -> Iterator[StreamChunk]:
         entry, permit, opened = self._routed.entry, self._routed.permit, self._routed.value
-        started = self._routed.started
         try:
             yield _chunk(opened.first)
-            for delta in opened.rest:
+            for delta in _classified(opened.rest, entry):
                 if delta.is_output or delta.finish_reason or delta.output_tokens is not None:
                     yield _chunk(delta)
         except ProviderError as error:
             self._finished = True
+            # A stream that reached our maximum duration is healthy: "ignore".
             breaker_record_failure(entry=entry, permit=permit, error=error)
             metrics.REQUESTS.labels(provider=entry.name, outcome="interrupted").inc()
             logger.warning(
@@ -268,7 +269,9 @@ class ChatStream:
             if not self._finished:
                 self._finished = True
                 if _stream_completed(opened):
-                    latency = get_clock().monotonic() - started
+                    # The breaker judges the time to the first output: a long
+                    # answer is not a slow provider.
+                    latency = self._routed.latency_s
                     breaker_record_success(entry=entry, permit=permit, latency_s=latency)
                     self._route.finished(entry)
                 else:  # the client went away mid-stream: not the provider's fault
@@ -285,6 +288,33 @@ class ChatStream:
             close = getattr(self._routed.value.rest, "close", None)
             if close:
                 close()
+
+
+def _classified(deltas: Iterator[StreamDelta], entry: RouteEntry) -> Iterator[StreamDelta]:
+    """The adapter's deltas, with anything it raises classified (see `_unexpected`)."""
+    try:
+        yield from deltas
+    except ProviderError:
+        raise
+    except Exception as exc:
+        raise _unexpected(exc, entry) from exc
+
+
+def _unexpected(exc: Exception, entry: RouteEntry) -> ProviderError:
+    """An adapter raised something that is not a ProviderError: upstream input it
+    could not handle (a 5000-deep JSON body raises RecursionError) or a bug of
+    ours. Either way the provider did not answer usably: a classified
+    malformed_response (the breaker counts it, the route fails over), logged
+    with its traceback so that a bug is seen."""
+    logger.error(
+        "adapter raised %s provider=%s; treated as malformed_response",
+        type(exc).__name__, entry.name, exc_info=exc,
+    )  # fmt: skip
+    return ProviderBadResponseError(
+        f"the response could not be processed ({type(exc).__name__})",
+        provider=entry.name,
+        category=Category.MALFORMED_RESPONSE,
+    )
 
 
 def _stream_completed(opened: _OpenedStream) -> bool:
@@ -423,8 +453,9 @@ class _Route:
                     self.attempts += 1
                     attempt_started = clock.monotonic()
                     try:
-                        adapter = adapter_for_entry(entry)
-                        value = call(adapter, self.request, self._attempt_timeout(entry))
+                        value = _call_adapter(
+                            entry, call, self.request, self._attempt_timeout(entry)
+                        )
                     except ProviderError as error:
                         elapsed = clock.monotonic() - attempt_started
                         metrics.ATTEMPT_LATENCY.labels(entry.name, error.category).observe(elapsed)
@@ -510,6 +541,21 @@ class _Route:
         )
         metrics.REQUESTS.labels(provider="", outcome="all_failed").inc()
         return AllProvidersFailed(reasons, retry_after_s=retry_after, request_id=self.request_id)
+
+
+def _call_adapter(
+    entry: RouteEntry,
+    call: Callable[[ProviderAdapter, ChatRequest, float], T],
+    request: ChatRequest,
+    timeout: float,
+) -> T:
+    """One attempt; whatever the adapter raises leaves as a ProviderError."""
+    try:
+        return call(adapter_for_entry(entry), request, timeout)
+    except ProviderError:
+        raise
+    except Exception as exc:
+        raise _unexpected(exc, entry) from exc
 
 
 # ---------------------------------------------------------------------------
