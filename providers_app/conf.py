@@ -20,6 +20,10 @@ DEFAULTS: dict[str, Any] = {
     "FAILOVER_ON_CONTENT_FILTER": False,
     "STREAM_FIRST_TOKEN_S": 20.0,
     "STREAM_IDLE_S": 30.0,
+    # Once output has started a stream is limited by silence (STREAM_IDLE_S) and
+    # by this generous maximum, never by the attempt timeout; reaching it is not
+    # the provider's failure.
+    "STREAM_MAX_S": 600.0,
     # Breaker (per-provider overrides live on Provider)
     "BREAKER_WINDOW_S": 60,
     "BREAKER_FAILURE_THRESHOLD": 5,  # consecutive failures

@@ -21,7 +21,6 @@ from .errors import (
     POLICY,
     Category,
     CategoryPolicy,
-    Decision,
     ProviderAuthError,
     ProviderBadRequestError,
     ProviderBadResponseError,
@@ -33,7 +32,6 @@ from .errors import (
     ProviderServerError,
     ProviderTimeoutError,
     ProviderTransportError,
-    decide,
 )
 from .gemini import GeminiAdapter
 from .ollama import OllamaAdapter
@@ -75,7 +73,6 @@ __all__ = [
     "CategoryPolicy",
     "ChatRequest",
     "ChatResult",
-    "Decision",
     "GeminiAdapter",
     "Message",
     "OllamaAdapter",
@@ -96,5 +93,4 @@ __all__ = [
     "SimulatedAdapter",
     "StreamDelta",
     "adapter_for",
-    "decide",
 ]

@@ -38,7 +38,7 @@ from .schema import (
     StreamDelta,
 )
 from .streaming import StreamDecoder, run_stream
-from .timing import Deadline, StreamClock
+from .timing import Deadline, StreamLimits
 from .transport import (
     MAX_BODY_BYTES,
     MAX_ERROR_BODY_BYTES,
@@ -119,13 +119,18 @@ class ProviderAdapter(ABC):
         timeout: float,
         first_token_timeout: float,
         idle_timeout: float,
+        max_duration: float | None = None,
     ) -> Iterator[StreamDelta]:
         """Yield deltas as they arrive; closing the generator closes the response.
 
+        Once output was yielded, ``timeout`` no longer applies: the stream is
+        limited by ``idle_timeout`` and ``max_duration`` (see ``StreamLimits``).
         Raises ``ProviderError``; once output was yielded, the error carries
         ``output_produced=True`` and the ``partial_text`` already yielded.
         """
-        clock = StreamClock(timeout, first_token_s=first_token_timeout, idle_s=idle_timeout)
+        clock = StreamLimits(
+            timeout, first_token_s=first_token_timeout, idle_s=idle_timeout, max_s=max_duration
+        )
         self._require_key()
         response, meta = self._open(self._chat_call(request, stream=True), clock)
         decoder = self._stream_decoder(meta)

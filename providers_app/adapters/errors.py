@@ -1,16 +1,15 @@
 """The provider error tree and the table that says what each failure category means.
 
 Every adapter failure leaves as a ``ProviderError`` subclass with a ``Category``.
-``POLICY`` (DESIGN.md §4) is the single place that decides, per category, whether
-to retry on the same provider, whether to fail over and what the breaker does.
-``decide()`` adds the two things the static table cannot know: the wait hint
-against the caller's inline cap and deadline, and whether a stream has already
-committed. Which category a response gets is decided in ``classify.py``.
+``POLICY`` (DESIGN.md §4) is the static table: per category, whether a retry on
+the same provider may help, whether another provider may, and what the breaker
+does. It is applied, with the settings and the time in force, by one function:
+``engine/decision.py::decide``. Which category a response gets is decided in
+``classify.py``.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar, Literal
@@ -37,6 +36,8 @@ class Category(StrEnum):
     INVALID_REQUEST = "invalid_request"
     REQUEST_TOO_LARGE = "request_too_large"
     MALFORMED_RESPONSE = "malformed_response"
+    # Our own cap on a healthy stream's length (FALLBACK_STREAM_MAX_S), not a fault.
+    STREAM_MAX_DURATION = "stream_max_duration"
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,9 @@ POLICY: dict[Category, CategoryPolicy] = {
     Category.INVALID_REQUEST: _CALLERS_FAULT,
     Category.REQUEST_TOO_LARGE: _CALLERS_FAULT,
     Category.MALFORMED_RESPONSE: _TRANSIENT,
+    Category.STREAM_MAX_DURATION: CategoryPolicy(
+        retry_same=False, failover=False, breaker="ignore"
+    ),
 }
 
 
@@ -172,14 +176,14 @@ def _rebuild_error(
 class ProviderTransportError(ProviderError):
     """Connect, DNS, TLS, reset or truncated body: no usable answer arrived."""
 
-    categories = frozenset({Category.TRANSPORT, Category.TIMEOUT})
+    categories = frozenset({Category.TRANSPORT, Category.TIMEOUT, Category.STREAM_MAX_DURATION})
     default_category = Category.TRANSPORT
 
 
 class ProviderTimeoutError(ProviderTransportError):
     """A connect, read, first-token, idle or whole-attempt time limit ran out."""
 
-    categories = frozenset({Category.TIMEOUT})
+    categories = frozenset({Category.TIMEOUT, Category.STREAM_MAX_DURATION})
     default_category = Category.TIMEOUT
 
 
@@ -254,46 +258,10 @@ ERROR_CLASS: dict[Category, type[ProviderError]] = {
     Category.INVALID_REQUEST: ProviderBadRequestError,
     Category.REQUEST_TOO_LARGE: ProviderBadRequestError,
     Category.MALFORMED_RESPONSE: ProviderBadResponseError,
+    Category.STREAM_MAX_DURATION: ProviderTimeoutError,
 }
 
 
 def provider_error(category: Category, message: str, **fields: object) -> ProviderError:
     """Build the subclass that matches ``category``."""
     return ERROR_CLASS[category](message, category=category, **fields)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What to do next with one failed attempt."""
-
-    retry_same: bool
-    failover: bool
-
-
-def decide(error: ProviderError, *, inline_wait_cap_s: float, time_left_s: float) -> Decision:
-    """Apply ``POLICY`` to one error, given how long the caller may still wait.
-
-    - A stream that already forwarded output is committed: neither retry nor
-      fail over (DESIGN.md §5 "Streaming").
-    - ``x-should-retry: false`` vetoes a same-provider retry. ``true`` does not make a
-      permanent category retryable: the body patterns that chose the category beat
-      the header (reference §1.1, steps 3 and 4).
-    - A wait hint that does not fit the inline cap or the time left turns a retry
-      into an immediate failover; the service cools the provider down for the hint.
-    - A rate limit whose hint fits is waited out on the same provider rather than
-      failed over: the provider said when it will answer. That is the reading of the
-      fixtures' ``retry_same_provider=true, failover=false`` on hinted 429s. Without a
-      hint a rate limit backs off and then fails over, like a server error.
-    """
-    if error.output_produced:
-        return Decision(retry_same=False, failover=False)
-    policy = error.policy
-    retry_same = policy.retry_same and error.should_retry is not False
-    failover = policy.failover
-    hint = error.retry_after
-    if retry_same and hint is not None and math.isfinite(hint) and hint > 0:
-        if hint > inline_wait_cap_s or hint >= time_left_s:
-            retry_same = False
-        elif policy.retry_only_if_hint_fits:
-            failover = False
-    return Decision(retry_same=retry_same, failover=failover)

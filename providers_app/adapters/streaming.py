@@ -1,9 +1,9 @@
 """Run one streamed response: frame it, decode it, police its time limits.
 
 ``run_stream`` is the same for every vendor. It reads the body in chunks under a
-``StreamClock`` (wall-clock first-token, idle and attempt limits; keep-alives do
-not count as progress), splits lines, frames them as SSE or NDJSON, and hands
-each item to the vendor's ``StreamDecoder``. A stream is complete only once the
+``StreamLimits`` (wall-clock first-token, idle, attempt and maximum-duration
+limits; keep-alives do not count as progress), splits lines, frames them as SSE
+or NDJSON, and hands each item to the vendor's ``StreamDecoder``. A stream is complete only once the
 decoder saw its terminator or final finish reason; anything else is truncation.
 Every failure leaves as a ``ProviderError`` that records whether model output
 had already been yielded (the commit point) and what that output was.
@@ -33,12 +33,12 @@ from .classify import (
     truncated_stream_error,
     undecodable_event_error,
 )
-from .errors import ProviderError
+from .errors import Category, ProviderError, ProviderTimeoutError
 from .normalise import FinishReason, normalise_finish_reason, token_count
 from .redaction import scrub_exact
 from .schema import StreamDelta
 from .sse import LineTooLongError, SSEEvent, SSEParser, UnterminatedLine, iter_lines
-from .timing import StreamClock
+from .timing import StreamLimits
 from .transport import TRANSPORT_EXCEPTIONS, ResponseMeta, Transport, detached
 
 logger = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ def run_stream(
     transport: Transport,
     response: requests.Response,
     decoder: StreamDecoder,
-    clock: StreamClock,
+    clock: StreamLimits,
 ) -> Iterator[StreamDelta]:
     """Yield the decoded deltas of an open 2xx ``response``; always close it."""
     produced: list[str] = []
@@ -183,7 +183,12 @@ def run_stream(
             skipped.raise_if_they_were_the_end()
             raise truncated_stream_error(transport.provider, request_id=decoder.request_id)
         yield decoder.final()
-    except ProviderError as error:
+    except ProviderError as failure:
+        error = (
+            _max_duration_reached(transport.provider, clock, decoder)
+            if clock.reached_max_duration()
+            else failure
+        )
         raise _committed(error, produced, decoder) from None
     except LineTooLongError:
         error = malformed_response_error(
@@ -191,7 +196,10 @@ def run_stream(
         )
         raise _committed(error, produced, decoder) from None
     except TRANSPORT_EXCEPTIONS as exc:
-        error = transport.classify(exc, clock)
+        if clock.reached_max_duration():
+            error = _max_duration_reached(transport.provider, clock, decoder)
+        else:
+            error = transport.classify(exc, clock)
         raise _committed(error, produced, decoder) from detached(exc)
     finally:
         # An abandoned generator (GeneratorExit) lands here too: drop the connection.
@@ -217,6 +225,18 @@ def _framed(lines: Iterable[str], decoder: StreamDecoder) -> Iterator[Any]:
         yield from SSEParser(accept_bare_json=decoder.accept_bare_json).events(lines)
         return
     yield from (line for line in lines if line.strip())
+
+
+def _max_duration_reached(
+    provider: str, clock: StreamLimits, decoder: StreamDecoder
+) -> ProviderError:
+    """Our own limit on a healthy stream's length: not the provider's failure."""
+    return ProviderTimeoutError(
+        f"stream reached its {clock.max_s:g}s maximum duration",
+        provider=provider,
+        category=Category.STREAM_MAX_DURATION,
+        request_id=decoder.request_id,
+    )
 
 
 def _committed(error: ProviderError, produced: list[str], decoder: StreamDecoder) -> ProviderError:

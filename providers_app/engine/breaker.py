@@ -264,9 +264,8 @@ def breaker_record_failure(*, entry: RouteEntry, permit: Permit, error: Provider
     if effect == "ignore":  # the caller's fault: the provider is fine
         breaker_release(permit=permit)
         return False
-    if effect == "cooldown":
+    if effect == "cooldown":  # the cooldown itself is the decision's (breaker_cool_down)
         counters.count(entry.id, rate_limited=1, flush=True)
-        _guarded("cooldown", lambda: _cool_down(entry.id, error.retry_after), None)
         breaker_release(permit=permit)
         return False
     counters.count(entry.id, failures=1, flush=True)
@@ -402,16 +401,21 @@ def _open(
     )
 
 
-def _cool_down(provider_id: int, retry_after: float | None) -> None:
-    """Every process skips the provider until the hint has passed (1 s without one)."""
-    until = get_clock().now() + timedelta(seconds=retry_after if retry_after else 1.0)
-    updated = (
-        BreakerState.objects.filter(pk=provider_id)
-        .filter(Q(cooldown_until__isnull=True) | Q(cooldown_until__lt=until))
-        .update(cooldown_until=until)
-    )
-    if updated:
-        routing_changed()
+def breaker_cool_down(*, provider_id: int, seconds: float) -> None:
+    """Every process skips the provider for `seconds` (a rate limit, or a wait
+    hint that was not waited out); never shortens a longer cooldown."""
+
+    def cool_down() -> None:
+        until = get_clock().now() + timedelta(seconds=seconds)
+        updated = (
+            BreakerState.objects.filter(pk=provider_id)
+            .filter(Q(cooldown_until__isnull=True) | Q(cooldown_until__lt=until))
+            .update(cooldown_until=until)
+        )
+        if updated:
+            routing_changed()
+
+    _guarded("cooldown", cool_down, None)
 
 
 def _closed_fields(now: datetime) -> dict:

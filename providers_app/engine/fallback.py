@@ -2,10 +2,10 @@
 
 `complete()` and `stream()` read the routing snapshot (one query), then for each
 provider in priority order ask the breaker for permission, call the adapter,
-retry on the same provider within the deadline and the retry budget, record the
-outcome with the breaker and fail over as the error's category says
-(`adapters.errors.POLICY`). Failing over writes one FailoverEvent; skipping a
-provider whose breaker is open writes nothing (its transition was recorded).
+record the outcome with the breaker, and then do what `decision.decide()` says:
+retry on the same provider, fail over, or stop. Failing over writes one
+FailoverEvent; skipping a provider whose breaker is open writes nothing (its
+transition was recorded).
 """
 
 import logging
@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from ..adapters.base import ChatRequest, ChatResult, Message, ProviderAdapter, StreamDelta
 from ..adapters.errors import Category, ProviderBadResponseError, ProviderError
+from ..adapters.timing import Deadline
 from ..conf import get_setting
 from ..models import BreakerState, FailoverEvent
 from ..selectors import RouteEntry, route_entry_for
@@ -27,13 +28,22 @@ from .breaker import (
     Denial,
     Permit,
     breaker_acquire,
+    breaker_cool_down,
     breaker_record_failure,
     breaker_record_success,
     breaker_release,
 )
 from .clock import get_clock
+from .decision import (
+    Action,
+    Decision,
+    attempt_timeout_s,
+    decide,
+    may_start_attempt,
+    window_may_fit,
+)
 from .events import all_failed_events, failover_event_record
-from .retry import Deadline, RetryLog, retrying_for
+from .retry import retry_budget_check, retrying_for
 from .routing import routing_snapshot
 
 Skip = FailoverEvent.SkipReason
@@ -207,6 +217,7 @@ def _open_stream(adapter: ProviderAdapter, request: ChatRequest, timeout: float)
         timeout=timeout,
         first_token_timeout=min(get_setting("STREAM_FIRST_TOKEN_S"), timeout),
         idle_timeout=get_setting("STREAM_IDLE_S"),
+        max_duration=get_setting("STREAM_MAX_S"),
     )
     model = upstream_id = None
     for delta in deltas:
@@ -241,14 +252,14 @@ class ChatStream:
 
     def __iter__(self) -> Iterator[StreamChunk]:
         entry, permit, opened = self._routed.entry, self._routed.permit, self._routed.value
-        started = self._routed.started
         try:
             yield _chunk(opened.first)
-            for delta in opened.rest:
+            for delta in _classified(opened.rest, entry):
                 if delta.is_output or delta.finish_reason or delta.output_tokens is not None:
                     yield _chunk(delta)
         except ProviderError as error:
             self._finished = True
+            # A stream that reached our maximum duration is healthy: "ignore".
             breaker_record_failure(entry=entry, permit=permit, error=error)
             metrics.REQUESTS.labels(provider=entry.name, outcome="interrupted").inc()
             logger.warning(
@@ -260,7 +271,9 @@ class ChatStream:
             if not self._finished:
                 self._finished = True
                 if _stream_completed(opened):
-                    latency = get_clock().monotonic() - started
+                    # The breaker judges the time to the first output: a long
+                    # answer is not a slow provider.
+                    latency = self._routed.latency_s
                     breaker_record_success(entry=entry, permit=permit, latency_s=latency)
                     self._route.finished(entry)
                 else:  # the client went away mid-stream: not the provider's fault
@@ -277,6 +290,33 @@ class ChatStream:
             close = getattr(self._routed.value.rest, "close", None)
             if close:
                 close()
+
+
+def _classified(deltas: Iterator[StreamDelta], entry: RouteEntry) -> Iterator[StreamDelta]:
+    """The adapter's deltas, with anything it raises classified (see `_unexpected`)."""
+    try:
+        yield from deltas
+    except ProviderError:
+        raise
+    except Exception as exc:
+        raise _unexpected(exc, entry) from exc
+
+
+def _unexpected(exc: Exception, entry: RouteEntry) -> ProviderError:
+    """An adapter raised something that is not a ProviderError: upstream input it
+    could not handle (a 5000-deep JSON body raises RecursionError) or a bug of
+    ours. Either way the provider did not answer usably: a classified
+    malformed_response (the breaker counts it, the route fails over), logged
+    with its traceback so that a bug is seen."""
+    logger.error(
+        "adapter raised %s provider=%s; treated as malformed_response",
+        type(exc).__name__, entry.name, exc_info=exc,
+    )  # fmt: skip
+    return ProviderBadResponseError(
+        f"the response could not be processed ({type(exc).__name__})",
+        provider=entry.name,
+        category=Category.MALFORMED_RESPONSE,
+    )
 
 
 def _stream_completed(opened: _OpenedStream) -> bool:
@@ -311,9 +351,18 @@ class _Routed(Generic[T]):
 class _PendingFailover:
     entry: RouteEntry
     error: ProviderError
+    decision: Decision
     attempt: int
     latency_ms: float
-    budget_refused: bool
+
+
+class _ProviderFailed(Exception):
+    """One provider failed for this request; `decision` says what happens next."""
+
+    def __init__(self, error: ProviderError, decision: Decision):
+        super().__init__(str(error))
+        self.error = error
+        self.decision = decision
 
 
 @dataclass
@@ -334,30 +383,31 @@ class _Route:
         self._pending: _PendingFailover | None = None
 
     def run(self, call: Callable[[ProviderAdapter, ChatRequest, float], T]) -> _Routed[T]:
-        needs_window_above: int | None = None
+        too_small: list[int | None] = []  # windows a context-length failure ruled out
         context_error: ProviderError | None = None
         for entry in routing_snapshot():
-            if needs_window_above is not None and (entry.context_window or 0) <= needs_window_above:
+            if too_small and not window_may_fit(entry.context_window, too_small):
                 self._skip(entry, Denial(Skip.CONTEXT_WINDOW))
                 continue
-            if not self.deadline.allows_attempt():
+            if not may_start_attempt(self.deadline.remaining()):
                 self._skip(entry, Denial(Skip.DEADLINE))
                 continue
-            timeout = min(entry.timeout_s, self.deadline.remaining())
-            decision = breaker_acquire(entry=entry, attempt_timeout_s=timeout)
-            if isinstance(decision, Denial):
-                self._skip(entry, decision)
+            timeout = attempt_timeout_s(entry.timeout_s, self.deadline.remaining())
+            permission = breaker_acquire(entry=entry, attempt_timeout_s=timeout)
+            if isinstance(permission, Denial):
+                self._skip(entry, permission)
                 continue
             self._flush_failover(to=entry)
             try:
-                return self._call_provider(entry, decision, call)
-            except ProviderError as error:
-                if not self._fails_over(error):
+                return self._call_provider(entry, permission, call)
+            except _ProviderFailed as failed:
+                error, decision = failed.error, failed.decision
+                if decision.action is Action.STOP:
                     raise RequestFailed(
                         error, request_id=self.request_id, attempts=self.attempts
                     ) from error
-                if error.policy.failover_only_to_larger_window:
-                    needs_window_above = max(needs_window_above or 0, entry.context_window or 0)
+                if decision.only_larger_window:
+                    too_small.append(entry.context_window)
                     context_error = error
         self._flush_failover(to=None)
         if context_error is not None and not any(
@@ -377,29 +427,37 @@ class _Route:
         call: Callable[[ProviderAdapter, ChatRequest, float], T],
     ) -> _Routed[T]:
         clock = get_clock()
-        log = RetryLog()
         opened = False
-        # A probe gets one attempt: its failure reopens the breaker at once.
-        max_attempts = 1 if permit.is_probe else entry.max_attempts
-        retrying = retrying_for(
-            provider_id=entry.id,
-            provider_name=entry.name,
-            max_attempts=max_attempts,
-            deadline=self.deadline,
-            may_continue=lambda: not opened,
-            log=log,
-        )
+        decisions: list[Decision] = []
+        budget_allows = retry_budget_check(entry.id, entry.name)
+
+        def judge(error: ProviderError, attempt: int) -> Decision:
+            decision = decide(
+                error,
+                attempt=attempt,
+                max_attempts=entry.max_attempts,
+                time_left_s=self.deadline.remaining(),
+                probe=permit.is_probe,
+                breaker_opened=opened,
+                budget_allows=budget_allows,
+            )
+            if decision.cooldown_s:
+                breaker_cool_down(provider_id=entry.id, seconds=decision.cooldown_s)
+            decisions.append(decision)
+            return decision
+
         started = clock.monotonic()
         try:
-            for attempt in retrying:
+            for attempt in retrying_for(provider_name=entry.name, judge=judge):
                 with attempt:
                     number = attempt.retry_state.attempt_number
                     counters.count(entry.id, **{"first_attempts" if number == 1 else "retries": 1})
                     self.attempts += 1
                     attempt_started = clock.monotonic()
                     try:
-                        adapter = adapter_for_entry(entry)
-                        value = call(adapter, self.request, self._attempt_timeout(entry))
+                        value = _call_adapter(
+                            entry, call, self.request, self._attempt_timeout(entry)
+                        )
                     except ProviderError as error:
                         elapsed = clock.monotonic() - attempt_started
                         metrics.ATTEMPT_LATENCY.labels(entry.name, error.category).observe(elapsed)
@@ -409,10 +467,11 @@ class _Route:
                     metrics.ATTEMPT_LATENCY.labels(entry.name, "success").observe(latency)
                     return _Routed(entry, permit, value, latency, attempt_started)
         except ProviderError as error:
-            # A rate limit says when the provider may be asked again; other
-            # failures may be retried at once.
+            decision = decisions[-1]
             retry_at = (
-                clock.now() + timedelta(seconds=error.retry_after) if error.retry_after else None
+                clock.now() + timedelta(seconds=decision.cooldown_s)
+                if decision.cooldown_s
+                else None
             )
             self.failures.append(
                 ProviderReason(
@@ -422,11 +481,11 @@ class _Route:
             self._pending = _PendingFailover(
                 entry,
                 error,
+                decision,
                 attempt=self.attempts,
                 latency_ms=(clock.monotonic() - started) * 1000,
-                budget_refused=log.budget_refused,
             )
-            raise
+            raise _ProviderFailed(error, decision) from error
         except BaseException:
             # Cancelled mid-call (deadline, client gone): a probe slot goes back.
             breaker_release(permit=permit)
@@ -434,12 +493,7 @@ class _Route:
         raise AssertionError("tenacity returned without an outcome")  # pragma: no cover
 
     def _attempt_timeout(self, entry: RouteEntry) -> float:
-        return max(min(entry.timeout_s, self.deadline.remaining()), 0.001)
-
-    def _fails_over(self, error: ProviderError) -> bool:
-        if error.category == Category.CONTENT_FILTER:
-            return get_setting("FAILOVER_ON_CONTENT_FILTER")
-        return error.policy.failover
+        return attempt_timeout_s(entry.timeout_s, self.deadline.remaining())
 
     def _skip(self, entry: RouteEntry, denial: Denial) -> None:
         """Skipping writes no event: the breaker transition already recorded the outage."""
@@ -457,9 +511,7 @@ class _Route:
         if to is not None:
             self.failovers += 1
         error = pending.error
-        detail = error.message
-        if pending.budget_refused:
-            detail = f"retry refused by the retry budget; {detail}"
+        detail = f"{pending.decision.why}; {error.message}"
         failover_event_record(
             kind=FailoverEvent.Kind.FAILOVER,
             provider_id=pending.entry.id,
@@ -491,6 +543,21 @@ class _Route:
         )
         metrics.REQUESTS.labels(provider="", outcome="all_failed").inc()
         return AllProvidersFailed(reasons, retry_after_s=retry_after, request_id=self.request_id)
+
+
+def _call_adapter(
+    entry: RouteEntry,
+    call: Callable[[ProviderAdapter, ChatRequest, float], T],
+    request: ChatRequest,
+    timeout: float,
+) -> T:
+    """One attempt; whatever the adapter raises leaves as a ProviderError."""
+    try:
+        return call(adapter_for_entry(entry), request, timeout)
+    except ProviderError:
+        raise
+    except Exception as exc:
+        raise _unexpected(exc, entry) from exc
 
 
 # ---------------------------------------------------------------------------

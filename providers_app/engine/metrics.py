@@ -24,7 +24,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from ..selectors.call_stats import LATENCY_BOUNDS_MS
+
 logger = logging.getLogger(__name__)
+
 
 REQUESTS = Counter(
     "fallback_requests_total",
@@ -49,7 +52,7 @@ ATTEMPT_LATENCY = Histogram(
     "fallback_attempt_seconds",
     "Latency of one upstream attempt.",
     ["provider", "outcome"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 45),
+    buckets=tuple(bound / 1000 for bound in LATENCY_BOUNDS_MS),
 )
 STORE_ERRORS = Counter(
     "fallback_store_errors_total", "Database errors absorbed by the failover layer.", ["operation"]

@@ -26,8 +26,8 @@ from typing import Any
 from django.db.models import QuerySet, Sum
 
 # Upper bounds (ms) of the latency histogram that `CallRollup.latency_histogram`
-# holds; calls above the last go to "inf". They match the attempt-latency
-# histogram of /metrics, in milliseconds.
+# holds; calls above the last go to "inf". The attempt-latency histogram of
+# /metrics is built from the same tuple (in seconds), so the two always agree.
 LATENCY_BOUNDS_MS: tuple[int, ...] = (50, 100, 250, 500, 1000, 2000, 5000, 10000, 20000, 45000)
 INF = "inf"
 # Decimal places of a success rate: enough for 1 call in 10,000, and equal on every surface.

@@ -1,4 +1,5 @@
-"""The classification table (DESIGN.md §4) and ``decide()``, which applies it to one error."""
+"""The classification table (DESIGN.md §4) and the error tree. The table is applied
+by ``engine/decision.py::decide`` (tested in ``tests/engine/test_decision.py``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from providers_app.adapters import (
     ProviderServerError,
     ProviderTimeoutError,
     ProviderTransportError,
-    decide,
 )
 from providers_app.adapters.errors import ERROR_CLASS, provider_error
 
@@ -35,6 +35,7 @@ DESIGN_TABLE = {
     "invalid_request": (False, False, "ignore"),
     "request_too_large": (False, False, "ignore"),
     "malformed_response": (True, True, "failure"),
+    "stream_max_duration": (False, False, "ignore"),
 }
 
 
@@ -101,48 +102,3 @@ def test_errors_survive_pickling() -> None:
     assert type(copy) is type(error)
     assert repr(copy) == repr(error)
     assert copy.partial_text == "Once"
-
-
-def _error(category: Category, **fields) -> ProviderError:
-    return provider_error(category, "x", provider="p", **fields)
-
-
-@pytest.mark.parametrize(
-    ("error", "retry_same", "failover"),
-    [
-        pytest.param(_error(Category.RATE_LIMIT, retry_after=2.0), True, False, id="hint-fits"),
-        pytest.param(
-            _error(Category.RATE_LIMIT, retry_after=20.0), False, True, id="hint-over-cap"
-        ),
-        pytest.param(
-            _error(Category.RATE_LIMIT, retry_after=9.0), False, True, id="hint-past-deadline"
-        ),
-        pytest.param(_error(Category.RATE_LIMIT), True, True, id="no-hint-backoff-then-failover"),
-        pytest.param(_error(Category.RATE_LIMIT, retry_after=0.0), True, True, id="zero-hint"),
-        pytest.param(
-            _error(Category.SERVER_ERROR, retry_after=2.0), True, True, id="5xx-hint-fits"
-        ),
-        pytest.param(
-            _error(Category.OVERLOADED, retry_after=20.0), False, True, id="5xx-hint-too-long"
-        ),
-        pytest.param(
-            _error(Category.SERVER_ERROR, should_retry=False),
-            False,
-            True,
-            id="x-should-retry-false",
-        ),
-        pytest.param(
-            _error(Category.QUOTA_EXHAUSTED, should_retry=True),
-            False,
-            True,
-            id="true-cannot-upgrade",
-        ),
-        pytest.param(
-            _error(Category.SERVER_ERROR, output_produced=True), False, False, id="committed-stream"
-        ),
-        pytest.param(_error(Category.CONTENT_FILTER), False, False, id="fail-fast"),
-    ],
-)
-def test_decide(error: ProviderError, retry_same: bool, failover: bool) -> None:
-    decision = decide(error, inline_wait_cap_s=10.0, time_left_s=9.0)
-    assert (decision.retry_same, decision.failover) == (retry_same, failover)

@@ -619,3 +619,19 @@ def test_a_key_check_is_one_indexed_query(api_key, django_assert_num_queries):
         key = authenticate(raw_key=api_key)
     assert key.name == "test-bot"
     assert "key_hash" in captured.captured_queries[0]["sql"]  # the unique (indexed) digest
+
+
+def test_a_5000_deep_json_answer_fails_over_through_the_api(client, auth, providers, primary):
+    """An upstream body that makes the JSON parser recurse is a provider failure, not a 500."""
+    primary.set_fault("garbage", body="[" * 5000 + "]" * 5000)
+    response = client.post(
+        "/v1/chat/completions",
+        data={"model": "fallback", "messages": [{"role": "user", "content": "Hi"}]},
+        content_type="application/json",
+        headers=auth,
+    )
+    assert response.status_code == 200
+    assert response["X-Fallback-Provider"] == "secondary"
+    from providers_app.models import BreakerState
+
+    assert BreakerState.objects.get(pk=providers[0].pk).consecutive_failures == 1

@@ -156,7 +156,10 @@ class BreakerMachine(RuleBasedStateMachine):
             latency = SLOW_S * 2 if outcome == "slow" else 0.01
             breaker.breaker_record_success(entry=entry, permit=permit, latency_s=latency)
         else:
-            breaker.breaker_record_failure(entry=entry, permit=permit, error=_error(outcome))
+            error = _error(outcome)
+            breaker.breaker_record_failure(entry=entry, permit=permit, error=error)
+            if outcome == "rate_limit":  # the cooldown `decide()` asks for
+                breaker.breaker_cool_down(provider_id=entry.id, seconds=error.retry_after)
         self.model.record(kind, outcome)
 
     @rule(outcome=st.sampled_from(OUTCOMES))

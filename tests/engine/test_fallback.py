@@ -348,3 +348,123 @@ def test_retry_budget_refusal_fails_over_instead_of_retrying(providers, primary,
     assert primary.request_count == 2 * 2 + 3
     details = list(FailoverEvent.objects.order_by("id").values_list("detail", flat=True))
     assert ["retry budget" in d for d in details] == [False, False, True, True, True]
+
+
+# --- one decision: long hints ---------------------------------------------------------
+
+
+def _http_date(seconds_ahead: float) -> str:
+    from email.utils import formatdate
+
+    return formatdate(time.time() + seconds_ahead, usegmt=True)
+
+
+@pytest.mark.parametrize(
+    "retry_after", [pytest.param("30", id="seconds"), pytest.param("http-date", id="http-date")]
+)
+def test_a_5xx_with_a_long_retry_after_fails_over_at_once_and_cools_down(
+    providers, primary, secondary, fake_clock, retry_after
+):
+    """Default settings: one attempt on the hinting provider, no sleep, cooldown for the hint."""
+    first, _ = providers(max_attempts=2)
+    hint = _http_date(30) if retry_after == "http-date" else retry_after
+    primary.set_fault("error", status=503, retry_after=hint)
+
+    result = fallback.complete(HELLO)
+
+    assert result.provider == "secondary"
+    assert primary.request_count == 1  # no retry on the provider that asked for 30 s
+    assert fake_clock.slept == []  # nothing waited: the request took no simulated time
+    cooldown = (_state(first).cooldown_until - fake_clock.now()).total_seconds()
+    assert cooldown == pytest.approx(30, abs=1.5)  # the HTTP-date has 1 s resolution
+    event = FailoverEvent.objects.get(kind="failover")
+    assert "inline cap" in event.detail
+    # Every request meanwhile skips it without a call.
+    assert fallback.complete(HELLO).provider == "secondary"
+    assert primary.request_count == 1
+
+
+# --- streams limited by silence, not length -------------------------------------------
+
+
+def test_a_healthy_stream_longer_than_the_attempt_timeout_completes(providers, primary):
+    """Issue 11's 16 s stream under a 10 s timeout, scaled down: 1.6 s under 1 s."""
+    first, _ = providers(timeout_s=1.0)
+    words = " ".join(f"w{i}" for i in range(16))
+    primary.set_fault("ok", text=words, chunk_delay_s=0.1)
+    started = time.monotonic()
+
+    stream = fallback.stream(HELLO)
+    text = _collect(stream)
+
+    assert time.monotonic() - started > 1.0  # longer than the attempt timeout
+    assert text.split() == words.split()
+    assert stream.provider == "primary"
+    state = _state(first)
+    assert (state.state, state.consecutive_failures) == (State.CLOSED, 0)
+    assert not FailoverEvent.objects.exists()
+
+
+def test_a_stream_reaching_the_maximum_duration_ends_without_a_breaker_failure(
+    providers, primary, settings
+):
+    settings.FALLBACK_STREAM_MAX_S = 0.5
+    first, _ = providers(timeout_s=0.2)
+    primary.set_fault("ok", text=" ".join(["word"] * 30), chunk_delay_s=0.05)
+
+    stream = fallback.stream(HELLO)
+    received = []
+
+    def consume():
+        for chunk in stream:
+            received.append(chunk.text)
+
+    with pytest.raises(fallback.StreamInterrupted) as excinfo:
+        consume()
+
+    assert excinfo.value.category == "stream_max_duration"
+    assert 3 <= len(received) < 30  # it ran past the 0.2 s timeout, then stopped at 0.5 s
+    state = _state(first)
+    assert (state.state, state.consecutive_failures) == (State.CLOSED, 0)
+
+
+# --- every fault classified -----------------------------------------------------------
+
+DEEP_JSON = "[" * 5000 + "]" * 5000
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["complete", "stream"])
+def test_a_5000_deep_json_body_fails_over_and_counts_one_breaker_failure(
+    providers, primary, streaming
+):
+    first, _ = providers()
+    primary.set_fault("garbage", body=DEEP_JSON)
+
+    if streaming:
+        stream = fallback.stream(HELLO)
+        provider, failures = stream.provider, stream.failures
+        assert _collect(stream) == "Hello from secondary."
+    else:
+        result = fallback.complete(HELLO)
+        provider, failures = result.provider, result.failures
+
+    assert provider == "secondary"
+    assert failures[0].reason == "malformed_response"
+    assert _state(first).consecutive_failures == 1
+    assert FailoverEvent.objects.get(kind="failover").reason == "malformed_response"
+
+
+def test_a_5000_deep_stream_event_after_output_ends_the_stream_classified(db, fake_clock):
+    import responses
+
+    first = provider_create(name="deep", base_url="https://deep.invalid/v1", priority=1)
+    chunk = '{"choices":[{"index":0,"delta":{"content":"Hel"}}]}'
+    body = f"data: {chunk}\n\ndata: {DEEP_JSON}\n\n"
+    with responses.RequestsMock() as mock:
+        mock.add(responses.POST, "https://deep.invalid/v1/chat/completions", body=body,
+                 content_type="text/event-stream")  # fmt: skip
+        stream = fallback.stream(HELLO)
+        with pytest.raises(fallback.StreamInterrupted) as excinfo:
+            _collect(stream)
+    assert excinfo.value.category == "malformed_response"
+    assert _state(first).consecutive_failures == 1

@@ -1,0 +1,117 @@
+"""`decide()`: the one retry / fail over / stop decision, with the settings in force."""
+
+import pytest
+
+from providers_app.adapters.errors import Category, ProviderError, provider_error
+from providers_app.engine.decision import Action, decide, window_may_fit
+
+
+def _error(category: Category, **fields) -> ProviderError:
+    return provider_error(category, "x", provider="p", **fields)
+
+
+def _decide(error: ProviderError, **situation):
+    return decide(error, **{"attempt": 1, "max_attempts": 3, "time_left_s": 40.0, **situation})
+
+
+@pytest.mark.parametrize(
+    ("error", "action", "cooldown"),
+    [
+        pytest.param(_error(Category.SERVER_ERROR), Action.RETRY, None, id="5xx-backoff"),
+        pytest.param(_error(Category.RATE_LIMIT), Action.RETRY, 1.0, id="429-no-hint"),
+        pytest.param(
+            _error(Category.SERVER_ERROR, retry_after=30.0),
+            Action.FAIL_OVER,
+            30.0,
+            id="5xx-hint-over-cap",
+        ),
+        pytest.param(
+            _error(Category.RATE_LIMIT, retry_after=30.0),
+            Action.FAIL_OVER,
+            30.0,
+            id="429-hint-over-cap",
+        ),
+        pytest.param(
+            _error(Category.SERVER_ERROR, should_retry=False),
+            Action.FAIL_OVER,
+            None,
+            id="x-should-retry-false",
+        ),
+        pytest.param(
+            _error(Category.QUOTA_EXHAUSTED, should_retry=True),
+            Action.FAIL_OVER,
+            None,
+            id="true-cannot-upgrade",
+        ),
+        pytest.param(_error(Category.AUTH), Action.FAIL_OVER, None, id="auth"),
+        pytest.param(_error(Category.INVALID_REQUEST), Action.STOP, None, id="400-fails-fast"),
+        pytest.param(_error(Category.CONTENT_FILTER), Action.STOP, None, id="filter-fails-fast"),
+        pytest.param(
+            _error(Category.STREAM_MAX_DURATION), Action.STOP, None, id="stream-max-is-ours"
+        ),
+    ],
+)
+def test_decide_with_default_settings(error, action, cooldown):
+    decision = _decide(error)
+    assert decision.action is action
+    assert decision.cooldown_s == cooldown
+
+
+def test_a_hint_within_the_inline_cap_is_waited_out_never_shortened(settings):
+    settings.FALLBACK_MAX_INLINE_RETRY_AFTER_S = 5.0
+    decision = _decide(_error(Category.SERVER_ERROR, retry_after=2.0))
+    assert decision.action is Action.RETRY
+    assert 2.0 <= decision.wait_s <= 2.4
+
+
+def test_a_hint_that_does_not_fit_the_time_left_fails_over_and_cools_down(settings):
+    settings.FALLBACK_MAX_INLINE_RETRY_AFTER_S = 30.0
+    decision = _decide(_error(Category.OVERLOADED, retry_after=9.0), time_left_s=9.0)
+    assert (decision.action, decision.cooldown_s) == (Action.FAIL_OVER, 9.0)
+    assert "time left" in decision.why
+
+
+def test_no_retry_when_the_wait_would_leave_less_than_the_minimum_attempt(settings):
+    settings.FALLBACK_MIN_ATTEMPT_S = 2.0
+    settings.FALLBACK_BACKOFF_BASE_S = 0.0
+    assert _decide(_error(Category.SERVER_ERROR), time_left_s=1.9).action is Action.FAIL_OVER
+    assert _decide(_error(Category.SERVER_ERROR), time_left_s=2.1).action is Action.RETRY
+
+
+@pytest.mark.parametrize(
+    ("situation", "why"),
+    [
+        ({"probe": True}, "probe"),
+        ({"breaker_opened": True}, "opened the breaker"),
+        ({"attempt": 3}, "attempt(s) made"),
+        ({"budget_allows": lambda: False}, "retry budget"),
+    ],
+)
+def test_each_reason_not_to_retry_fails_over(situation, why):
+    decision = _decide(_error(Category.SERVER_ERROR), **situation)
+    assert decision.action is Action.FAIL_OVER
+    assert why in decision.why
+
+
+def test_the_budget_is_asked_only_when_a_retry_is_otherwise_allowed():
+    asked = []
+    _decide(_error(Category.AUTH), budget_allows=lambda: asked.append(1) or True)
+    _decide(_error(Category.SERVER_ERROR), attempt=3, budget_allows=lambda: asked.append(1))
+    assert asked == []
+
+
+def test_output_already_sent_stops():
+    decision = _decide(_error(Category.SERVER_ERROR), output_sent=True)
+    assert decision.action is Action.STOP
+
+
+def test_content_filter_fails_over_only_when_the_setting_allows(settings):
+    settings.FALLBACK_FAILOVER_ON_CONTENT_FILTER = True
+    assert _decide(_error(Category.CONTENT_FILTER)).action is Action.FAIL_OVER
+
+
+def test_context_length_fails_over_only_to_a_larger_window():
+    decision = _decide(_error(Category.CONTEXT_LENGTH))
+    assert (decision.action, decision.only_larger_window) == (Action.FAIL_OVER, True)
+    assert window_may_fit(200_000, [128_000])
+    assert not window_may_fit(100_000, [128_000])
