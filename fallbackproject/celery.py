@@ -12,7 +12,9 @@ from pathlib import Path
 from celery import Celery
 from celery.signals import worker_process_shutdown
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fallbackproject.settings.local")
+# Production unless told otherwise, as in manage.py: a worker started without
+# DJANGO_SETTINGS_MODULE refuses to run rather than run with a known secret.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fallbackproject.settings.production")
 
 logger = logging.getLogger(__name__)
 
