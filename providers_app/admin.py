@@ -37,6 +37,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.cache import patch_cache_control
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
@@ -466,7 +467,10 @@ class DashboardAdmin(admin.ModelAdmin):
     """Charts of the failover history: one read-only page, for whoever may read events."""
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return request.user.has_perm("providers_app.view_failoverevent")
+        # Whoever may read the events (view, or change, as Django's own check).
+        return request.user.has_perm("providers_app.view_failoverevent") or request.user.has_perm(
+            "providers_app.change_failoverevent"
+        )
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -541,8 +545,8 @@ class ClientKeyAdmin(ActionPermissionMixin, admin.ModelAdmin):
             request, "admin/providers_app/clientkey/key_created.html", context
         )
         # Never kept by a browser or proxy cache: going back does not show it again.
-        response["Cache-Control"] = "no-store"
-        response["Pragma"] = "no-cache"
+        # (The admin adds never_cache's headers too; no-store is what matters.)
+        patch_cache_control(response, no_store=True)
         return response
 
     @admin.action(description="Revoke selected keys", permissions=["revoke"])
