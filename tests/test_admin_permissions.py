@@ -80,9 +80,9 @@ def _pk(attr: str) -> Callable[[World], object]:
 
 # Django lets either permission look at a row.
 VIEW_PROVIDER = ("view_provider", "change_provider")
-VIEW_FAILOVEREVENT = ("view_failoverevent", "change_failoverevent")
-VIEW_HEALTHCHECKRESULT = ("view_healthcheckresult", "change_healthcheckresult")
-VIEW_CLIENTKEY = ("view_clientkey", "change_clientkey")
+SEE_EVENTS = ("view_failoverevent", "change_failoverevent")
+SEE_HEALTH = ("view_healthcheckresult", "change_healthcheckresult")
+SEE_KEYS = ("view_clientkey", "change_clientkey")
 FUTURE = (timezone.now() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
 
 
@@ -187,11 +187,12 @@ CASES: list[Case] = [
     *_provider_action_cases(),
     # -- history: read-only for everyone --------------------------------------------
     Case("event-changelist", f"{APP}_failoverevent_changelist",
-         _u(f"{APP}_failoverevent_changelist"), ("view_failoverevent",), gate=VIEW_FAILOVEREVENT),
+         _u(f"{APP}_failoverevent_changelist"), ("view_failoverevent",), gate=SEE_EVENTS),
     Case("event-change-get", f"{APP}_failoverevent_change",
-         _u(f"{APP}_failoverevent_change", _pk("event")), ("view_failoverevent",), gate=VIEW_FAILOVEREVENT),
+         _u(f"{APP}_failoverevent_change", _pk("event")), ("view_failoverevent",), gate=SEE_EVENTS),
     Case("event-history", f"{APP}_failoverevent_history",
-         _u(f"{APP}_failoverevent_history", _pk("event")), ("view_failoverevent",), gate=VIEW_FAILOVEREVENT),
+         _u(f"{APP}_failoverevent_history", _pk("event")), ("view_failoverevent",),
+         gate=SEE_EVENTS),
     Case("event-add", f"{APP}_failoverevent_add", _u(f"{APP}_failoverevent_add"),
          ("view_failoverevent",), nobody=True),
     Case("event-change-post", f"{APP}_failoverevent_change",
@@ -201,13 +202,15 @@ CASES: list[Case] = [
          _u(f"{APP}_failoverevent_delete", _pk("event")), ("view_failoverevent",),
          method="post", data=lambda w: {"post": "yes"}, nobody=True),
     Case("dashboard", f"{APP}_dashboard_changelist", _u(f"{APP}_dashboard_changelist"),
-         ("view_failoverevent",), gate=VIEW_FAILOVEREVENT),
+         ("view_failoverevent",), gate=SEE_EVENTS),
     Case("health-changelist", f"{APP}_healthcheckresult_changelist",
-         _u(f"{APP}_healthcheckresult_changelist"), ("view_healthcheckresult",), gate=VIEW_HEALTHCHECKRESULT),
+         _u(f"{APP}_healthcheckresult_changelist"), ("view_healthcheckresult",), gate=SEE_HEALTH),
     Case("health-change-get", f"{APP}_healthcheckresult_change",
-         _u(f"{APP}_healthcheckresult_change", _pk("result")), ("view_healthcheckresult",), gate=VIEW_HEALTHCHECKRESULT),
+         _u(f"{APP}_healthcheckresult_change", _pk("result")), ("view_healthcheckresult",),
+         gate=SEE_HEALTH),
     Case("health-history", f"{APP}_healthcheckresult_history",
-         _u(f"{APP}_healthcheckresult_history", _pk("result")), ("view_healthcheckresult",), gate=VIEW_HEALTHCHECKRESULT),
+         _u(f"{APP}_healthcheckresult_history", _pk("result")), ("view_healthcheckresult",),
+         gate=SEE_HEALTH),
     Case("health-add", f"{APP}_healthcheckresult_add", _u(f"{APP}_healthcheckresult_add"),
          ("view_healthcheckresult",), nobody=True),
     Case("health-delete", f"{APP}_healthcheckresult_delete",
@@ -215,19 +218,19 @@ CASES: list[Case] = [
          method="post", data=lambda w: {"post": "yes"}, nobody=True),
     # -- client keys ------------------------------------------------------------------
     Case("clientkey-changelist", f"{APP}_clientkey_changelist",
-         _u(f"{APP}_clientkey_changelist"), ("view_clientkey",), gate=VIEW_CLIENTKEY),
+         _u(f"{APP}_clientkey_changelist"), ("view_clientkey",), gate=SEE_KEYS),
     Case("clientkey-add-get", f"{APP}_clientkey_add", _u(f"{APP}_clientkey_add"),
          ("add_clientkey",)),
     Case("clientkey-create", f"{APP}_clientkey_add", _u(f"{APP}_clientkey_add"),
          ("add_clientkey",), method="post", data=lambda w: {"name": "matrix-key"},
          changes=True),
     Case("clientkey-change-get", f"{APP}_clientkey_change",
-         _u(f"{APP}_clientkey_change", _pk("key")), ("view_clientkey",), gate=VIEW_CLIENTKEY),
+         _u(f"{APP}_clientkey_change", _pk("key")), ("view_clientkey",), gate=SEE_KEYS),
     Case("clientkey-change-post", f"{APP}_clientkey_change",
          _u(f"{APP}_clientkey_change", _pk("key")), ("view_clientkey",), method="post",
          data=lambda w: {"name": "renamed"}, nobody=True),
     Case("clientkey-history", f"{APP}_clientkey_history",
-         _u(f"{APP}_clientkey_history", _pk("key")), ("view_clientkey",), gate=VIEW_CLIENTKEY),
+         _u(f"{APP}_clientkey_history", _pk("key")), ("view_clientkey",), gate=SEE_KEYS),
     Case("clientkey-delete-post", f"{APP}_clientkey_delete",
          _u(f"{APP}_clientkey_delete", _pk("key")), ("view_clientkey", "delete_clientkey"),
          method="post", data=lambda w: {"post": "yes"}, allowed_status=(302,), changes=True),
