@@ -58,9 +58,14 @@ CREDENTIAL_NAME = re.compile(
 )
 
 
+def _listed(setting: str) -> list[str]:
+    """A list setting's entries, trimmed ("a, b" from the environment), empties dropped."""
+    return [str(item).strip() for item in get_setting(setting) if str(item).strip()]
+
+
 def key_env_denied_by(name: str) -> str | None:
     """The deny pattern `name` matches, or None."""
-    patterns = (*BUILTIN_KEY_ENV_DENY, *get_setting("KEY_ENV_DENY"))
+    patterns = (*BUILTIN_KEY_ENV_DENY, *_listed("KEY_ENV_DENY"))
     return next((p for p in patterns if fnmatchcase(name.upper(), p.upper())), None)
 
 
@@ -68,9 +73,9 @@ def key_env_allowed(name: str) -> bool:
     """Whether the variable `name` may be sent to a provider as its API key."""
     if not name or key_env_denied_by(name):
         return False
-    if name in get_setting("KEY_ENV_ALLOW_NAMES"):
+    if name in _listed("KEY_ENV_ALLOW_NAMES"):
         return True
-    return any(fnmatchcase(name.upper(), p.upper()) for p in get_setting("KEY_ENV_ALLOW"))
+    return any(fnmatchcase(name.upper(), p.upper()) for p in _listed("KEY_ENV_ALLOW"))
 
 
 def key_env_refusal(name: str) -> str | None:
@@ -84,7 +89,7 @@ def key_env_refusal(name: str) -> str | None:
             "provider key, and is never sent upstream (FALLBACK_KEY_ENV_DENY)."
         )
     if not key_env_allowed(name):
-        allowed = ", ".join([*get_setting("KEY_ENV_ALLOW"), *get_setting("KEY_ENV_ALLOW_NAMES")])
+        allowed = ", ".join([*_listed("KEY_ENV_ALLOW"), *_listed("KEY_ENV_ALLOW_NAMES")])
         return (
             f"{name} matches no allowed key-variable pattern ({allowed}); rename the "
             "variable or add it to FALLBACK_KEY_ENV_ALLOW_NAMES."
@@ -100,7 +105,7 @@ def validate_key_env(value: str) -> None:
 
 def upstream_host_allowed(host: str) -> bool:
     """True unless FALLBACK_UPSTREAM_HOSTS is set and no pattern in it matches `host`."""
-    patterns = get_setting("UPSTREAM_HOSTS")
+    patterns = _listed("UPSTREAM_HOSTS")
     return not patterns or any(fnmatchcase(host.lower(), p.lower()) for p in patterns)
 
 
@@ -122,7 +127,7 @@ def base_url_refusal(value: str) -> str | None:
     if parts.hostname and not upstream_host_allowed(parts.hostname):
         return (
             f"{parts.hostname} is not in FALLBACK_UPSTREAM_HOSTS "
-            f"({', '.join(get_setting('UPSTREAM_HOSTS'))})."
+            f"({', '.join(_listed('UPSTREAM_HOSTS'))})."
         )
     return None
 

@@ -265,3 +265,12 @@ def test_the_adapter_pool_never_builds_an_adapter_for_a_row_that_breaks_the_poli
 
     assert "outbound policy" in str(caught.value)
     assert "the-server-secret" not in str(caught.value)
+
+
+def test_list_settings_from_the_environment_are_trimmed(db):
+    """`FALLBACK_UPSTREAM_HOSTS=api.openai.com, ollama` reaches settings with a space."""
+    local = _provider(kind="ollama", api_key_env="", base_url="http://ollama:11434")
+    with override_settings(FALLBACK_UPSTREAM_HOSTS=["api.openai.com", " ollama", ""]):
+        assert _errors(local) == {}
+    with override_settings(FALLBACK_UPSTREAM_HOSTS=[""]):  # `FALLBACK_UPSTREAM_HOSTS=`: off
+        assert _errors(local) == {}
