@@ -143,6 +143,9 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
+    # django-axes announces its configuration at every start, commands included;
+    # failed and locked-out logins (axes.handlers) are still logged.
+    "loggers": {"axes.apps": {"level": "WARNING"}},
 }
 
 # ---------------------------------------------------------------------------
