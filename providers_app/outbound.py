@@ -17,6 +17,7 @@ import`, the system check and the adapter pool (at call time) all ask them.
 
 import re
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
@@ -58,24 +59,37 @@ CREDENTIAL_NAME = re.compile(
 )
 
 
-def _listed(setting: str) -> list[str]:
+def _listed(setting: str) -> tuple[str, ...]:
     """A list setting's entries, trimmed ("a, b" from the environment), empties dropped."""
-    return [str(item).strip() for item in get_setting(setting) if str(item).strip()]
+    return tuple(str(item).strip() for item in get_setting(setting) if str(item).strip())
 
 
 def key_env_denied_by(name: str) -> str | None:
     """The deny pattern `name` matches, or None."""
-    patterns = (*BUILTIN_KEY_ENV_DENY, *_listed("KEY_ENV_DENY"))
-    return next((p for p in patterns if fnmatchcase(name.upper(), p.upper())), None)
+    return _denied_by(name, _listed("KEY_ENV_DENY"))
 
 
 def key_env_allowed(name: str) -> bool:
     """Whether the variable `name` may be sent to a provider as its API key."""
-    if not name or key_env_denied_by(name):
+    # Asked on every attempt (adapter pool): the decision is cached per name and settings.
+    return _allowed(
+        name, _listed("KEY_ENV_ALLOW"), _listed("KEY_ENV_ALLOW_NAMES"), _listed("KEY_ENV_DENY")
+    )
+
+
+@lru_cache(maxsize=512)
+def _denied_by(name: str, extra_deny: tuple[str, ...]) -> str | None:
+    patterns = (*BUILTIN_KEY_ENV_DENY, *extra_deny)
+    return next((p for p in patterns if fnmatchcase(name.upper(), p.upper())), None)
+
+
+@lru_cache(maxsize=512)
+def _allowed(
+    name: str, allow: tuple[str, ...], names: tuple[str, ...], deny: tuple[str, ...]
+) -> bool:
+    if not name or _denied_by(name, deny):
         return False
-    if name in _listed("KEY_ENV_ALLOW_NAMES"):
-        return True
-    return any(fnmatchcase(name.upper(), p.upper()) for p in _listed("KEY_ENV_ALLOW"))
+    return name in names or any(fnmatchcase(name.upper(), p.upper()) for p in allow)
 
 
 def key_env_refusal(name: str) -> str | None:

@@ -196,3 +196,22 @@ def test_revoking_a_key_is_recorded_and_refuses_the_key(staff_client, db):
     with pytest.raises(ClientKeyRefused):
         client_key_authenticate(raw_key=created.raw_key)
     assert LogEntry.objects.filter(change_message="Revoked.").count() == 1
+
+
+def test_operator_buttons_show_only_to_users_who_may_operate(client, django_user_model, db):
+    from django.contrib.auth.models import Permission
+
+    from tests.factories import provider_create
+
+    provider = provider_create()
+    url = reverse("admin:providers_app_provider_change", args=[provider.pk])
+    operate_url = reverse("admin:providers_app_provider_operate", args=[provider.pk, "reset"])
+    editor = django_user_model.objects.create_user("editor", password="pw", is_staff=True)
+    editor.user_permissions.add(Permission.objects.get(codename="change_provider"))
+    client.force_login(editor)
+    assert operate_url not in client.get(url).content.decode()
+
+    editor.user_permissions.add(Permission.objects.get(codename="operate_provider"))
+    editor = django_user_model.objects.get(pk=editor.pk)  # fresh permission cache
+    client.force_login(editor)
+    assert operate_url in client.get(url).content.decode()

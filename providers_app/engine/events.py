@@ -102,6 +102,8 @@ class _AllFailedCoalescer:
     def flush(self) -> None:
         """Write the pending count now, if any (window end, process exit)."""
         with self._lock:
+            if self._timer is threading.current_thread():
+                self._timer = None  # this timer's work is done; the next burst arms a new one
             batch = self._take(get_clock().monotonic()) if self._pending else None
         if batch:
             self._write(batch)
