@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# manage.py defaults to production settings (they refuse a missing or weak
+# secret); the targets here run locally, so they name the local settings.
+LOCAL := DJANGO_SETTINGS_MODULE=fallbackproject.settings.local
 
 .DEFAULT_GOAL := help
 .PHONY: help setup run test test-fast lint format migrations-check bench clean
@@ -19,9 +22,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 setup: $(STAMP) ## Create the virtualenv and install every dependency
 
 run: setup ## Migrate, create an admin (password printed), start demo upstreams, a Celery worker and beat, serve on :8000
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py demo_setup
-	$(PY) manage.py run_demo 127.0.0.1:8000
+	$(LOCAL) $(PY) manage.py migrate --noinput
+	$(LOCAL) $(PY) manage.py demo_setup
+	$(LOCAL) $(PY) manage.py run_demo 127.0.0.1:8000
 
 test: setup migrations-check ## Run every test (SQLite unless DATABASE_URL says otherwise)
 	$(PY) -m pytest
@@ -34,7 +37,7 @@ format: setup ## ruff format and import order
 	$(VENV)/bin/ruff format .
 
 migrations-check: setup ## Fail when models and migrations disagree
-	$(PY) manage.py makemigrations --check --dry-run
+	$(LOCAL) $(PY) manage.py makemigrations --check --dry-run
 
 bench: setup ## Overhead benchmark (prints a table)
 	$(PY) bench/overhead.py

@@ -12,7 +12,9 @@ from pathlib import Path
 from celery import Celery
 from celery.signals import worker_process_shutdown
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fallbackproject.settings.local")
+# Production unless told otherwise, as in manage.py: a worker started without
+# DJANGO_SETTINGS_MODULE refuses to run rather than run with a known secret.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fallbackproject.settings.production")
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +37,13 @@ def _create_filesystem_broker_folders(sender: Celery, **kwargs) -> None:
 
 @worker_process_shutdown.connect
 def _flush_counters_on_exit(**kwargs) -> None:
-    """A worker process that made calls leaves its buffered counters in the database."""
+    """A worker process that made calls leaves its buffered counters, and the
+    count of coalesced all-failed outcomes, in the database."""
     try:
         from providers_app.engine import counters
+        from providers_app.engine.events import all_failed_events
 
         counters.flush_pending()
+        all_failed_events.flush()
     except Exception:  # shutting down: never block the exit
         logger.exception("could not flush call counters at worker shutdown")

@@ -6,8 +6,15 @@ closed, never trip, enable, disable) are offered on the provider list (for the
 selected rows) and as buttons on a provider's page. Each one calls a service in
 `services.operator`, which writes a `manual` FailoverEvent with the acting
 user, and is recorded in Django's admin history (`LogEntry`) as well.
+
+Every view and action asks a Django permission (who holds which is written down
+in docs/operations.md "Authorisation"): operator actions need
+`providers_app.operate_provider`, drag-and-drop needs `reorder_provider`,
+revoking a client key needs `revoke_clientkey`. An action the user may not run
+answers 403 and changes nothing, rather than being silently ignored.
 """
 
+import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -16,11 +23,21 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponseRedirect
+from django.db import IntegrityError
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseForbidden,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.cache import patch_cache_control
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
@@ -48,6 +65,22 @@ def _state_badge(breaker: BreakerState) -> str:
         STATE_COLOURS.get(breaker.state, "#616161"),
         breaker.get_state_display(),
     )
+
+
+class ActionPermissionMixin:
+    """A POSTed action the user may not run is a 403, not a silent "No action
+    selected" (Django drops actions whose permission fails from the choices)."""
+
+    def changelist_view(self, request, extra_context=None):
+        action = request.POST.get("action") if request.method == "POST" else None
+        forbidden = action in self._declared_actions() and action not in self.get_actions(request)
+        if action and forbidden:
+            raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+
+    def _declared_actions(self) -> set[str]:
+        # Every action before Django filters them by permission (site-wide ones included).
+        return {name for _, name, _ in self._get_base_actions()}
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -109,7 +142,7 @@ def _request_id(request: HttpRequest) -> str:
 
 
 @admin.register(Provider)
-class ProviderAdmin(SortableAdminMixin, admin.ModelAdmin):
+class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin):
     list_display = (
         "priority",
         "name",
@@ -161,6 +194,28 @@ class ProviderAdmin(SortableAdminMixin, admin.ModelAdmin):
             del actions[name]
         return actions
 
+    # -- permissions -------------------------------------------------------------
+
+    def has_operate_permission(self, request) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.operate_provider")
+
+    def has_reorder_permission(self, request) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.reorder_provider")
+
+    def update_order(self, request):
+        """Sortable2's drag-and-drop endpoint, asking reorder permission (sortable2's
+        own asks change permission, which is for editing a provider's settings)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_reorder_permission(request):
+            return HttpResponseForbidden("You may not reorder providers.")
+        try:
+            items = json.loads(request.body).get("updatedItems")
+            updated = self._update_order(items, self.get_extra_model_filters(request))
+        except (ValueError, TypeError, AttributeError, IntegrityError) as exc:
+            return HttpResponseBadRequest(f"Invalid reorder request: {exc}")
+        return HttpResponse(f"Updated {updated} items")
+
     def _update_order(self, updated_items, extra_model_filters):
         """Sortable2's reorder endpoint, through the service that keeps priorities unique."""
         return provider_priorities_set(
@@ -207,16 +262,16 @@ class ProviderAdmin(SortableAdminMixin, admin.ModelAdmin):
 
     # -- operator actions on the list --------------------------------------------
 
-    @admin.action(description="Run a health check now", permissions=["change"])
+    @admin.action(description="Run a health check now", permissions=["operate"])
     def action_health_check(self, request, queryset):
         for provider in queryset:
             self._health_check(request, provider)
 
-    @admin.action(description="Reset breaker (closed, clean slate)", permissions=["change"])
+    @admin.action(description="Reset breaker (closed, clean slate)", permissions=["operate"])
     def action_reset(self, request, queryset):
         self._operate_all(request, queryset, "reset")
 
-    @admin.action(description="Force breaker open until… (maintenance)", permissions=["change"])
+    @admin.action(description="Force breaker open until… (maintenance)", permissions=["operate"])
     def action_force_open(self, request, queryset):
         """An intermediate page asks until when; its form posts back to this action."""
         form = ForceOpenForm(request.POST) if "apply" in request.POST else None
@@ -228,19 +283,19 @@ class ProviderAdmin(SortableAdminMixin, admin.ModelAdmin):
             request, list(queryset), form or ForceOpenForm.with_default(), from_changelist=True
         )
 
-    @admin.action(description="Force breaker closed", permissions=["change"])
+    @admin.action(description="Force breaker closed", permissions=["operate"])
     def action_force_closed(self, request, queryset):
         self._operate_all(request, queryset, "force_closed")
 
-    @admin.action(description="Breaker: never trip", permissions=["change"])
+    @admin.action(description="Breaker: never trip", permissions=["operate"])
     def action_never_trip(self, request, queryset):
         self._operate_all(request, queryset, "never_trip")
 
-    @admin.action(description="Enable selected providers", permissions=["change"])
+    @admin.action(description="Enable selected providers", permissions=["operate"])
     def action_provider_enable(self, request, queryset):
         self._operate_all(request, queryset, "provider_enable")
 
-    @admin.action(description="Disable selected providers", permissions=["change"])
+    @admin.action(description="Disable selected providers", permissions=["operate"])
     def action_provider_disable(self, request, queryset):
         self._operate_all(request, queryset, "provider_disable")
 
@@ -266,6 +321,7 @@ class ProviderAdmin(SortableAdminMixin, admin.ModelAdmin):
         extra_context = {
             **(extra_context or {}),
             "operations": [(name, label) for name, (label, _) in OPERATIONS.items()],
+            "can_operate": self.has_operate_permission(request),
             "dashboard_url": reverse(f"{self.admin_site.name}:providers_app_dashboard_changelist"),
         }
         return super().change_view(request, object_id, form_url, extra_context)
@@ -297,10 +353,9 @@ class ProviderAdmin(SortableAdminMixin, admin.ModelAdmin):
     # -- shared ------------------------------------------------------------------
 
     def _provider_to_operate(self, request, object_id: str) -> Provider:
-        provider = get_object_or_404(Provider, pk=object_id)
-        if not self.has_change_permission(request, provider):
+        if not self.has_operate_permission(request):
             raise PermissionDenied
-        return provider
+        return get_object_or_404(Provider, pk=object_id)
 
     def _change_url(self, provider: Provider) -> str:
         return reverse(f"{self.admin_site.name}:providers_app_provider_change", args=[provider.pk])
@@ -404,7 +459,10 @@ class DashboardAdmin(admin.ModelAdmin):
     """Charts of the failover history: one read-only page, for whoever may read events."""
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return request.user.has_perm("providers_app.view_failoverevent")
+        # Whoever may read the events (view, or change, as Django's own check).
+        return request.user.has_perm("providers_app.view_failoverevent") or request.user.has_perm(
+            "providers_app.change_failoverevent"
+        )
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -440,25 +498,55 @@ class HealthCheckResultAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ClientKey)
-class ClientKeyAdmin(admin.ModelAdmin):
+class ClientKeyAdmin(ActionPermissionMixin, admin.ModelAdmin):
+    """Keys are created (add permission) or revoked (revoke permission), never edited.
+
+    A new key is shown once, on the page that answers the creating POST: it is
+    not put in a message cookie, the session or the database (only its digest).
+    """
+
     list_display = ("name", "prefix", "created_at", "last_used_at", "revoked_at")
     fields = ("name",)
     actions = ("revoke",)
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return obj is None  # keys are created or revoked, never edited
+        return False
+
+    def has_revoke_permission(self, request) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.revoke_clientkey")
 
     def save_model(self, request, obj, form, change):
         created = client_key_create(name=obj.name)
         obj.pk = created.client_key.pk
-        messages.warning(
-            request,
-            f"The key for {obj.name} is {created.raw_key} . Copy it now: it is stored "
-            "hashed and will not be shown again.",
-        )
+        # Only this request's response shows it (response_add).
+        request._new_client_key = created.raw_key
 
-    @admin.action(description="Revoke selected keys")
+    def response_add(self, request, obj, post_url_continue=None):
+        raw_key = getattr(request, "_new_client_key", None)
+        if raw_key is None:  # pragma: no cover - save_model always sets it
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Client key for {obj.name}",
+            "opts": self.opts,
+            "client_key": obj,
+            "raw_key": raw_key,
+            "changelist_url": reverse(f"{self.admin_site.name}:providers_app_clientkey_changelist"),
+        }
+        response = TemplateResponse(
+            request, "admin/providers_app/clientkey/key_created.html", context
+        )
+        # Never kept by a browser or proxy cache: going back does not show it again.
+        # (The admin adds never_cache's headers too; no-store is what matters.)
+        patch_cache_control(response, no_store=True)
+        return response
+
+    @admin.action(description="Revoke selected keys", permissions=["revoke"])
     def revoke(self, request, queryset):
+        revoked = 0
         for key in queryset:
-            client_key_revoke(client_key=key)
-        self.message_user(request, f"Revoked {queryset.count()} key(s).")
+            if key.revoked_at is None:
+                client_key_revoke(client_key=key)
+                self.log_change(request, key, "Revoked.")
+                revoked += 1
+        self.message_user(request, f"Revoked {revoked} key(s).")

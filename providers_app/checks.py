@@ -7,6 +7,7 @@ from django.core.checks import Tags, Warning, register
 from django.db import DatabaseError
 
 from .conf import get_setting
+from .outbound import key_env_allowed, provider_outbound_problems
 
 PROCESS_LOCAL_CACHES = (
     "django.core.cache.backends.locmem.LocMemCache",
@@ -33,7 +34,37 @@ def check_api_key_variables(app_configs, **kwargs):
             id="providers_app.W001",
         )
         for p in providers
-        if not os.environ.get(p.api_key_env)
+        if not os.environ.get(p.api_key_env) and key_env_allowed(p.api_key_env)
+    ]
+
+
+@register(Tags.security)
+def check_outbound_policy(app_configs, **kwargs):
+    """W010: a stored provider breaks the outbound policy (providers_app/outbound.py).
+
+    Rows saved before the policy existed, or before a setting tightened it. The
+    adapter pool refuses to call such a provider, so nothing leaks meanwhile; the
+    warning says which row to fix. A warning and not an error, so `migrate` and
+    `providers import` still run to fix it.
+    """
+    from .models import Provider
+
+    try:
+        providers = list(Provider.objects.only("name", "api_key_env", "base_url", "extra"))
+    except DatabaseError:
+        return []  # not migrated yet: nothing to check
+    return [
+        Warning(
+            f"Provider {p.name!r} breaks the outbound policy: {problem}",
+            hint="Fix it in the admin or with `manage.py providers import`; until then "
+            "it is never called.",
+            obj=p,
+            id="providers_app.W010",
+        )
+        for p in providers
+        for problem in provider_outbound_problems(
+            api_key_env=p.api_key_env, base_url=p.base_url, extra=p.extra
+        )
     ]
 
 

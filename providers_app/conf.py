@@ -48,7 +48,79 @@ DEFAULTS: dict[str, Any] = {
     # Housekeeping and API
     "EVENT_RETENTION_DAYS": 30,
     "MAX_REQUEST_BYTES": 1024 * 1024,
+    # Outbound policy (providers_app/outbound.py): which environment variables a
+    # provider may send as its key, and to which hosts. The built-in deny list
+    # (server secrets, connection strings, cloud credentials) always wins.
+    "KEY_ENV_ALLOW": ["*_API_KEY", "*_KEY", "*_TOKEN"],
+    "KEY_ENV_ALLOW_NAMES": [],  # exact names allowed besides the patterns
+    "KEY_ENV_DENY": [],  # patterns refused on top of the built-in deny list
+    "UPSTREAM_HOSTS": [],  # host patterns base URLs must match; empty: any host
+    # Bearer token /metrics asks for; empty: open (restrict it at the proxy).
+    "METRICS_TOKEN": "",
 }
+
+# Values that would break the layer or delete data: refused when settings load.
+POSITIVE = (
+    "DEADLINE_S",
+    "MIN_ATTEMPT_S",
+    "RETRY_AFTER_CAP_S",
+    "BACKOFF_MAX_S",
+    "STREAM_FIRST_TOKEN_S",
+    "STREAM_IDLE_S",
+    "BREAKER_WINDOW_S",
+    "BREAKER_FAILURE_THRESHOLD",
+    "BREAKER_SLOW_CALL_S",
+    "BREAKER_MINIMUM_CALLS",
+    "BREAKER_OPEN_BASE_S",
+    "BREAKER_OPEN_MAX_S",
+    "BREAKER_HALF_OPEN_PROBES",
+    "COUNTER_FLUSH_S",
+    "ALL_FAILED_COALESCE_S",
+    "HEALTH_DISPATCH_S",
+    "HEALTH_INTERVAL_CLOSED_S",
+    "HEALTH_INTERVAL_OPEN_S",
+    "HEALTH_TIMEOUT_S",
+    "HEALTH_FAILURE_THRESHOLD",
+    "MAX_REQUEST_BYTES",
+)
+NOT_NEGATIVE = (
+    "MAX_INLINE_RETRY_AFTER_S",
+    "BACKOFF_BASE_S",
+    "RETRY_BUDGET_RATIO",
+    "RETRY_BUDGET_MIN",
+    "BREAKER_LEASE_EXTRA_S",
+    "ROUTING_CACHE_S",
+)
+PERCENTAGES = ("BREAKER_FAILURE_RATE", "BREAKER_SLOW_CALL_RATE")
+
+
+def settings_problems(values: dict[str, Any]) -> list[str]:
+    """What is wrong with these FALLBACK_ values (names without the prefix)."""
+    problems = [f"FALLBACK_{n} must be above 0." for n in POSITIVE if not values[n] > 0]
+    problems += [f"FALLBACK_{n} must not be negative." for n in NOT_NEGATIVE if values[n] < 0]
+    problems += [
+        f"FALLBACK_{n} must be between 1 and 100 (percent)."
+        for n in PERCENTAGES
+        if not 1 <= values[n] <= 100
+    ]
+    if values["EVENT_RETENTION_DAYS"] < 1:
+        problems.append(
+            "FALLBACK_EVENT_RETENTION_DAYS must be at least 1: 0 would delete all history."
+        )
+    if values["BREAKER_OPEN_BASE_S"] > values["BREAKER_OPEN_MAX_S"]:
+        problems.append("FALLBACK_BREAKER_OPEN_BASE_S must not exceed FALLBACK_BREAKER_OPEN_MAX_S.")
+    if values["MIN_ATTEMPT_S"] > values["DEADLINE_S"]:
+        problems.append("FALLBACK_MIN_ATTEMPT_S must not exceed FALLBACK_DEADLINE_S.")
+    return problems
+
+
+def settings_validate(values: dict[str, Any]) -> None:
+    """Refuse to start with invalid FALLBACK_ settings; the message lists each problem."""
+    problems = settings_problems(values)
+    if problems:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured("Invalid settings: " + " ".join(problems))
 
 
 def get_setting(name: str) -> Any:

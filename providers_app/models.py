@@ -13,6 +13,7 @@ from django.core.validators import (
 from django.db import models
 
 from .conf import get_setting
+from .outbound import extra_credential_names, validate_base_url_policy, validate_key_env
 from .querysets import ProviderQuerySet
 
 ENV_VAR_NAME = RegexValidator(
@@ -35,10 +36,6 @@ def validate_http_url(value: str) -> None:
 
 PERCENT = [MinValueValidator(1), MaxValueValidator(100)]
 
-# Headers that carry credentials: a key must come from `api_key_env`, never from `extra`.
-SECRET_HEADER_NAMES = frozenset(
-    {"authorization", "api-key", "x-api-key", "x-goog-api-key", "proxy-authorization"}
-)
 # Kinds whose real API refuses calls without a key.
 KINDS_NEEDING_KEY = frozenset({"openai", "azure_openai", "anthropic", "gemini"})
 
@@ -64,17 +61,19 @@ class Provider(models.Model):
     base_url = models.CharField(
         "base URL",
         max_length=500,
-        validators=[validate_http_url],
-        help_text="The API root, e.g. https://api.openai.com/v1.",
+        validators=[validate_http_url, validate_base_url_policy],
+        help_text="The API root, e.g. https://api.openai.com/v1. No credentials or query "
+        "string; FALLBACK_UPSTREAM_HOSTS may limit the hosts.",
     )
     model = models.CharField("model", max_length=200, help_text="The upstream model or deployment.")
     api_key_env = models.CharField(
         "API key variable",
         max_length=100,
         blank=True,
-        validators=[ENV_VAR_NAME],
-        help_text="The name of the environment variable holding the key. The key itself "
-        "is never stored.",
+        validators=[ENV_VAR_NAME, validate_key_env],
+        help_text="The name of the environment variable holding the key, such as "
+        "OPENAI_API_KEY. The key itself is never stored. Server secrets (DJANGO_*, "
+        "DATABASE_URL, AWS_*, ...) are refused: see FALLBACK_KEY_ENV_ALLOW.",
     )
     priority = models.PositiveIntegerField(
         "priority",
@@ -157,6 +156,16 @@ class Provider(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["priority"], name="provider_priority_unique"),
         ]
+        # Who may do what: docs/operations.md "Authorisation".
+        permissions = [
+            ("reorder_provider", "Can reorder providers"),
+            (
+                "operate_provider",
+                "Can operate providers (health check, reset, force open or closed, "
+                "never trip, enable, disable)",
+            ),
+            ("use_chat", "Can use the chatbot page (spends provider credit)"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -207,14 +216,12 @@ def _extra_errors(extra: object) -> dict[str, list[str]]:
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         ):
             problems.append(f'"{section}" must map strings to strings.')
-    headers = extra.get("headers", {})
-    if isinstance(headers, dict):
-        secret = sorted(h for h in headers if str(h).lower() in SECRET_HEADER_NAMES)
-        if secret:
-            problems.append(
-                f"Header {', '.join(secret)} carries a credential; name its environment "
-                "variable in api_key_env instead."
-            )
+    for section, names in extra_credential_names(extra).items():
+        what = "Header" if section == "headers" else "Parameter"
+        problems.append(
+            f"{what} {', '.join(names)} carries a credential; name its environment "
+            "variable in api_key_env instead."
+        )
     return {"extra": problems} if problems else {}
 
 
@@ -465,6 +472,7 @@ class ClientKey(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("revoke_clientkey", "Can revoke client keys")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"

@@ -1,11 +1,12 @@
 """HTML and session surfaces: liveness and the chatbot page (thin: parse, call, render).
 
-The chatbot page is for signed-in users, with CSRF on: the page posts the
-conversation with `fetch` and reads the answer as NDJSON while it streams.
+The chatbot page is for signed-in users holding `providers_app.use_chat` (each
+answer spends provider credit), with CSRF on: the page posts the conversation
+with `fetch` and reads the answer as NDJSON while it streams.
 """
 
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse_lazy
@@ -18,6 +19,7 @@ from .conf import get_setting
 from .engine import fallback
 
 CHAT_LOGIN_URL = "chat-login"
+CHAT_PERMISSION = "providers_app.use_chat"
 
 
 @require_GET
@@ -27,6 +29,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 @login_required(login_url=CHAT_LOGIN_URL)
+@permission_required(CHAT_PERMISSION, raise_exception=True)
 @require_GET
 def chat_page(request: HttpRequest) -> HttpResponse:
     """The conversation view; the conversation itself lives in the browser tab."""
@@ -40,6 +43,13 @@ def chat_send(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         # A fetch cannot follow a login redirect usefully: say so in JSON.
         raise ApiError(401, "Your session has ended; sign in again.", code="login_required")
+    if not request.user.has_perm(CHAT_PERMISSION):
+        raise ApiError(
+            403,
+            "Your account may not use the chat (it needs the use_chat permission).",
+            error_type="permission_error",
+            code="permission_denied",
+        )
     body = read_body(request, limit=get_setting("MAX_REQUEST_BYTES"))
     messages = parse_messages(load_json_object(body).get("messages"))
     try:

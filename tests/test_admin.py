@@ -146,3 +146,72 @@ def test_history_admins_are_read_only(staff_client, make_provider):
     assert changelist.status_code == 200
     health = staff_client.get(reverse("admin:providers_app_healthcheckresult_changelist"))
     assert health.status_code == 200
+
+
+# ---------------------------------------------------------------------------
+# Client keys: shown once on the page that answers the creating POST
+# ---------------------------------------------------------------------------
+
+
+def test_a_new_client_key_is_shown_once_on_its_own_page_and_never_stored(staff_client, db):
+    from providers_app.models import ClientKey
+    from providers_app.services.client_keys import client_key_authenticate
+
+    response = staff_client.post(reverse("admin:providers_app_clientkey_add"), {"name": "bot"})
+
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    raw_key = response.context["raw_key"]
+    assert raw_key.startswith("fbk_")
+    assert raw_key in response.content.decode()
+    assert client_key_authenticate(raw_key=raw_key).name == "bot"
+    # Not in a message cookie, the session, the key row or the admin history.
+    assert all(raw_key not in morsel.value for morsel in response.cookies.values())
+    assert raw_key not in str(staff_client.session.items())
+    assert raw_key not in str(list(ClientKey.objects.values()))
+    from django.contrib.admin.models import LogEntry
+
+    assert raw_key not in str(list(LogEntry.objects.values()))
+    # The list afterwards does not show it again.
+    listing = staff_client.get(reverse("admin:providers_app_clientkey_changelist"))
+    assert raw_key not in listing.content.decode()
+
+
+def test_revoking_a_key_is_recorded_and_refuses_the_key(staff_client, db):
+    from django.contrib.admin.models import LogEntry
+
+    from providers_app.services.client_keys import (
+        ClientKeyRefused,
+        client_key_authenticate,
+        client_key_create,
+    )
+
+    created = client_key_create(name="bot")
+    response = staff_client.post(
+        reverse("admin:providers_app_clientkey_changelist"),
+        {"action": "revoke", "_selected_action": [created.client_key.pk]},
+    )
+
+    assert response.status_code == 302
+    with pytest.raises(ClientKeyRefused):
+        client_key_authenticate(raw_key=created.raw_key)
+    assert LogEntry.objects.filter(change_message="Revoked.").count() == 1
+
+
+def test_operator_buttons_show_only_to_users_who_may_operate(client, django_user_model, db):
+    from django.contrib.auth.models import Permission
+
+    from tests.factories import provider_create
+
+    provider = provider_create()
+    url = reverse("admin:providers_app_provider_change", args=[provider.pk])
+    operate_url = reverse("admin:providers_app_provider_operate", args=[provider.pk, "reset"])
+    editor = django_user_model.objects.create_user("editor", password="pw", is_staff=True)
+    editor.user_permissions.add(Permission.objects.get(codename="change_provider"))
+    client.force_login(editor)
+    assert operate_url not in client.get(url).content.decode()
+
+    editor.user_permissions.add(Permission.objects.get(codename="operate_provider"))
+    editor = django_user_model.objects.get(pk=editor.pk)  # fresh permission cache
+    client.force_login(editor)
+    assert operate_url in client.get(url).content.decode()

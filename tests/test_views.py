@@ -4,6 +4,7 @@ import json
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.test import Client
 
 # The simulated upstreams, providers on them and a fresh engine state per test.
@@ -14,7 +15,15 @@ HELLO = [{"role": "user", "content": "Say hello."}]
 
 @pytest.fixture
 def user(db):
-    return get_user_model().objects.create_user("alice", password="s3cret-pass")
+    """A non-staff user who may chat (providers_app.use_chat)."""
+    user = get_user_model().objects.create_user("alice", password="s3cret-pass")
+    user.user_permissions.add(Permission.objects.get(codename="use_chat"))
+    return user
+
+
+@pytest.fixture
+def user_without_chat(db):
+    return get_user_model().objects.create_user("bob", password="s3cret-pass")
 
 
 @pytest.fixture
@@ -70,6 +79,26 @@ def test_a_non_staff_user_can_sign_in_and_lands_on_the_page(user):
     page = client.get("/chat/")
     assert page.status_code == 200
     assert b"alice" in page.content
+
+
+def test_a_signed_in_user_without_the_chat_permission_gets_403(user_without_chat):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user_without_chat)
+
+    assert client.get("/chat/").status_code == 403
+
+
+def test_sending_without_the_chat_permission_is_a_json_403_and_calls_no_provider(
+    user_without_chat, providers, primary
+):
+    client = Client()  # CSRF is not the point here: the permission is
+    client.force_login(user_without_chat)
+
+    response = client.post("/chat/send", json.dumps({"messages": HELLO}), "application/json")
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "permission_denied"
+    assert primary.request_count == 0
 
 
 def test_the_page_renders_the_composer_and_the_script(browser):

@@ -3,11 +3,13 @@
 Every variable is listed with a safe example in `.env.example`.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 
 from providers_app.conf import DEFAULTS as FALLBACK_DEFAULTS
+from providers_app.conf import settings_validate
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -32,6 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "axes",
     "providers_app",
 ]
 
@@ -43,6 +46,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into a 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "fallbackproject.urls"
@@ -100,6 +105,34 @@ STATIC_ROOT = BASE_DIR / "var" / "static"
 LOGIN_URL = "admin:login"
 
 # ---------------------------------------------------------------------------
+# Sign-in: password rules and login throttling (django-axes,
+# https://django-axes.readthedocs.io/). Axes counts failed logins on
+# /admin/login/ and /chat/login/ (every form that calls authenticate() with the
+# request) and answers 429 once a username has failed DJANGO_AXES_FAILURE_LIMIT
+# times from one address, for DJANGO_AXES_COOLOFF_MINUTES. Locking on the pair
+# (not the username alone) keeps a stranger from locking the admins out.
+# ---------------------------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses locked-out attempts
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("DJANGO_AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("DJANGO_AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The address is REMOTE_ADDR: behind a reverse proxy that is the proxy's, so the
+# pair degrades to "this username", which still stops guessing (see docs/operations.md).
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# ---------------------------------------------------------------------------
 # Logging: one structured line per event; providers_app logs with `extra=`.
 # ---------------------------------------------------------------------------
 LOGGING = {
@@ -110,6 +143,9 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
+    # django-axes announces its configuration at every start, commands included;
+    # failed and locked-out logins (axes.handlers) are still logged.
+    "loggers": {"axes.apps": {"level": "WARNING"}},
 }
 
 # ---------------------------------------------------------------------------
@@ -118,6 +154,8 @@ LOGGING = {
 # ---------------------------------------------------------------------------
 for _name, _default in FALLBACK_DEFAULTS.items():
     globals()[f"FALLBACK_{_name}"] = env(f"FALLBACK_{_name}", cast=type(_default), default=_default)
+# Refuse to start with values that would break the layer or delete history.
+settings_validate({name: globals()[f"FALLBACK_{name}"] for name in FALLBACK_DEFAULTS})
 
 # ---------------------------------------------------------------------------
 # Celery (https://docs.celeryq.dev/en/stable/userguide/configuration.html) and

@@ -13,3 +13,8 @@ CELERY_BROKER_URL = "memory://localhost/"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
+
+# django-axes stays on (the throttling tests use the real configuration); its
+# per-login INFO lines would drown the output. Sign in with `client.force_login`:
+# axes refuses `client.login`, which authenticates without a request.
+LOGGING = {**LOGGING, "loggers": {"axes": {"level": "WARNING"}}}  # noqa: F405

@@ -13,6 +13,7 @@ from ..adapters import adapter_for
 from ..adapters.base import AdapterConfig, ProviderAdapter
 from ..adapters.errors import Category, ProviderAuthError
 from ..models import KINDS_NEEDING_KEY
+from ..outbound import key_env_allowed, provider_outbound_problems
 from ..selectors import RouteEntry
 
 _lock = threading.Lock()
@@ -20,7 +21,10 @@ _pool: dict[int, tuple[tuple, ProviderAdapter]] = {}
 
 
 def adapter_for_entry(entry: RouteEntry) -> ProviderAdapter:
-    """The adapter for this provider; raises ProviderAuthError when its key is unset."""
+    """The adapter for this provider; raises ProviderAuthError when its key is unset
+    or the row breaks the outbound policy (a row saved before the policy existed)."""
+    if entry.api_key_env and not key_env_allowed(entry.api_key_env):
+        raise _refused(entry)
     api_key = os.environ.get(entry.api_key_env) if entry.api_key_env else None
     if entry.kind in KINDS_NEEDING_KEY and not api_key:
         raise ProviderAuthError(
@@ -41,11 +45,23 @@ def adapter_for_entry(entry: RouteEntry) -> ProviderAdapter:
         cached = _pool.get(entry.id)
         if cached and cached[0] == identity:
             return cached[1]
+        if provider_outbound_problems(api_key_env="", base_url=entry.base_url, extra=entry.extra):
+            raise _refused(entry)
         adapter = adapter_for(entry.kind, _config_of(entry, api_key))
         _pool[entry.id] = (identity, adapter)
     if cached:
         cached[1].close()
     return adapter
+
+
+def _refused(entry: RouteEntry) -> ProviderAuthError:
+    # The message names no variable value; `manage.py check` (W010) says what to fix.
+    return ProviderAuthError(
+        "This provider's configuration breaks the outbound policy and is never called; "
+        "see `manage.py check` (providers_app.W010).",
+        provider=entry.name,
+        category=Category.AUTH,
+    )
 
 
 def _config_of(entry: RouteEntry, api_key: str | None) -> AdapterConfig:

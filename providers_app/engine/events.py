@@ -4,10 +4,11 @@ Rows never hold a secret or a prompt: `detail` is scrubbed and truncated. Writin
 history must never fail a request, so a database error is logged and counted.
 """
 
+import atexit
 import logging
 import threading
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connections, transaction
 
 from ..adapters.redaction import scrub_secrets
 from ..conf import get_setting
@@ -73,33 +74,87 @@ class _AllFailedCoalescer:
 
     While every provider is down each request fails in milliseconds; one row per
     request would turn an outage into a write storm. The row that is written
-    carries the count of the failures it stands for.
+    carries the count of the failures it stands for. Failures inside a window are
+    not lost: a timer writes their count when the window ends, and the process
+    writes whatever is still pending when it exits (atexit, and the Celery
+    worker's shutdown hook).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last_write: float | None = None
         self._pending = 0
+        self._latest: dict[str, str] = {}
+        self._timer: threading.Timer | None = None
 
     def record(self, *, reason: str, detail: str, request_id: str) -> None:
         now = get_clock().monotonic()
         with self._lock:
             self._pending += 1
+            self._latest = {"reason": reason, "detail": detail, "request_id": request_id}
             window = get_setting("ALL_FAILED_COALESCE_S")
             if self._last_write is not None and now - self._last_write < window:
+                self._arm_timer(window - (now - self._last_write))
                 return
-            count, self._pending, self._last_write = self._pending, 0, now
-        failover_event_record(
-            kind=FailoverEvent.Kind.ALL_FAILED,
-            reason=reason,
-            detail=detail,
-            request_id=request_id,
-            count=count,
-        )
+            batch = self._take(now)
+        self._write(batch)
+
+    def flush(self) -> None:
+        """Write the pending count now, if any (window end, process exit)."""
+        with self._lock:
+            if self._timer is threading.current_thread():
+                self._timer = None  # this timer's work is done; the next burst arms a new one
+            batch = self._take(get_clock().monotonic()) if self._pending else None
+        if batch:
+            self._write(batch)
 
     def reset(self) -> None:
         with self._lock:
-            self._last_write, self._pending = None, 0
+            self._last_write, self._pending, self._latest = None, 0, {}
+            self._cancel_timer()
+
+    # -- inside the lock -------------------------------------------------------
+
+    def _take(self, now: float) -> dict:
+        batch = {**self._latest, "count": self._pending}
+        self._pending, self._last_write = 0, now
+        self._cancel_timer()
+        return batch
+
+    def _arm_timer(self, delay: float) -> None:
+        if self._timer is None:
+            self._timer = threading.Timer(max(delay, 0.0), self._flush_from_timer)
+            self._timer.daemon = True  # never keeps a process alive; atexit covers the end
+            self._timer.start()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            if self._timer is not threading.current_thread():
+                self._timer.cancel()
+            self._timer = None
+
+    # -- outside the lock --------------------------------------------------------
+
+    def _flush_from_timer(self) -> None:
+        try:
+            self.flush()
+        finally:
+            # The timer thread opened its own connection; do not leave it behind.
+            connections.close_all()
+
+    @staticmethod
+    def _write(batch: dict) -> None:
+        failover_event_record(kind=FailoverEvent.Kind.ALL_FAILED, **batch)
 
 
 all_failed_events = _AllFailedCoalescer()
+
+
+def _flush_at_exit() -> None:
+    try:
+        all_failed_events.flush()
+    except Exception:  # the interpreter is going away; nothing to report to
+        logger.debug("all-failed flush at exit failed", exc_info=True)
+
+
+atexit.register(_flush_at_exit)

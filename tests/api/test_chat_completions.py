@@ -493,8 +493,8 @@ def test_a_declared_length_over_the_limit_is_refused_before_reading(client, auth
 def test_all_failed_is_a_503_listing_each_provider_without_secrets(
     client, auth, providers, primary, secondary, monkeypatch
 ):
-    monkeypatch.setenv("SIM_SECRET_KEY", "sk-live-abcdefghijklmnopqrstuvwxyz123456")
-    providers[0].api_key_env = "SIM_SECRET_KEY"
+    monkeypatch.setenv("SIM_API_KEY", "sk-live-abcdefghijklmnopqrstuvwxyz123456")
+    providers[0].api_key_env = "SIM_API_KEY"
     providers[0].save()
     primary.set_fault("error", status=500)
     secondary.set_fault("quota")

@@ -219,7 +219,7 @@ def test_provider_page_offers_every_action(operator_client, make_provider):
     assert reverse("admin:providers_app_provider_force_open", args=[provider.pk]) in content
 
 
-def test_actions_need_the_change_permission(client, django_user_model, make_provider):
+def test_actions_need_the_operate_permission(client, django_user_model, make_provider):
     from django.contrib.auth.models import Permission
 
     viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)

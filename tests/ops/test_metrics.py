@@ -107,3 +107,41 @@ def test_gunicorn_config_empties_the_multiprocess_folder_at_start(tmp_path, monk
 
     assert not list(tmp_path.iterdir())
     assert config["timeout"] > 45  # above the request deadline
+
+
+# ---------------------------------------------------------------------------
+# Optional bearer token (FALLBACK_METRICS_TOKEN)
+# ---------------------------------------------------------------------------
+
+METRICS_TOKEN = "scrape-token-0123456789abcdef"
+
+
+@pytest.mark.django_db
+def test_metrics_are_open_without_a_token_configured(client):
+    assert client.get("/metrics").status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer wrong", f"Basic {METRICS_TOKEN}", f"Bearer {METRICS_TOKEN}x", "Bearer "],
+)
+def test_metrics_refuse_a_missing_or_wrong_token(client, settings, authorization):
+    settings.FALLBACK_METRICS_TOKEN = METRICS_TOKEN
+    headers = {"Authorization": authorization} if authorization else {}
+
+    response = client.get("/metrics", headers=headers)
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert b"fallback_" not in response.content
+
+
+@pytest.mark.django_db
+def test_metrics_answer_the_right_token(client, settings):
+    settings.FALLBACK_METRICS_TOKEN = METRICS_TOKEN
+
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+
+    assert response.status_code == 200
+    assert b"fallback_" in response.content
