@@ -1,0 +1,49 @@
+"""Every screen at 1366 px: nothing overlaps, nothing runs off sideways, no JS errors."""
+
+import pytest
+from django.urls import reverse
+
+from providers_app.models import FailoverEvent
+
+
+def _admin_pages(providers) -> dict[str, str]:
+    first = providers[0]
+    event = FailoverEvent.objects.create(
+        kind=FailoverEvent.Kind.FAILOVER, provider=first, to_provider=providers[1],
+        reason="server_error", status_code=502, attempt=1, latency_ms=23.642311000003247,
+        request_id="req-layout-1", detail="HTTP 502 from upstream",
+    )  # fmt: skip
+    return {
+        "admin-index": reverse("admin:index"),
+        "provider-list": reverse("admin:providers_app_provider_changelist"),
+        "provider-page": reverse("admin:providers_app_provider_change", args=[first.pk]),
+        "provider-force-open": reverse("admin:providers_app_provider_force_open", args=[first.pk]),
+        "event-log": reverse("admin:providers_app_failoverevent_changelist"),
+        "event-page": reverse("admin:providers_app_failoverevent_change", args=[event.pk]),
+        "health-results": reverse("admin:providers_app_healthcheckresult_changelist"),
+        "client-keys": reverse("admin:providers_app_clientkey_changelist"),
+    }
+
+
+@pytest.mark.parametrize("width", [1366, 1920])
+def test_admin_pages_have_no_overlap_or_overflow(screen_for, admin_user, three_providers, width):
+    screen = screen_for(admin_user, width=width)
+    found = {}
+    for name, url in _admin_pages(three_providers).items():
+        screen.go(url)
+        screen.shot(f"{name}-{width}")
+        if problems := screen.layout_problems():
+            found[name] = problems
+    assert not found, "\n".join(f"{k}: {p}" for k, v in found.items() for p in v)
+
+
+@pytest.mark.parametrize("width", [375, 1366])
+def test_chat_pages_have_no_overlap_or_overflow(screen_for, chat_user, width):
+    screen = screen_for(chat_user, width=width)
+    found = {}
+    for name, url in {"chat": "/chat/"}.items():
+        screen.go(url)
+        screen.shot(f"{name}-{width}")
+        if problems := screen.layout_problems():
+            found[name] = problems
+    assert not found, "\n".join(f"{k}: {p}" for k, v in found.items() for p in v)
