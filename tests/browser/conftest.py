@@ -136,20 +136,29 @@ class Screen:
               "url": self.base}]
         )  # fmt: skip
         self.errors: list[str] = []
+        self.expected_failures: set[str] = set()
         self.page = self.open_page()
+
+    def expect_failed_request(self, path: str) -> None:
+        """A test that provokes an error answer (a 503 on purpose) says so."""
+        self.expected_failures.add(path)
+
+    def _on_console(self, message) -> None:
+        # Chromium logs every 4xx/5xx answer as a console error; _on_response
+        # judges those, so a deliberate 503 is not a JavaScript error.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            self.errors.append(message.text)
+
+    def _on_response(self, response) -> None:
+        expected = any(response.url.endswith(path) for path in self.expected_failures)
+        if response.status >= 400 and not expected:
+            self.errors.append(f"{response.status} {response.url}")
 
     def open_page(self):
         page = self.context.new_page()
-        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        page.on("pageerror", lambda e: self.errors.append(str(e)))
-        page.on(
-            "response",
-            lambda r: (
-                r.status >= 400
-                and not r.url.endswith("/chat/send")  # the chat tests provoke 503s on purpose
-                and self.errors.append(f"{r.status} {r.url}")
-            ),
-        )
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("response", self._on_response)
         page.set_default_timeout(10_000)
         return page
 
