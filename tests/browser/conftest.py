@@ -126,15 +126,16 @@ class Screen:
         from django.conf import settings
         from django.test import Client
 
-        client = Client()
-        client.force_login(user)
         self.base = live_server.url
         self.context = browser.new_context(viewport=viewport, base_url=self.base)
-        self.context.add_cookies(
-            [{"name": settings.SESSION_COOKIE_NAME,
-              "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
-              "url": self.base}]
-        )  # fmt: skip
+        if user is not None:  # None: a visitor who has not signed in
+            client = Client()
+            client.force_login(user)
+            self.context.add_cookies(
+                [{"name": settings.SESSION_COOKIE_NAME,
+                  "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+                  "url": self.base}]
+            )  # fmt: skip
         self.errors: list[str] = []
         self.expected_failures: set[str] = set()
         self.page = self.open_page()
@@ -181,7 +182,8 @@ class Screen:
 
 @pytest.fixture
 def screen_for(chromium, live_server):
-    """screen_for(user, width=1366): a signed-in browser tab; no JS errors allowed."""
+    """screen_for(user, width=1366): a browser tab signed in as `user` (None: signed
+    out); a test fails if any of its tabs saw a JavaScript error or a failed request."""
     screens: list[Screen] = []
 
     def make(user, *, width: int = DESKTOP["width"], height: int = DESKTOP["height"]):

@@ -67,6 +67,7 @@ def test_the_newest_answer_is_above_the_composer_once_the_page_is_full(
     assert page.evaluate("document.documentElement.scrollHeight") > 600 * 2  # it scrolled
     assert newest["y"] + newest["height"] <= composer["y"], (newest, composer)
     assert newest["y"] + newest["height"] > 0  # on screen, not scrolled past
+    assert not screen.layout_problems()
     screen.shot("chat-full-conversation")
 
 

@@ -38,26 +38,33 @@ def _admin_pages(providers, actor) -> dict[str, str]:
     }
 
 
+def _problems_on(screen, pages: dict[str, str], width: int) -> str:
+    """Visit each page, keep its screenshot, and list what is wrong with its layout."""
+    found = []
+    for name, url in pages.items():
+        screen.go(url)
+        screen.shot(f"{name}-{width}")
+        found += [f"{name}: {problem}" for problem in screen.layout_problems()]
+    return "\n".join(found)
+
+
 @pytest.mark.parametrize("width", [1366, 1920])
 def test_admin_pages_have_no_overlap_or_overflow(screen_for, admin_user, three_providers, width):
     screen = screen_for(admin_user, width=width)
-    found = {}
-    for name, url in _admin_pages(three_providers, admin_user).items():
-        screen.go(url)
-        screen.shot(f"{name}-{width}")
-        if problems := screen.layout_problems():
-            found[name] = problems
-    assert not found, "\n".join(f"{k}: {p}" for k, v in found.items() for p in v)
+    problems = _problems_on(screen, _admin_pages(three_providers, admin_user), width)
+    assert not problems, problems
 
 
 @pytest.mark.parametrize("width", [375, 1366])
 def test_chat_pages_have_no_overlap_or_overflow(screen_for, admin_user, width):
     # A member of staff: the header then holds the most (name, Admin, Sign out).
     screen = screen_for(admin_user, width=width)
-    found = {}
-    for name, url in {"chat": "/chat/"}.items():
-        screen.go(url)
-        screen.shot(f"{name}-{width}")
-        if problems := screen.layout_problems():
-            found[name] = problems
-    assert not found, "\n".join(f"{k}: {p}" for k, v in found.items() for p in v)
+    problems = _problems_on(screen, {"chat": "/chat/"}, width)
+    assert not problems, problems
+
+
+def test_sign_in_pages_have_no_overlap_or_overflow(screen_for, transactional_db):
+    screen = screen_for(None)
+    pages = {"chat-login": "/chat/login/", "admin-login": reverse("admin:login")}
+    problems = _problems_on(screen, pages, 1366)
+    assert not problems, problems
