@@ -17,6 +17,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError
 from django.http import (
     Http404,
     HttpRequest,
@@ -51,6 +52,10 @@ from .timefmt import milliseconds_text, moment_html
 
 FORCE_OPEN_DEFAULT = timedelta(hours=1)
 PRODUCT_NAME = "LLM fallback"
+REORDER_COLLISION_MESSAGE = (
+    "The new order was not saved: it would give two providers the same priority. "
+    "Clear the list's filters and drag again, or use the up/down buttons."
+)
 
 # Branding: every admin page names the product, and "View site" opens the chat page.
 admin.site.site_header = f"{PRODUCT_NAME} administration"
@@ -239,9 +244,15 @@ class ProviderAdmin(SortableAdminMixin, admin.ModelAdmin):
             priorities = {int(pk): int(rank) for pk, rank in items}
         except (ValueError, KeyError, TypeError):
             return HttpResponseBadRequest('Expected {"updatedItems": [[pk, priority], ...]}.')
-        order = provider_reorder(
-            priorities=priorities, actor=request.user, request_id=_request_id(request)
-        )
+        try:
+            order = provider_reorder(
+                priorities=priorities, actor=request.user, request_id=_request_id(request)
+            )
+        except IntegrityError:
+            # A filtered list numbers only the rows it shows, which can collide
+            # with a hidden provider's priority; nothing was changed.
+            self.message_user(request, REORDER_COLLISION_MESSAGE, messages.ERROR)
+            return HttpResponseBadRequest(REORDER_COLLISION_MESSAGE)
         self._confirm_order(request, order)
         return HttpResponse(f"Updated {len(priorities)} items")
 

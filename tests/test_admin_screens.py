@@ -73,6 +73,24 @@ def test_a_reorder_with_a_bad_payload_is_a_400_and_changes_nothing(staff_client,
     assert not FailoverEvent.objects.exists()
 
 
+def test_a_drag_in_a_filtered_list_that_collides_is_refused_with_a_message(staff_client, three):
+    a, b, c = three
+    Provider.objects.filter(pk=b.pk).update(enabled=False)
+    # The list filtered to enabled providers shows a (1) and c (3); dragging c
+    # above a numbers them 1 and 2, and b already holds 2.
+    response = staff_client.post(
+        reverse("admin:providers_app_provider_sortable_update"),
+        data=json.dumps({"updatedItems": [[c.pk, 1], [a.pk, 2]]}),
+        content_type="application/json",
+    )
+
+    assert response.status_code == 400
+    assert _names() == ["a", "c"]  # the enabled ones, unchanged
+    assert not FailoverEvent.objects.exists()
+    page = staff_client.get(CHANGELIST).content.decode()
+    assert "would give two providers the same priority" in page
+
+
 def test_keyboard_move_up_and_down_reorders_with_an_event(staff_client, ops_user, three):
     a, _, c = three
     response = _move(staff_client, c, "up")
