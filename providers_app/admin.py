@@ -221,6 +221,12 @@ class ProviderAdmin(SortableAdminMixin, admin.ModelAdmin):
         (None, {"fields": ("created_at", "updated_at")}),
     )
 
+    def __init__(self, model, admin_site):
+        super().__init__(model, admin_site)
+        # Sortable2 names its drag-handle column after the field ("priority");
+        # the number itself, with the keyboard's buttons, is the next column.
+        self._reorder_.__func__.short_description = "drag"
+
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("breaker", "health_schedule")
 
