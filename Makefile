@@ -26,8 +26,8 @@ run: setup ## Migrate, create an admin (password printed), start demo upstreams,
 	$(LOCAL) $(PY) manage.py demo_setup
 	$(LOCAL) $(PY) manage.py run_demo 127.0.0.1:8000
 
-test: setup migrations-check ## Run every test (SQLite unless DATABASE_URL says otherwise)
-	$(PY) -m pytest
+test: setup migrations-check ## Run every test (SQLite unless DATABASE_URL says otherwise); -rs says why any were skipped (e.g. no Chromium for tests/browser)
+	$(PY) -m pytest -rs
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check .

@@ -35,7 +35,7 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import path, reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.utils.html import format_html
@@ -43,6 +43,7 @@ from django.views.decorators.http import require_POST
 
 from . import ops_views
 from .admin_charts import STATE_COLOURS
+from .admin_forms import ProviderAdminForm
 from .models import (
     BreakerState,
     ClientKey,
@@ -54,9 +55,30 @@ from .models import (
 from .selectors import BREAKER_OVERRIDE_FIELDS
 from .services import operator
 from .services.client_keys import client_key_create, client_key_revoke
-from .services.providers import provider_priorities_set
+from .services.providers import provider_move, provider_reorder
+from .timefmt import milliseconds_text, moment_html
 
 FORCE_OPEN_DEFAULT = timedelta(hours=1)
+PRODUCT_NAME = "LLM fallback"
+REORDER_COLLISION_MESSAGE = (
+    "The new order was not saved: it would give two providers the same priority. "
+    "Clear the list's filters and drag again, or use the up/down buttons."
+)
+
+# Branding: every admin page names the product, and "View site" opens the chat page.
+admin.site.site_header = f"{PRODUCT_NAME} administration"
+admin.site.site_title = f"{PRODUCT_NAME} admin"
+admin.site.index_title = "Providers, breakers and failover history"
+admin.site.site_url = reverse_lazy("chat")
+# The app list in a sidebar costs a third of a 1366 px screen that the provider
+# list and the event log need for their columns; the index page lists the apps.
+admin.site.enable_nav_sidebar = False
+
+
+class ScreenMedia:
+    """The stylesheet (and, on the provider list, the script) of these admin screens."""
+
+    css = {"all": ["providers_app/admin.css"]}
 
 
 def _state_badge(breaker: BreakerState) -> str:
@@ -137,23 +159,54 @@ OPERATIONS: dict[str, tuple[str, Operation]] = {
 }
 
 
+def offered_operations(provider: Provider) -> list[str]:
+    """The page's buttons: only what changes something in the provider's current
+    state (no "Enable" on an enabled provider, no "Force closed" on a closed
+    breaker). The list's bulk actions stay complete: they act on mixed rows."""
+    state = BreakerState.State
+    breaker = provider.breaker
+    current = breaker.state
+    now = timezone.now()
+    dirty = (
+        breaker.consecutive_failures
+        or breaker.open_cycles
+        or (breaker.cooldown_until and breaker.cooldown_until > now)
+    )
+    offered = []
+    if current != state.CLOSED or dirty:
+        offered.append("reset")
+    if current in (state.OPEN, state.HALF_OPEN, state.FORCED_OPEN):
+        offered.append("force_closed")
+    if current not in (state.NEVER_TRIP, state.FORCED_OPEN):
+        offered.append("never_trip")
+    offered.append("provider_disable" if provider.enabled else "provider_enable")
+    return offered
+
+
 def _request_id(request: HttpRequest) -> str:
     return getattr(request, "request_id", "") or request.headers.get("X-Request-ID", "")[:64]
 
 
 @admin.register(Provider)
 class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin):
+    form = ProviderAdminForm
+
+    class Media(ScreenMedia):
+        js = ["providers_app/provider_list.js"]
+
     list_display = (
-        "priority",
+        "priority",  # sortable2's drag handle
+        "position",  # the number, and up/down buttons for the keyboard
         "name",
-        "kind",
+        "kind_short",
         "model",
         "enabled",
         "breaker_state",
+        "open_until",
         "cooldown",
         "health",
-        "timeout_s",
-        "max_attempts",
+        "timeout",
+        "attempts",
     )
     list_display_links = ("name",)
     list_filter = ("enabled", "kind")
@@ -183,6 +236,12 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
         (None, {"fields": ("created_at", "updated_at")}),
     )
 
+    def __init__(self, model, admin_site):
+        super().__init__(model, admin_site)
+        # Sortable2 names its drag-handle column after the field ("priority");
+        # the number itself, with the keyboard's buttons, is the next column.
+        self._reorder_.__func__.short_description = "drag"
+
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("breaker", "health_schedule")
 
@@ -203,36 +262,104 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
         return request.user.has_perm(f"{self.opts.app_label}.reorder_provider")
 
     def update_order(self, request):
-        """Sortable2's drag-and-drop endpoint, asking reorder permission (sortable2's
-        own asks change permission, which is for editing a provider's settings)."""
+        """Sortable2's drag-and-drop endpoint, through the audited reorder service;
+        the confirmation is a message the list shows once it reloads."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         if not self.has_reorder_permission(request):
             return HttpResponseForbidden("You may not reorder providers.")
         try:
-            items = json.loads(request.body).get("updatedItems")
-            updated = self._update_order(items, self.get_extra_model_filters(request))
-        except (ValueError, TypeError, AttributeError, IntegrityError) as exc:
-            return HttpResponseBadRequest(f"Invalid reorder request: {exc}")
-        return HttpResponse(f"Updated {updated} items")
+            items = json.loads(request.body)["updatedItems"]
+            priorities = {int(pk): int(rank) for pk, rank in items}
+        except (ValueError, KeyError, TypeError):
+            return HttpResponseBadRequest('Expected {"updatedItems": [[pk, priority], ...]}.')
+        try:
+            order = provider_reorder(
+                priorities=priorities, actor=request.user, request_id=_request_id(request)
+            )
+        except IntegrityError:
+            # A filtered list numbers only the rows it shows, which can collide
+            # with a hidden provider's priority; nothing was changed.
+            self.message_user(request, REORDER_COLLISION_MESSAGE, messages.ERROR)
+            return HttpResponseBadRequest(REORDER_COLLISION_MESSAGE)
+        self._confirm_order(request, order)
+        return HttpResponse(f"Updated {len(priorities)} items")
 
-    def _update_order(self, updated_items, extra_model_filters):
-        """Sortable2's reorder endpoint, through the service that keeps priorities unique."""
-        return provider_priorities_set(
-            priorities={int(pk): int(rank) for pk, rank in updated_items}
-        )
+    def move_view(self, request, object_id: str, direction: str):
+        """The keyboard way to reorder: the up/down buttons of a row post here."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_reorder_permission(request):
+            raise PermissionDenied
+        provider = get_object_or_404(Provider, pk=object_id)
+        steps = {"up": -1, "down": 1}.get(direction)
+        if steps is None:
+            raise Http404(f"Unknown direction {direction!r}")
+        order = provider_move(
+            provider_id=provider.pk, steps=steps, actor=request.user,
+            request_id=_request_id(request),
+        )  # fmt: skip
+        self._confirm_order(request, order)
+        changelist = reverse(f"{self.admin_site.name}:providers_app_provider_changelist")
+        return HttpResponseRedirect(f"{changelist}#move-{provider.pk}-{direction}")
+
+    def _confirm_order(self, request, order: list[str]) -> None:
+        listed = ", ".join(f"{rank}. {name}" for rank, name in enumerate(order, start=1))
+        self.message_user(request, f"New order saved: {listed}.", messages.SUCCESS)
 
     # -- columns ---------------------------------------------------------------
+
+    @admin.display(description="priority", ordering="priority")
+    def position(self, provider: Provider) -> str:
+        # Buttons of the list's own form (which carries the CSRF token), posting
+        # to move_view: reachable with Tab, pressed with Enter or Space.
+        url_name = f"{self.admin_site.name}:providers_app_provider_move"
+        return format_html(
+            '<span class="position"><span class="number">{number}</span> '
+            '<button type="submit" class="move-button" id="move-{pk}-up" formaction="{up}" '
+            'aria-label="Move {name} up" title="Move up">&uarr;</button>'
+            '<button type="submit" class="move-button" id="move-{pk}-down" formaction="{down}" '
+            'aria-label="Move {name} down" title="Move down">&darr;</button></span>',
+            number=provider.priority,
+            pk=provider.pk,
+            name=provider.name,
+            up=reverse(url_name, args=[provider.pk, "up"]),
+            down=reverse(url_name, args=[provider.pk, "down"]),
+        )
+
+    @admin.display(description="kind", ordering="kind")
+    def kind_short(self, provider: Provider) -> str:
+        # The choice labels carry examples ("OpenAI-compatible (vLLM, Groq, ...)")
+        # that are right on the form and too wide for a column.
+        return provider.get_kind_display().split(" (")[0]
+
+    @admin.display(description="timeout", ordering="timeout_s")
+    def timeout(self, provider: Provider) -> str:
+        return f"{provider.timeout_s:g} s"
+
+    @admin.display(description="attempts", ordering="max_attempts")
+    def attempts(self, provider: Provider) -> int:
+        return provider.max_attempts
 
     @admin.display(description="breaker")
     def breaker_state(self, provider: Provider) -> str:
         return _state_badge(provider.breaker)
 
-    @admin.display(description="cooling down until")
+    @admin.display(description="open until")
+    def open_until(self, provider: Provider):
+        breaker = provider.breaker
+        open_states = (BreakerState.State.OPEN, BreakerState.State.FORCED_OPEN)
+        if breaker.state not in open_states:
+            return "-"
+        if breaker.open_until is None:
+            return "until reset"
+        return moment_html(breaker.open_until)
+
+    @admin.display(description="cooldown until")
     def cooldown(self, provider: Provider):
         breaker = provider.breaker
         if breaker.cooldown_until and breaker.cooldown_until > timezone.now():
-            return breaker.cooldown_until
+            return moment_html(breaker.cooldown_until)
         return "-"
 
     @admin.display(description="health")
@@ -249,14 +376,22 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
         if provider.pk is None:  # the add form: the breaker comes with the saved provider
             return "-"
         breaker = provider.breaker
+        now = timezone.now()
         return format_html(
-            "{} &middot; generation {} &middot; {} consecutive failures &middot; "
-            "open until {} &middot; cooldown until {} &middot; last error: {}",
+            '<dl class="breaker-summary">'
+            "<dt>state</dt><dd>{}</dd>"
+            "<dt>opened at</dt><dd>{}</dd>"
+            "<dt>open until</dt><dd>{}</dd>"
+            "<dt>cooling down until</dt><dd>{}</dd>"
+            "<dt>consecutive failures</dt><dd>{}</dd>"
+            "<dt>generation</dt><dd>{}</dd>"
+            "<dt>last error</dt><dd>{}</dd></dl>",
             _state_badge(breaker),
-            breaker.generation,
+            moment_html(breaker.opened_at, now=now),
+            moment_html(breaker.open_until, now=now),
+            moment_html(breaker.cooldown_until, now=now),
             breaker.consecutive_failures,
-            breaker.open_until or "-",
-            breaker.cooldown_until or "-",
+            breaker.generation,
             breaker.last_error or "-",
         )
 
@@ -314,13 +449,22 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
                 self.admin_site.admin_view(self.force_open_view),
                 name="{}_{}_force_open".format(*info),
             ),
+            path(
+                "<path:object_id>/move/<str:direction>/",
+                self.admin_site.admin_view(self.move_view),
+                name="{}_{}_move".format(*info),
+            ),
         ]
         return custom + super().get_urls()
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        provider = self.get_object(request, object_id)
+        offered = offered_operations(provider) if provider else []
         extra_context = {
             **(extra_context or {}),
-            "operations": [(name, label) for name, (label, _) in OPERATIONS.items()],
+            "operations": [(name, OPERATIONS[name][0]) for name in offered],
+            "offer_force_open": provider is None
+            or provider.breaker.state != BreakerState.State.FORCED_OPEN,
             "can_operate": self.has_operate_permission(request),
             "dashboard_url": reverse(f"{self.admin_site.name}:providers_app_dashboard_changelist"),
         }
@@ -419,19 +563,36 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
 
 @admin.register(FailoverEvent)
 class FailoverEventAdmin(ReadOnlyAdmin):
+    Media = ScreenMedia
     list_display = (
-        "created_at",
+        "time",
         "kind",
         "provider",
         "to_provider",
         "reason",
         "status_code",
         "attempt",
-        "latency_ms",
+        "latency",
+        "count",
+        "request",
+        "actor",
+    )
+    # The event's own page: its time first, latency as people read it.
+    fields = (
+        "time",
+        "kind",
+        "provider",
+        "to_provider",
+        "reason",
+        "status_code",
+        "detail",
+        "attempt",
+        "latency",
         "count",
         "request_id",
         "actor",
     )
+    readonly_fields = ("time", "latency")
     list_filter = (
         "kind",
         "reason",
@@ -440,11 +601,24 @@ class FailoverEventAdmin(ReadOnlyAdmin):
         ("actor", admin.RelatedOnlyFieldListFilter),
         "created_at",
     )
-    search_fields = ("=request_id", "detail")
-    search_help_text = "Exact request id, or words of the detail."
+    search_fields = ("=request_id", "detail", "reason", "provider__name", "to_provider__name")
+    search_help_text = "Exact request id, or words of a provider's name, the reason or the detail."
     date_hierarchy = "created_at"
     list_select_related = ("provider", "to_provider", "actor")
     show_full_result_count = False  # the history can be long: skip the second COUNT(*)
+
+    @admin.display(description="time", ordering="created_at")
+    def time(self, event: FailoverEvent):
+        return moment_html(event.created_at)
+
+    @admin.display(description="latency", ordering="latency_ms")
+    def latency(self, event: FailoverEvent) -> str:
+        return milliseconds_text(event.latency_ms)
+
+    @admin.display(description="request id", ordering="request_id")
+    def request(self, event: FailoverEvent) -> str:
+        # Ids run to 64 characters; the cell may wrap them instead of widening the table.
+        return format_html('<span class="request-id">{}</span>', event.request_id or "-")
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {
@@ -490,11 +664,20 @@ class DashboardAdmin(admin.ModelAdmin):
 
 @admin.register(HealthCheckResult)
 class HealthCheckResultAdmin(ReadOnlyAdmin):
-    list_display = ("checked_at", "provider", "ok", "latency_ms", "status_code", "error_class")
+    Media = ScreenMedia
+    list_display = ("checked", "provider", "ok", "latency", "status_code", "error_class")
     list_filter = ("ok", "provider", "error_class", "checked_at")
     search_fields = ("detail", "error_class")
     date_hierarchy = "checked_at"
     list_select_related = ("provider",)
+
+    @admin.display(description="checked", ordering="checked_at")
+    def checked(self, result: HealthCheckResult):
+        return moment_html(result.checked_at)
+
+    @admin.display(description="latency", ordering="latency_ms")
+    def latency(self, result: HealthCheckResult) -> str:
+        return milliseconds_text(result.latency_ms)
 
 
 @admin.register(ClientKey)

@@ -12,6 +12,7 @@ urlpatterns = [
     path("v1/<path:path>", api.not_found, name="api-not-found"),
     # Operations.
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("api/status", api.status, name="api-status"),
     # The chatbot page, for signed-in users (session + CSRF).
     path("chat/", views.chat_page, name="chat"),

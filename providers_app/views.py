@@ -7,8 +7,9 @@ with `fetch` and reads the answer as NDJSON while it streams.
 
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_GET
 
@@ -26,6 +27,12 @@ CHAT_PERMISSION = "providers_app.use_chat"
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness: the process answers; no database needed."""
     return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponseRedirect:
+    """Browsers ask for /favicon.ico on every page without an icon link (the admin's)."""
+    return HttpResponseRedirect(static("providers_app/favicon.png"))
 
 
 @login_required(login_url=CHAT_LOGIN_URL)

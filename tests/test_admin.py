@@ -205,7 +205,9 @@ def test_operator_buttons_show_only_to_users_who_may_operate(client, django_user
 
     provider = provider_create()
     url = reverse("admin:providers_app_provider_change", args=[provider.pk])
-    operate_url = reverse("admin:providers_app_provider_operate", args=[provider.pk, "reset"])
+    operate_url = reverse(
+        "admin:providers_app_provider_operate", args=[provider.pk, "health_check"]
+    )
     editor = django_user_model.objects.create_user("editor", password="pw", is_staff=True)
     editor.user_permissions.add(Permission.objects.get(codename="change_provider"))
     client.force_login(editor)

@@ -86,6 +86,14 @@ SEE_KEYS = ("view_clientkey", "change_clientkey")
 FUTURE = (timezone.now() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
 
 
+def _provider_version(provider) -> str:
+    """The stale-form guard's token of the row as it is now (a fresh edit)."""
+    from providers_app.admin_forms import provider_version
+
+    provider.refresh_from_db()
+    return provider_version(provider.updated_at)
+
+
 def _provider_form(w: World, **overrides) -> dict:
     data = {
         "name": "matrix-new",
@@ -166,7 +174,9 @@ CASES: list[Case] = [
     Case("provider-change-post", f"{APP}_provider_change",
          _u(f"{APP}_provider_change", _pk("first")), ("view_provider", "change_provider"),
          method="post", allowed_status=(302,), changes=True,
-         data=lambda w: _provider_form(w, name=w.first.name, model="edited")),
+         data=lambda w: _provider_form(
+             w, name=w.first.name, model="edited", version=_provider_version(w.first)
+         )),
     Case("provider-delete-get", f"{APP}_provider_delete",
          _u(f"{APP}_provider_delete", _pk("second")), ("view_provider", "delete_provider")),
     Case("provider-delete-post", f"{APP}_provider_delete",
@@ -178,6 +188,9 @@ CASES: list[Case] = [
          _u(f"{APP}_provider_sortable_update"), ("reorder_provider",), method="post",
          json_body=True, changes=True,
          data=lambda w: {"updatedItems": [[w.second.pk, 1], [w.first.pk, 2]]}),
+    Case("provider-move", f"{APP}_provider_move",
+         _u(f"{APP}_provider_move", _pk("second"), lambda w: "up"), ("reorder_provider",),
+         method="post", allowed_status=(302,), changes=True),
     Case("provider-force-open-get", f"{APP}_provider_force_open",
          _u(f"{APP}_provider_force_open", _pk("first")), ("operate_provider",)),
     Case("provider-force-open-post", f"{APP}_provider_force_open",

@@ -1,5 +1,7 @@
 """Provider configuration: state rows, reordering, and export/import as JSON."""
 
+import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -8,8 +10,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 
+from ..engine.events import failover_event_record
 from ..engine.routing import routing_changed
-from ..models import BreakerState, HealthCheckSchedule, Provider
+from ..models import BreakerState, FailoverEvent, HealthCheckSchedule, Provider
 from ..selectors.routing import PROVIDER_CONFIG_FIELDS
 
 EXPORT_VERSION = 1
@@ -43,6 +46,53 @@ def provider_priorities_set(*, priorities: Mapping[int, int]) -> int:
         Provider.objects.bulk_update(rows, ["priority"])
         routing_changed()
     return len(rows)
+
+
+REORDER_REASON = "reordered"
+logger = logging.getLogger("providers_app.operator")
+
+
+def provider_reorder(*, priorities: Mapping[int, int], actor, request_id: str = "") -> list[str]:
+    """An operator's new order: priorities written, one audited `manual` event
+    naming the acting user and the resulting order. Returns the provider names
+    in their new order (for the confirmation)."""
+    request_id = request_id or f"operator-{uuid.uuid4().hex[:16]}"
+    with transaction.atomic():
+        before = list(Provider.objects.in_priority_order().values_list("pk", flat=True))
+        provider_priorities_set(priorities=priorities)
+        rows = list(Provider.objects.in_priority_order().values_list("pk", "name"))
+        order = [name for _, name in rows]
+        after = [pk for pk, _ in rows]
+        # The event is filed under the provider that travelled furthest: the one
+        # dragged (or moved with the keyboard).
+        moved = max(after, key=lambda pk: abs(after.index(pk) - before.index(pk)), default=None)
+        failover_event_record(
+            kind=FailoverEvent.Kind.MANUAL,
+            provider_id=moved,
+            reason=REORDER_REASON,
+            detail="new order: " + ", ".join(order),
+            request_id=request_id,
+            actor=actor,
+        )
+    logger.warning(
+        "manual_action action=reorder actor=%s request_id=%s order=%s",
+        getattr(actor, "get_username", lambda: actor)(), request_id, ",".join(order),
+    )  # fmt: skip
+    return order
+
+
+def provider_move(*, provider_id: int, steps: int, actor, request_id: str = "") -> list[str]:
+    """Move one provider `steps` places (negative: towards the top), the keyboard
+    alternative to dragging. Moving past either end stops at that end."""
+    rows = list(Provider.objects.in_priority_order().values_list("pk", "priority"))
+    pks = [pk for pk, _ in rows]
+    start = pks.index(provider_id)
+    target = max(0, min(len(pks) - 1, start + steps))
+    pks.insert(target, pks.pop(start))
+    slots = sorted(priority for _, priority in rows)
+    return provider_reorder(
+        priorities=dict(zip(pks, slots, strict=True)), actor=actor, request_id=request_id
+    )
 
 
 def provider_export() -> dict[str, Any]:

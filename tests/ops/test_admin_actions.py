@@ -202,21 +202,61 @@ def test_health_check_now_from_the_list_reports_a_failure(operator_client, alpha
     assert not HealthCheckResult.objects.get(provider=provider).ok
 
 
-def test_provider_page_offers_every_action(operator_client, make_provider):
-    provider = make_provider()
-    content = operator_client.get(
+def _offered(client, provider) -> set[str]:
+    content = client.get(
         reverse("admin:providers_app_provider_change", args=[provider.pk])
     ).content.decode()
-    for action in (
-        "health_check",
-        "reset",
-        "force_closed",
-        "never_trip",
-        "provider_enable",
-        "provider_disable",
-    ):
-        assert _operate_url(provider, action) in content
-    assert reverse("admin:providers_app_provider_force_open", args=[provider.pk]) in content
+    offered = {
+        action
+        for action in (
+            "health_check",
+            "reset",
+            "force_closed",
+            "never_trip",
+            "provider_enable",
+            "provider_disable",
+        )
+        if _operate_url(provider, action) in content
+    }
+    if reverse("admin:providers_app_provider_force_open", args=[provider.pk]) in content:
+        offered.add("force_open")
+    return offered
+
+
+def test_a_healthy_provider_page_offers_only_what_would_change_something(
+    operator_client, make_provider
+):
+    provider = make_provider()
+    assert _offered(operator_client, provider) == {
+        "health_check", "never_trip", "provider_disable", "force_open"
+    }  # fmt: skip
+
+
+def test_an_open_breaker_offers_reset_and_force_closed(operator_client, opened):
+    assert _offered(operator_client, opened) == {
+        "health_check", "reset", "force_closed", "never_trip", "provider_disable", "force_open"
+    }  # fmt: skip
+
+
+def test_a_disabled_provider_offers_enable_not_disable(operator_client, make_provider):
+    provider = make_provider(enabled=False)
+    offered = _offered(operator_client, provider)
+    assert "provider_enable" in offered
+    assert "provider_disable" not in offered
+
+
+def test_a_forced_open_breaker_offers_reset_and_close_not_another_drain(
+    operator_client, make_provider
+):
+    provider = make_provider()
+    operator_client.post(
+        reverse("admin:providers_app_provider_force_open", args=[provider.pk]),
+        {"no_expiry": "on"},
+    )
+    assert _state(provider).state == State.FORCED_OPEN
+    offered = _offered(operator_client, provider)
+    assert {"reset", "force_closed"} <= offered
+    assert not {"force_open", "never_trip"} & offered
 
 
 def test_actions_need_the_operate_permission(client, django_user_model, make_provider):

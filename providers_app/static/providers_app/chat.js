@@ -44,8 +44,16 @@
     bubble.appendChild(footer);
     if (meta) describe(footer, meta);
     log.appendChild(bubble);
-    bubble.scrollIntoView({ block: "end" });
+    reveal(bubble);
     return { bubble, body, footer };
+  }
+
+  // Scroll so the bubble's end sits just above the composer. The composer is
+  // sticky at the bottom of the window, so scrollIntoView({block: "end"}) would
+  // leave the newest lines hidden behind it.
+  function reveal(bubble) {
+    const hiddenBy = bubble.getBoundingClientRect().bottom - form.getBoundingClientRect().top;
+    if (hiddenBy > -8) window.scrollBy(0, hiddenBy + 12);
   }
 
   // "answered by secondary (model) · 2 attempts · failed over from primary (server_error)"
@@ -74,17 +82,78 @@
     }
   }
 
-  function fail(view, message) {
+  // A failure as a person reads it, and a way out: try again, or sign in again.
+  function fail(view, problem, retry) {
     view.bubble.classList.add("error");
     const note = document.createElement("p");
     note.className = "alert";
-    note.textContent = message;
+    note.setAttribute("role", "alert");
+    note.textContent = problem.message;
     view.bubble.appendChild(note);
+    if (problem.detail) {
+      const detail = document.createElement("p");
+      detail.className = "detail";
+      detail.textContent = problem.detail;
+      view.bubble.appendChild(detail);
+    }
+    if (problem.signIn) {
+      const link = document.createElement("a");
+      link.href = root.dataset.loginUrl;
+      link.textContent = "Sign in again";
+      view.bubble.appendChild(link);
+    } else {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "retry";
+      button.textContent = "Try again";
+      button.addEventListener("click", retry);
+      view.bubble.appendChild(button);
+    }
+    reveal(view.bubble);
+  }
+
+  const reasonText = (reason) => String(reason || "unknown").replace(/_/g, " ");
+
+  // The JSON error of a refused request (503 when every provider failed, 401, ...).
+  async function problemOf(response) {
+    let error = {};
+    try {
+      error = (await response.json()).error || {};
+    } catch (ignored) {
+      error = {};
+    }
+    if (error.code === "all_providers_failed") {
+      const providers = error.providers || [];
+      const wait = parseInt(response.headers.get("Retry-After") || "", 10);
+      return {
+        message: providers.length
+          ? "No provider could answer just now."
+          : "No provider is switched on, so nobody can answer.",
+        detail: [
+          providers.map((p) => p.provider + ": " + reasonText(p.reason)).join(" · "),
+          wait > 0 ? "Providers may be back in about " + wait + " s." : "",
+        ].filter(Boolean).join(" "),
+      };
+    }
+    if (response.status === 401) {
+      return { message: error.message || "Your session has ended.", signIn: true };
+    }
+    if (response.status === 403) {
+      return { message: "Your session expired; reload the page.", signIn: true };
+    }
+    return { message: error.message || "The request failed (HTTP " + response.status + ")." };
+  }
+
+  class Problem extends Error {
+    constructor(problem) {
+      super(problem.message);
+      this.problem = problem;
+    }
   }
 
   async function ask(text) {
     turns.push({ role: "user", content: text });
-    render("user", text);
+    const mine = render("user", text);
     const view = render("assistant", "");
     view.bubble.classList.add("pending");
     let meta = null;
@@ -96,15 +165,7 @@
         headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
         body: JSON.stringify({ messages: turns.map((t) => ({ role: t.role, content: t.content })) }),
       });
-      if (!response.ok) {
-        let message = "The request failed (HTTP " + response.status + ").";
-        try {
-          message = (await response.json()).error.message || message;
-        } catch (error) {
-          if (response.status === 403) message = "Your session expired; reload the page.";
-        }
-        throw new Error(message);
-      }
+      if (!response.ok) throw new Problem(await problemOf(response));
       const reader = response.body.getReader();
       const decoder = new TextDecoder();
       let buffered = "";
@@ -123,33 +184,39 @@
           } else if (event.type === "delta") {
             answer += event.text;
             view.body.textContent = answer;
-            view.bubble.scrollIntoView({ block: "end" });
+            reveal(view.bubble);
           } else if (event.type === "done") {
             finished = true;
           } else if (event.type === "error") {
-            throw new Error(event.message + " The partial answer above is not kept.");
+            throw new Problem({
+              message: "The answer broke off: " + event.message,
+              detail: "The partial answer above is not kept.",
+            });
           }
         }
       }
-      if (!finished) throw new Error("The connection closed before the answer was complete.");
+      if (!finished) {
+        throw new Problem({ message: "The connection closed before the answer was complete." });
+      }
       turns.push({ role: "assistant", content: answer, meta: meta });
       save();
     } catch (error) {
       // Keep the conversation consistent: the failed turn is not sent again.
       turns.pop();
       save();
-      fail(view, error.message);
-      if (!answer) prompt.value = text;
+      const problem = error.problem || { message: "The answer could not be fetched: " + error.message };
+      fail(view, problem, () => {
+        mine.bubble.remove();
+        view.bubble.remove();
+        submit(text);
+      });
     } finally {
       view.bubble.classList.remove("pending");
     }
   }
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const text = prompt.value.trim();
+  async function submit(text) {
     if (!text || send.disabled) return;
-    prompt.value = "";
     send.disabled = true;
     try {
       await ask(text);
@@ -157,6 +224,13 @@
       send.disabled = false;
       prompt.focus();
     }
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = prompt.value.trim();
+    prompt.value = "";
+    submit(text);
   });
 
   prompt.addEventListener("keydown", (event) => {

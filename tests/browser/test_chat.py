@@ -1,0 +1,107 @@
+"""The chat page in Chromium, as a chat user: streamed answers that name their
+provider, a failover shown as such, the newest answer never behind the composer,
+and a way out when every provider fails."""
+
+import pytest
+
+ANSWER = ".msg.assistant:not(.pending)"
+
+
+def _send(page, text: str):
+    page.get_by_label("Your message").fill(text)
+    page.keyboard.press("Enter")
+
+
+def _last_answer(page):
+    answer = page.locator(ANSWER).last
+    answer.wait_for()
+    return answer
+
+
+@pytest.fixture
+def chat(screen_for, chat_user, three_providers):
+    screen = screen_for(chat_user)
+    screen.go("/chat/")
+    return screen
+
+
+def test_an_answer_streams_in_and_names_its_provider(chat, primary):
+    page = chat.page
+    primary.set_fault("ok", text="one two three four five six", chunk_delay_s=0.08)
+    _send(page, "Say hello.")
+
+    # Text shows while the answer is still arriving: it streams.
+    page.locator(".msg.assistant.pending .text").filter(has_text="one").wait_for()
+    answer = _last_answer(page)
+    assert answer.locator(".text").inner_text() == "one two three four five six"
+    assert answer.locator(".provider").inner_text() == "primary"
+    assert answer.locator(".badge").inner_text() == "no failover"
+    chat.shot("chat-answer")
+
+
+def test_a_failover_shows_who_failed_and_who_answered(chat, primary):
+    page = chat.page
+    primary.set_fault("error", status=500)
+    _send(page, "Are you there?")
+
+    answer = _last_answer(page)
+    assert answer.locator(".provider").inner_text() == "secondary"
+    assert answer.locator(".text").inner_text() == "Hello from secondary."
+    assert answer.locator(".badge").inner_text() == "failover"
+    assert "from primary (server_error)" in answer.locator(".meta").inner_text()
+    chat.shot("chat-failover")
+
+
+def test_the_newest_answer_is_above_the_composer_once_the_page_is_full(
+    screen_for, chat_user, three_providers, primary
+):
+    screen = screen_for(chat_user, height=600)
+    page = screen.go("/chat/")
+    primary.set_fault("ok", text="A long answer. " * 30)
+    for number in range(1, 6):
+        _send(page, f"Question {number}")
+        page.locator(ANSWER).nth(number - 1).wait_for()
+
+    composer = page.locator("#composer").bounding_box()
+    newest = page.locator(ANSWER).last.bounding_box()
+    assert page.evaluate("document.documentElement.scrollHeight") > 600 * 2  # it scrolled
+    assert newest["y"] + newest["height"] <= composer["y"], (newest, composer)
+    assert newest["y"] + newest["height"] > 0  # on screen, not scrolled past
+    assert not screen.layout_problems()
+    screen.shot("chat-full-conversation")
+
+
+def test_when_every_provider_fails_the_bubble_explains_and_offers_to_try_again(
+    chat, primary, secondary, tertiary
+):
+    page = chat.page
+    chat.expect_failed_request("/chat/send")  # the 503 this test is about
+    for upstream in (primary, secondary, tertiary):
+        upstream.set_fault("error", status=500)
+    _send(page, "Anyone?")
+
+    failed = page.locator(".msg.assistant.error").last
+    failed.wait_for()
+    assert failed.locator(".alert").inner_text() == "No provider could answer just now."
+    detail = failed.locator(".detail").inner_text()
+    assert "primary: server error" in detail
+    assert "Traceback" not in failed.inner_text()
+    chat.shot("chat-all-failed")
+
+    for upstream in (primary, secondary, tertiary):
+        upstream.reset()
+    failed.get_by_role("button", name="Try again").click()
+
+    answer = _last_answer(page)
+    assert answer.locator(".text").inner_text().startswith("Hello from ")
+    assert page.locator(".msg.error").count() == 0  # the failed turn made way
+    assert page.locator(".msg.user").count() == 1
+
+
+def test_the_page_has_a_heading_a_labelled_composer_and_a_focus_ring(chat):
+    page = chat.page
+    assert page.get_by_role("heading", level=1).inner_text() == "Chat"
+    textarea = page.get_by_label("Your message")
+    textarea.focus()
+    ring = page.evaluate("getComputedStyle(document.getElementById('composer')).boxShadow")
+    assert ring != "none"
