@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from ..adapters.base import ChatRequest, ChatResult, Message, ProviderAdapter, StreamDelta
 from ..adapters.errors import Category, ProviderBadResponseError, ProviderError
+from ..adapters.schema import ToolCall, ToolCallDelta
 from ..conf import get_setting
 from ..models import FailoverEvent
 from ..selectors import RouteEntry, route_entry_for
@@ -72,6 +73,7 @@ class ChatCompletion:
     latency_s: float
     skipped: tuple[ProviderReason, ...] = ()
     failures: tuple[ProviderReason, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class StreamChunk:
     finish_reason: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    tool_calls: tuple[ToolCallDelta, ...] = ()
 
 
 class FallbackError(Exception):
@@ -152,6 +155,7 @@ def complete(
     route.finished(routed.entry)
     return ChatCompletion(
         text=result.text,
+        tool_calls=result.tool_calls,
         finish_reason=result.finish_reason,
         input_tokens=result.input_tokens,
         output_tokens=result.output_tokens,
@@ -285,6 +289,7 @@ def _stream_completed(opened: _OpenedStream) -> bool:
 def _chunk(delta: StreamDelta) -> StreamChunk:
     return StreamChunk(
         text=delta.text,
+        tool_calls=delta.tool_calls,
         finish_reason=delta.finish_reason,
         input_tokens=delta.input_tokens,
         output_tokens=delta.output_tokens,
