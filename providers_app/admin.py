@@ -25,6 +25,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from . import ops_views
+from .adapters.capabilities import CAPABILITIES, default_capabilities
 from .models import (
     BreakerState,
     ClientKey,
@@ -107,8 +108,28 @@ def _request_id(request: HttpRequest) -> str:
     return getattr(request, "request_id", "") or request.headers.get("X-Request-ID", "")[:64]
 
 
+class CapabilitySelect(forms.NullBooleanSelect):
+    """Empty reads as "the default", not Django's "Unknown"."""
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs)
+        self.choices = [
+            ("unknown", "Default for the kind and model"),
+            ("true", "Yes"),
+            ("false", "No"),
+        ]
+
+
+class ProviderForm(forms.ModelForm):
+    class Meta:
+        model = Provider
+        fields = "__all__"  # noqa: DJ007 (the fieldsets below choose what is shown)
+        widgets = {f"supports_{name}": CapabilitySelect for name in CAPABILITIES}
+
+
 @admin.register(Provider)
 class ProviderAdmin(SortableAdminMixin, admin.ModelAdmin):
+    form = ProviderForm
     list_display = (
         "priority",
         "name",
@@ -125,7 +146,7 @@ class ProviderAdmin(SortableAdminMixin, admin.ModelAdmin):
     list_filter = ("enabled", "kind")
     search_fields = ("name", "model", "base_url")
     list_per_page = 500  # one page, so drag and drop always sees every provider
-    readonly_fields = ("breaker_summary", "created_at", "updated_at")
+    readonly_fields = ("breaker_summary", "capability_summary", "created_at", "updated_at")
     actions = (
         "action_health_check",
         "action_reset",
@@ -152,6 +173,18 @@ class ProviderAdmin(SortableAdminMixin, admin.ModelAdmin):
                     "open_base_s",
                     "open_max_s",
                 ),
+            },
+        ),
+        (
+            "Capabilities (a request needing one skips providers without it)",
+            {
+                "fields": (
+                    "supports_tools",
+                    "supports_structured_output",
+                    "supports_images",
+                    "supports_prefill",
+                    "capability_summary",
+                )
             },
         ),
         ("Breaker state (read-only)", {"fields": ("breaker_summary",)}),
@@ -196,6 +229,19 @@ class ProviderAdmin(SortableAdminMixin, admin.ModelAdmin):
         if schedule.consecutive_failures:
             return f"{schedule.consecutive_failures} failed"
         return "ok"
+
+    @admin.display(description="in force")
+    def capability_summary(self, provider: Provider) -> str:
+        if not provider.kind or not provider.model:
+            return "-"
+        defaults = default_capabilities(provider.kind, provider.model)
+        parts = []
+        for name in CAPABILITIES:
+            override = getattr(provider, f"supports_{name}")
+            value = defaults.has(name) if override is None else override
+            origin = "default" if override is None else "set here"
+            parts.append(f"{name.replace('_', ' ')}: {'yes' if value else 'no'} ({origin})")
+        return " · ".join(parts)
 
     @admin.display(description="breaker")
     def breaker_summary(self, provider: Provider) -> str:

@@ -20,6 +20,13 @@ BREAKER_OVERRIDE_FIELDS = (
     "open_base_s",
     "open_max_s",
 )
+# Capability overrides; None means the default for the kind and model.
+CAPABILITY_FIELDS = (
+    "supports_tools",
+    "supports_structured_output",
+    "supports_images",
+    "supports_prefill",
+)
 _PROVIDER_FIELDS = (
     "id",
     "name",
@@ -33,6 +40,7 @@ _PROVIDER_FIELDS = (
     "context_window",
     "extra",
     *BREAKER_OVERRIDE_FIELDS,
+    *CAPABILITY_FIELDS,
 )
 _BREAKER_FIELDS = (
     "state",
@@ -72,6 +80,10 @@ class RouteEntry:
     half_open_probes: int | None = None
     open_base_s: float | None = None
     open_max_s: float | None = None
+    supports_tools: bool | None = None
+    supports_structured_output: bool | None = None
+    supports_images: bool | None = None
+    supports_prefill: bool | None = None
     state: str = "closed"
     generation: int = 0
     open_until: datetime | None = None

@@ -32,6 +32,7 @@ from .breaker import (
     breaker_record_success,
     breaker_release,
 )
+from .capabilities import capable_entries
 from .clock import get_clock
 from .events import all_failed_events, failover_event_record
 from .retry import Deadline, RetryLog, retrying_for
@@ -111,6 +112,14 @@ class RequestFailed(FallbackError):
         self.category = error.category
         self.provider = error.provider
         self.attempts = attempts
+
+
+class CapabilityMissing(FallbackError):
+    """No provider of the route can take the request without dropping part of it."""
+
+    def __init__(self, capability: str, *, request_id: str):
+        super().__init__(f"No enabled provider supports {capability}.", request_id=request_id)
+        self.capability = capability
 
 
 class StreamInterrupted(FallbackError):
@@ -339,7 +348,9 @@ class _Route:
     def run(self, call: Callable[[ProviderAdapter, ChatRequest, float], T]) -> _Routed[T]:
         needs_window_above: int | None = None
         context_error: ProviderError | None = None
-        for entry in routing_snapshot():
+        for entry in capable_entries(
+            routing_snapshot(), self.request, skip=self._skip, request_id=self.request_id
+        ):
             if needs_window_above is not None and (entry.context_window or 0) <= needs_window_above:
                 self._skip(entry, Denial("context_window"))
                 continue

@@ -10,7 +10,7 @@ from django.db.models import Max
 
 from ..engine.routing import routing_changed
 from ..models import BreakerState, HealthCheckSchedule, Provider
-from ..selectors import BREAKER_OVERRIDE_FIELDS
+from ..selectors import BREAKER_OVERRIDE_FIELDS, CAPABILITY_FIELDS
 
 EXPORT_VERSION = 1
 # Everything an operator configures; ids, timestamps and state are not configuration.
@@ -27,6 +27,7 @@ CONFIG_FIELDS = (
     "context_window",
     "extra",
     *BREAKER_OVERRIDE_FIELDS,
+    *CAPABILITY_FIELDS,
 )
 REQUIRED_FIELDS = ("name", "kind", "base_url", "model")
 
