@@ -10,6 +10,7 @@ every request the vendor received is compared with the recorded one whole.
 
 import base64
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from responses.registries import OrderedRegistry
 
 from tests.factories import provider_create
 
+ANY_URL = re.compile(r".*")
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers"
 TEST_KEY = "sk-test-fidelity-0000000000000000"
 VENDORS: dict[str, dict[str, Any]] = {
@@ -113,7 +115,7 @@ def upstream(fixture: dict[str, Any]) -> responses.RequestsMock:
         body = answer["body"]
         mock.add(
             responses.POST,
-            url=__import__("re").compile(r".*"),
+            url=ANY_URL,
             status=answer["status"],
             content_type=answer["headers"]["content-type"],
             body=body if isinstance(body, str) else json.dumps(body),
@@ -142,7 +144,8 @@ def test_tool_call_round_trip(sdk, vendor):
         assert choice.finish_reason == "tool_calls"
         assert call.function.name == "get_weather"
         assert json.loads(call.function.arguments) == {"city": "Oslo"}
-        assert call.id.startswith("call_") and len(call.id) <= 40
+        assert call.id.startswith("call_")
+        assert len(call.id) <= 40
 
         second = sdk.chat.completions.create(
             model="fallback",
