@@ -215,3 +215,86 @@ def test_image_prompt(sdk, vendor):
         )
         assert completion.choices[0].message.content == "A red square on a white background."
         assert_vendor_received(mock, fixture)
+
+
+def _provider(kind: str, priority: int, **overrides: Any) -> None:
+    config = {**VENDORS[kind], **overrides}
+    provider_create(
+        name=f"{kind}-{priority}",
+        kind=kind,
+        base_url=config["base_url"],
+        model=config["model"],
+        extra=config.get("extra", {}),
+        api_key_env="FIDELITY_TEST_KEY",
+        priority=priority,
+        max_attempts=1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("second", "model"),
+    [("anthropic", "claude-sonnet-4-5"), ("gemini", "gemini-3-flash-preview")],
+)
+def test_failover_after_the_tool_result_continues_on_another_vendor_with_matching_ids(
+    sdk, db, monkeypatch, second, model
+):
+    """OpenAI made the call; it fails once the result is sent; another vendor answers."""
+    monkeypatch.setenv("FIDELITY_TEST_KEY", TEST_KEY)
+    _provider("openai", 1)
+    _provider(second, 2, model=model)
+    openai_call = load_case("openai", "tool_round_trip")["exchanges"][0]["response"]["body"]
+    final = load_case(second, "tool_round_trip")["exchanges"][1]["response"]["body"]
+    with responses.RequestsMock(registry=OrderedRegistry) as mock:
+        mock.add(responses.POST, "https://api.openai.com/v1/chat/completions", json=openai_call)
+        mock.add(
+            responses.POST,
+            "https://api.openai.com/v1/chat/completions",
+            status=500,
+            json={"error": {"message": "The server had an error", "type": "server_error"}},
+        )
+        mock.add(responses.POST, ANY_URL, json=final)
+
+        first = sdk.chat.completions.create(model="fallback", messages=QUESTION, tools=TOOLS)
+        (call,) = first.choices[0].message.tool_calls
+        raw = sdk.chat.completions.with_raw_response.create(
+            model="fallback",
+            messages=[
+                *QUESTION,
+                as_history(first.choices[0].message),
+                {"role": "tool", "tool_call_id": call.id, "content": TOOL_RESULT},
+            ],
+            tools=TOOLS,
+        )
+        answer = raw.parse()
+        received = json.loads(mock.calls[2].request.body)
+
+    assert answer.choices[0].message.content == FINAL
+    assert raw.headers["X-Fallback-Provider"] == f"{second}-2"
+    assert raw.headers["X-Fallback-Attempts"] == "2"
+    if second == "anthropic":
+        assistant, results = received["messages"][1]["content"], received["messages"][2]["content"]
+        assert assistant[0] == {
+            "type": "tool_use",
+            "id": call.id,
+            "name": "get_weather",
+            "input": {"city": "Oslo"},
+        }
+        assert results == [{"type": "tool_result", "tool_use_id": call.id, "content": TOOL_RESULT}]
+    else:
+        # Gemini 3 pairs by id, and wants a thought signature on a call it did not make.
+        model_turn, results = received["contents"][1]["parts"], received["contents"][2]["parts"]
+        assert model_turn == [
+            {
+                "functionCall": {"id": call.id, "name": "get_weather", "args": {"city": "Oslo"}},
+                "thoughtSignature": "skip_thought_signature_validator",
+            }
+        ]
+        assert results == [
+            {
+                "functionResponse": {
+                    "id": call.id,
+                    "name": "get_weather",
+                    "response": {"output": {"temp_c": 18}},
+                }
+            }
+        ]
