@@ -25,7 +25,6 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from . import ops_views
-from .adapters.capabilities import CAPABILITIES, default_capabilities
 from .models import (
     BreakerState,
     ClientKey,
@@ -34,10 +33,11 @@ from .models import (
     HealthCheckResult,
     Provider,
 )
+from .selectors import CAPABILITY_FIELDS
 from .services import operator
 from .services.client_keys import client_key_create, client_key_revoke
 from .services.dashboard import STATE_COLOURS
-from .services.providers import provider_priorities_set
+from .services.providers import provider_capabilities, provider_priorities_set
 
 FORCE_OPEN_DEFAULT = timedelta(hours=1)
 
@@ -124,7 +124,7 @@ class ProviderForm(forms.ModelForm):
     class Meta:
         model = Provider
         fields = "__all__"  # noqa: DJ007 (the fieldsets below choose what is shown)
-        widgets = {f"supports_{name}": CapabilitySelect for name in CAPABILITIES}
+        widgets = dict.fromkeys(CAPABILITY_FIELDS, CapabilitySelect)
 
 
 @admin.register(Provider)
@@ -234,14 +234,11 @@ class ProviderAdmin(SortableAdminMixin, admin.ModelAdmin):
     def capability_summary(self, provider: Provider) -> str:
         if not provider.kind or not provider.model:
             return "-"
-        defaults = default_capabilities(provider.kind, provider.model)
-        parts = []
-        for name in CAPABILITIES:
-            override = getattr(provider, f"supports_{name}")
-            value = defaults.has(name) if override is None else override
-            origin = "default" if override is None else "set here"
-            parts.append(f"{name.replace('_', ' ')}: {'yes' if value else 'no'} ({origin})")
-        return " · ".join(parts)
+        return " · ".join(
+            f"{name.replace('_', ' ')}: {'yes' if value else 'no'} "
+            f"({'default' if is_default else 'set here'})"
+            for name, value, is_default in provider_capabilities(provider=provider)
+        )
 
     @admin.display(description="breaker")
     def breaker_summary(self, provider: Provider) -> str:

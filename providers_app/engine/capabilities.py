@@ -9,10 +9,23 @@ before any upstream call.
 
 from collections.abc import Callable, Iterator, Sequence
 
-from ..adapters.capabilities import default_capabilities, wire_limit
+from ..adapters.capabilities import CAPABILITIES, default_capabilities, wire_limit
 from ..adapters.schema import ChatRequest
 from ..selectors import RouteEntry
 from .breaker import Denial
+
+
+def capabilities_in_force(
+    *, kind: str, model: str, overrides: dict[str, bool | None]
+) -> list[tuple[str, bool, bool]]:
+    """``(capability, value, is_default)`` for each capability of a provider."""
+    defaults = default_capabilities(kind, model)
+    rows = []
+    for capability in CAPABILITIES:
+        override = overrides.get(capability)
+        value = defaults.has(capability) if override is None else override
+        rows.append((capability, value, override is None))
+    return rows
 
 
 def provider_missing_capability(entry: RouteEntry, request: ChatRequest) -> str | None:
