@@ -62,6 +62,7 @@ TOOLS = [
 ]
 TOOL_RESULT = json.dumps({"temp_c": 18})
 FINAL = "It is 18 °C in Oslo."
+ARGS = {"city": "Oslo"}
 # A 1x1 PNG: a real image, small enough to read in the fixture.
 PNG = base64.b64encode(
     bytes.fromhex(
@@ -298,3 +299,51 @@ def test_failover_after_the_tool_result_continues_on_another_vendor_with_matchin
                 }
             }
         ]
+
+
+def test_a_gemini_3_thought_signature_travels_through_the_client_and_back(sdk, db, monkeypatch):
+    monkeypatch.setenv("FIDELITY_TEST_KEY", TEST_KEY)
+    _provider("gemini", 1, model="gemini-3-flash-preview")
+    signed_call = {
+        "responseId": "r-3",
+        "modelVersion": "gemini-3-flash-preview",
+        "candidates": [
+            {
+                "finishReason": "STOP",
+                "content": {
+                    "role": "model",
+                    "parts": [
+                        {
+                            "functionCall": {"id": "fc_7Qe2", "name": "get_weather", "args": ARGS},
+                            "thoughtSignature": "CiQBcsjafE",
+                        }
+                    ],
+                },
+            }
+        ],
+    }
+    final = load_case("gemini", "tool_round_trip")["exchanges"][1]["response"]["body"]
+    with responses.RequestsMock(registry=OrderedRegistry) as mock:
+        mock.add(responses.POST, ANY_URL, json=signed_call)
+        mock.add(responses.POST, ANY_URL, json=final)
+
+        first = sdk.chat.completions.create(model="fallback", messages=QUESTION, tools=TOOLS)
+        (call,) = first.choices[0].message.tool_calls
+        assert call.model_extra["extra_content"] == {"google": {"thought_signature": "CiQBcsjafE"}}
+        sdk.chat.completions.create(
+            model="fallback",
+            messages=[
+                *QUESTION,
+                as_history(first.choices[0].message),
+                {"role": "tool", "tool_call_id": call.id, "content": TOOL_RESULT},
+            ],
+            tools=TOOLS,
+        )
+        received = json.loads(mock.calls[1].request.body)
+
+    assert received["contents"][1]["parts"] == [
+        {
+            "functionCall": {"id": call.id, "name": "get_weather", "args": ARGS},
+            "thoughtSignature": "CiQBcsjafE",
+        }
+    ]
