@@ -347,3 +347,34 @@ def test_a_gemini_3_thought_signature_travels_through_the_client_and_back(sdk, d
             "thoughtSignature": "CiQBcsjafE",
         }
     ]
+
+
+def test_streamed_failover_after_the_tool_result_continues_on_another_vendor(sdk, db, monkeypatch):
+    monkeypatch.setenv("FIDELITY_TEST_KEY", TEST_KEY)
+    _provider("openai", 1)
+    _provider("anthropic", 2)
+    openai_call = load_case("openai", "tool_round_trip")["exchanges"][0]["response"]["body"]
+    streamed = load_case("anthropic", "tool_round_trip_stream")["exchanges"][1]["response"]
+    with responses.RequestsMock(registry=OrderedRegistry) as mock:
+        mock.add(responses.POST, "https://api.openai.com/v1/chat/completions", json=openai_call)
+        mock.add(responses.POST, "https://api.openai.com/v1/chat/completions", status=503)
+        mock.add(responses.POST, ANY_URL, body=streamed["body"], content_type="text/event-stream")
+
+        first = sdk.chat.completions.create(model="fallback", messages=QUESTION, tools=TOOLS)
+        (call,) = first.choices[0].message.tool_calls
+        history = [
+            *QUESTION,
+            as_history(first.choices[0].message),
+            {"role": "tool", "tool_call_id": call.id, "content": TOOL_RESULT},
+        ]
+        stream = sdk.chat.completions.create(
+            model="fallback", messages=history, tools=TOOLS, stream=True
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        provider = stream.response.headers["X-Fallback-Provider"]
+        received = json.loads(mock.calls[2].request.body)
+
+    assert text == FINAL
+    assert provider == "anthropic-2"
+    assert received["messages"][1]["content"][0]["id"] == call.id
+    assert received["messages"][2]["content"][0]["tool_use_id"] == call.id
