@@ -54,6 +54,9 @@ def capable_entries(
     """
     from .fallback import CapabilityMissing  # the engine's error tree lives there
 
+    if not request.required_capabilities and request.tool_choice is None:
+        yield from entries  # a plain text request: nothing to check (the hot path)
+        return
     capable: list[RouteEntry] = []
     missing: list[str] = []
     for entry in entries:
