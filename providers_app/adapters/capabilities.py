@@ -75,7 +75,11 @@ def wire_limit(kind: str, model: str, request: ChatRequest) -> str | None:
             return "parallel_tool_calls"
         if request.tools and request.response_format and not GEMINI_3.match(model.lower()):
             return "tools_with_response_format"  # Gemini 2.x: 400 "unsupported"
+        if any(not (t.name[0].isalpha() or t.name[0] == "_") for t in request.tools):
+            return "tool_name"  # Gemini names start with a letter or an underscore
     if kind == "ollama":
+        if request.parallel_tool_calls is False and request.tools:
+            return "parallel_tool_calls"  # no such switch in /api/chat
         choice = request.tool_choice
         if choice is not None and choice.mode == "required":
             return "tool_choice"

@@ -116,6 +116,7 @@ _CAPABILITY_PARAM: dict[str, str] = {
     "parallel_tool_calls": "parallel_tool_calls",
     "tools_with_response_format": "response_format",
     "tool_choice": "tool_choice",
+    "tool_name": "tools",
     "image_url": "messages",
 }
 

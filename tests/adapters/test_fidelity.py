@@ -347,3 +347,15 @@ def test_gemini_2_cannot_combine_tools_with_json_output():
     )
     assert wire_limit("gemini", "gemini-2.5-flash", request) == "tools_with_response_format"
     assert wire_limit("gemini", "gemini-3-flash-preview", request) is None
+
+
+def test_requests_a_wire_format_cannot_carry_are_named():
+    no_parallel = ChatRequest(messages=ASK, tools=(TOOL,), parallel_tool_calls=False)
+    assert wire_limit("gemini", "gemini-3-flash-preview", no_parallel) == "parallel_tool_calls"
+    assert wire_limit("ollama", "llama3.2", no_parallel) == "parallel_tool_calls"
+    assert wire_limit("anthropic", "claude-sonnet-4-5", no_parallel) is None
+    digit_name = ChatRequest(messages=ASK, tools=(Tool("3d_render"),))
+    assert wire_limit("gemini", "gemini-2.5-flash", digit_name) == "tool_name"
+    assert wire_limit("openai", "gpt-4o", digit_name) is None
+    forced = ChatRequest(messages=ASK, tools=(TOOL,), tool_choice=ToolChoice("required"))
+    assert wire_limit("ollama", "llama3.2", forced) == "tool_choice"
