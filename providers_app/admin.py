@@ -55,7 +55,7 @@ from .models import (
 from .selectors import BREAKER_OVERRIDE_FIELDS
 from .services import operator
 from .services.client_keys import client_key_create, client_key_revoke
-from .services.providers import provider_move, provider_reorder
+from .services.providers import provider_capabilities, provider_move, provider_reorder
 from .timefmt import milliseconds_text, moment_html
 
 FORCE_OPEN_DEFAULT = timedelta(hours=1)
@@ -212,7 +212,7 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
     list_filter = ("enabled", "kind")
     search_fields = ("name", "model", "base_url")
     list_per_page = 500  # one page, so drag and drop always sees every provider
-    readonly_fields = ("breaker_summary", "created_at", "updated_at")
+    readonly_fields = ("breaker_summary", "capability_summary", "created_at", "updated_at")
     actions = (
         "action_health_check",
         "action_reset",
@@ -230,6 +230,18 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
             {
                 "classes": ("collapse",),
                 "fields": BREAKER_OVERRIDE_FIELDS,
+            },
+        ),
+        (
+            "Capabilities (a request needing one skips providers without it)",
+            {
+                "fields": (
+                    "supports_tools",
+                    "supports_structured_output",
+                    "supports_images",
+                    "supports_prefill",
+                    "capability_summary",
+                )
             },
         ),
         ("Breaker state (read-only)", {"fields": ("breaker_summary",)}),
@@ -370,6 +382,16 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
         if schedule.consecutive_failures:
             return f"{schedule.consecutive_failures} failed"
         return "ok"
+
+    @admin.display(description="in force")
+    def capability_summary(self, provider: Provider) -> str:
+        if not provider.kind or not provider.model:
+            return "-"
+        return " · ".join(
+            f"{name.replace('_', ' ')}: {'yes' if value else 'no'} "
+            f"({'default' if is_default else 'set here'})"
+            for name, value, is_default in provider_capabilities(provider=provider)
+        )
 
     @admin.display(description="breaker")
     def breaker_summary(self, provider: Provider) -> str:

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from .models import Provider
+from .selectors import CAPABILITY_FIELDS
 
 STALE_FORM_MESSAGE = (
     "This provider was changed by someone else (or by an operator action) after you "
@@ -26,12 +27,25 @@ def provider_version(updated_at) -> str:
     return updated_at.isoformat() if updated_at else ""
 
 
+class CapabilitySelect(forms.NullBooleanSelect):
+    """Empty reads as "the default", not Django's "Unknown"."""
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs)
+        self.choices = [
+            ("unknown", "Default for the kind and model"),
+            ("true", "Yes"),
+            ("false", "No"),
+        ]
+
+
 class ProviderAdminForm(forms.ModelForm):
     version = forms.CharField(widget=forms.HiddenInput, required=False)
 
     class Meta:
         model = Provider
         fields = "__all__"  # noqa: DJ007  (the admin narrows it to its fieldsets)
+        widgets = dict.fromkeys(CAPABILITY_FIELDS, CapabilitySelect)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -146,6 +146,34 @@ class Provider(models.Model):
     open_max_s = models.FloatField(
         "max open time (s)", null=True, blank=True, validators=[MinValueValidator(0.001)]
     )
+    # Capabilities: empty means the default for the kind and model
+    # (adapters/capabilities.py, listed in docs/clients.md §5).
+    supports_tools = models.BooleanField(
+        "tools",
+        null=True,
+        blank=True,
+        help_text="Function tools and tool results. Empty: the default for the kind and model.",
+    )
+    supports_structured_output = models.BooleanField(
+        "structured output",
+        null=True,
+        blank=True,
+        help_text="response_format json_object and json_schema. Empty: the default for the "
+        "kind and model.",
+    )
+    supports_images = models.BooleanField(
+        "images",
+        null=True,
+        blank=True,
+        help_text="image_url parts in user messages. Empty: the default for the kind and model.",
+    )
+    supports_prefill = models.BooleanField(
+        "continues a partial answer",
+        null=True,
+        blank=True,
+        help_text="Continues a trailing assistant message (used to rescue a cut stream). "
+        "Empty: the default for the kind and model.",
+    )
     created_at = models.DateTimeField("created", auto_now_add=True)
     updated_at = models.DateTimeField("updated", auto_now=True)
 

@@ -217,3 +217,22 @@ def test_operator_buttons_show_only_to_users_who_may_operate(client, django_user
     editor = django_user_model.objects.get(pk=editor.pk)  # fresh permission cache
     client.force_login(editor)
     assert operate_url in client.get(url).content.decode()
+
+
+def test_capabilities_default_from_kind_and_model_and_can_be_overridden(staff_client, db):
+    response = staff_client.post(
+        reverse("admin:providers_app_provider_add"),
+        data=_form_data(kind="anthropic", model="claude-opus-4-6", api_key_env="ANTHROPIC_API_KEY")
+        | {"supports_images": "false"},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    provider = Provider.objects.get(name="new-one")
+    assert (provider.supports_tools, provider.supports_images) == (None, False)
+
+    url = reverse("admin:providers_app_provider_change", args=[provider.pk])
+    content = staff_client.get(url).content.decode()
+    assert "Default for the kind and model" in content
+    # Opus 4.6 refuses a trailing assistant message: prefill is off by default.
+    assert "tools: yes (default)" in content
+    assert "images: no (set here)" in content
+    assert "prefill: no (default)" in content

@@ -27,6 +27,7 @@ from .classify import (
     unexpected_redirect_error,
 )
 from .errors import ProviderError
+from .fit import answer_misfit
 from .normalise import FinishReason, normalise_finish_reason
 from .redaction import scrub_exact
 from .schema import (
@@ -36,6 +37,8 @@ from .schema import (
     Completion,
     Message,
     StreamDelta,
+    ToolCall,
+    ToolCallDelta,
 )
 from .streaming import StreamDecoder, run_stream
 from .timing import Deadline, StreamLimits
@@ -110,7 +113,11 @@ class ProviderAdapter(ABC):
         self._require_key()
         response, meta = self._open(self._chat_call(request, stream=False), deadline)
         payload = self._read_json(response, meta, deadline)
-        return self._completion_result(payload, meta, deadline)
+        result = self._completion_result(payload, meta, deadline)
+        misfit = answer_misfit(request, result.text, result.tool_calls)
+        if misfit:
+            raise self._malformed(misfit, meta)
+        return result
 
     def stream(
         self,
@@ -137,9 +144,46 @@ class ProviderAdapter(ABC):
         if decoder.framing == "sse" and _is_json(meta):
             # A server (or proxy) that ignored stream=true answered with one JSON body.
             result = self._completion_result(self._read_json(response, meta, clock), meta, clock)
-            yield from _as_deltas(result)
-            return
-        yield from run_stream(self._transport, response, decoder, clock)
+            deltas = _as_deltas(result)
+        else:
+            deltas = run_stream(self._transport, response, decoder, clock)
+        yield from self._checked_stream(request, deltas)
+
+    def _checked_stream(
+        self, request: ChatRequest, deltas: Iterator[StreamDelta]
+    ) -> Iterator[StreamDelta]:
+        """Hold the finished stream to the same fit rule as a whole answer (``fit.py``).
+
+        The check can only run at the end: a misfit after output was forwarded
+        ends the stream as an interrupted, partial answer.
+        """
+        text: list[str] = []
+        calls: dict[int, list[str]] = {}
+        names: dict[int, str] = {}
+        try:
+            for delta in deltas:
+                text.append(delta.text)
+                for piece in delta.tool_calls:
+                    calls.setdefault(piece.index, []).append(piece.arguments)
+                    if piece.name:
+                        names[piece.index] = piece.name
+                if delta.finish_reason is not None:
+                    tool_calls = [
+                        ToolCall(id="", name=names.get(i, ""), arguments="".join(parts))
+                        for i, parts in sorted(calls.items())
+                    ]
+                    misfit = answer_misfit(request, "".join(text), tool_calls)
+                    if misfit:
+                        error = self._malformed(misfit)
+                        if any(text) or calls:
+                            error.output_produced = True
+                            error.partial_text = "".join(text)
+                        raise error
+                yield delta
+        finally:
+            close = getattr(deltas, "close", None)
+            if close:
+                close()
 
     def probe(self, *, timeout: float) -> None:
         """The cheapest call proving key and reachability (docs/vendors.md, "Health probes")."""
@@ -173,6 +217,7 @@ class ProviderAdapter(ABC):
             meta=meta,
             finish_reasons=self.finish_reasons,
             secrets=(self.config.api_key,),
+            kind=self.kind,
         )
 
     @abstractmethod
@@ -313,8 +358,13 @@ class ProviderAdapter(ABC):
                 partial_text=text,
                 request_id=request_id,
             )
+        if completion.tool_calls:
+            # Vendors say "stop" after a call (Gemini, Ollama, OpenAI's named
+            # choice): the calls themselves are what counts.
+            finish = FinishReason.TOOL_CALLS
         return ChatResult(
             text=text,
+            tool_calls=completion.tool_calls,
             finish_reason=finish.value,
             input_tokens=completion.input_tokens,
             output_tokens=completion.output_tokens,
@@ -334,6 +384,18 @@ def _as_deltas(result: ChatResult) -> Iterator[StreamDelta]:
     """A whole completion replayed as a stream: its text, then the closing delta."""
     if result.text:
         yield StreamDelta(text=result.text, model=result.model, request_id=result.request_id)
+    if result.tool_calls:
+        pieces = tuple(
+            ToolCallDelta(
+                index=i,
+                id=call.id,
+                name=call.name,
+                arguments=call.arguments,
+                thought_signature=call.thought_signature,
+            )
+            for i, call in enumerate(result.tool_calls)
+        )
+        yield StreamDelta(tool_calls=pieces, model=result.model, request_id=result.request_id)
     yield StreamDelta(
         finish_reason=result.finish_reason,
         input_tokens=result.input_tokens,

@@ -11,18 +11,115 @@ no terminator: a final ``finishReason`` ends them, and an error may arrive as a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
-from .base import ChatRequest, Completion, ProviderAdapter, StreamDelta
+from .base import ChatRequest, Completion, Message, ProviderAdapter, StreamDelta
+from .capabilities import GEMINI_3
 from .classify import content_filter_error
+from .json_schemas import gemini_schema
 from .normalise import GEMINI_FINISH_REASONS, dig, token_count
+from .schema import ImagePart, ToolCall
 from .sse import SSEEvent
 from .streaming import StreamDecoder
+from .tool_ids import client_tool_id, outbound_id
 from .transport import HttpCall, ResponseMeta
 
 _ROLES = {"user": "user", "assistant": "model"}
+_MODES = {"none": "NONE", "auto": "AUTO", "required": "ANY"}
+# Google's documented value for calls that did not come from Gemini (another
+# vendor answered that turn): Gemini 3 refuses a current-turn call without one.
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+
+
+def is_gemini_3(model: str) -> bool:
+    """Gemini 3 models fill call ids and want thought signatures back; 2.x do neither."""
+    return bool(GEMINI_3.match(model.lower()))
+
+
+def gemini_contents(conversation: tuple[Message, ...], model: str) -> list[dict[str, Any]]:
+    """OpenAI turns as Gemini contents: results of one turn in one user content, in
+    call order (older models pair them by name and order), objects as responses."""
+    with_ids = is_gemini_3(model)
+    out: list[dict[str, Any]] = []
+    for message in conversation:
+        if message.role == "tool":
+            response: dict[str, Any] = {"name": message.name or "", "response": _response(message)}
+            if with_ids:
+                response = {"id": outbound_id("gemini", message.tool_call_id or ""), **response}
+            part = {"functionResponse": response}
+            if out and out[-1].get("_results"):
+                out[-1]["parts"].append(part)
+            else:
+                out.append({"role": "user", "parts": [part], "_results": True})
+            continue
+        parts = [_part(p) for p in message.parts]
+        for position, call in enumerate(message.tool_calls):
+            args = json.loads(call.arguments or "{}")
+            function: dict[str, Any] = {"name": call.name, "args": args}
+            if with_ids:
+                function = {"id": outbound_id("gemini", call.id), **function}
+            part = {"functionCall": function}
+            signature = call.thought_signature or (
+                SKIP_SIGNATURE if with_ids and position == 0 else None
+            )
+            if signature:
+                part["thoughtSignature"] = signature
+            parts.append(part)
+        out.append({"role": _ROLES.get(message.role, "user"), "parts": parts})
+    for content in out:
+        content.pop("_results", None)
+    return out
+
+
+def _response(message: Message) -> dict[str, Any]:
+    """``response`` must be an object: the result (parsed when it is JSON) under ``output``."""
+    try:
+        return {"output": json.loads(message.text)}
+    except ValueError:
+        return {"output": message.text}
+
+
+def _part(part: Any) -> dict[str, Any]:
+    if isinstance(part, ImagePart):
+        inline = part.inline
+        if inline:
+            return {"inlineData": {"mimeType": inline[0], "data": inline[1]}}
+        return {"fileData": {"mimeType": part.media_type_guess, "fileUri": part.url}}
+    return {"text": part.text}
+
+
+def gemini_tool_fields(request: ChatRequest) -> dict[str, Any]:
+    if not request.tools:
+        return {}
+    declarations = []
+    for tool in request.tools:
+        declaration: dict[str, Any] = {"name": tool.name}
+        if tool.description is not None:
+            declaration["description"] = tool.description
+        if tool.parameters is not None:
+            declaration["parametersJsonSchema"] = gemini_schema(tool.parameters)
+        declarations.append(declaration)
+    fields: dict[str, Any] = {"tools": [{"functionDeclarations": declarations}]}
+    choice = request.tool_choice
+    if choice is not None:
+        config: dict[str, Any] = {"mode": _MODES[choice.mode]}
+        if choice.name is not None:
+            config["allowedFunctionNames"] = [choice.name]
+        fields["toolConfig"] = {"functionCallingConfig": config}
+    return fields
+
+
+def gemini_calls(response: Any) -> list[tuple[dict[str, Any], str | None]]:
+    """The first candidate's function calls with their thought signatures."""
+    parts = dig(response, "candidates", 0, "content", "parts") or ()
+    return [
+        (part["functionCall"], part.get("thoughtSignature"))
+        for part in parts
+        if isinstance(part, dict) and isinstance(part.get("functionCall"), dict)
+    ]
 
 
 def candidate_text(response: Any) -> str:
@@ -66,9 +163,19 @@ class GeminiStreamDecoder(StreamDecoder):
             output_tokens=usage.get("candidatesTokenCount"),
         )
         self.request_id = self.request_id or response.get("responseId")
+        self.response_id = self.response_id or response.get("responseId")
         text = candidate_text(response)
         if text:
             yield self.output(text)
+        # Whole calls per event, no index: one complete delta per call.
+        for call, signature in gemini_calls(response):
+            yield self.tool_start(
+                ("call", len(self._tool_slots)),
+                call.get("id"),
+                call.get("name", ""),
+                arguments=json.dumps(call.get("args") or {}, ensure_ascii=False),
+                thought_signature=signature,
+            )
         finish = dig(response, "candidates", 0, "finishReason")
         if isinstance(finish, str) and finish:
             self.raw_finish_reason = finish
@@ -92,19 +199,21 @@ class GeminiAdapter(ProviderAdapter):
         return ("x-goog-api-key", key) if key else None
 
     def _chat_call(self, request: ChatRequest, *, stream: bool) -> HttpCall:
-        body: dict[str, Any] = {
-            "contents": [
-                {"role": _ROLES.get(m.role, "user"), "parts": [{"text": m.content}]}
-                for m in request.conversation
-            ],
-        }
+        contents = gemini_contents(request.conversation, self.config.model)
+        body: dict[str, Any] = {"contents": contents}
         if request.system_prompt is not None:
             body["systemInstruction"] = {"parts": [{"text": request.system_prompt}]}
+        body.update(gemini_tool_fields(request))
+        form = request.response_format
         generation = {
             "maxOutputTokens": request.max_tokens,
             "temperature": request.temperature,
             "topP": request.top_p,
             "stopSequences": list(request.stop) or None,
+            "responseMimeType": "application/json" if form else None,
+            "responseJsonSchema": (
+                gemini_schema(form.schema) if form and form.schema is not None else None
+            ),
         }
         generation = {name: value for name, value in generation.items() if value is not None}
         if generation:
@@ -126,8 +235,18 @@ class GeminiAdapter(ProviderAdapter):
         if not isinstance(candidate, dict):
             raise self._malformed("response without candidates or blockReason", meta)
         usage = payload.get("usageMetadata") or {}
+        calls = tuple(
+            ToolCall(
+                id=client_tool_id(self.kind, payload.get("responseId"), call.get("id"), position),
+                name=call.get("name", ""),
+                arguments=json.dumps(call.get("args") or {}, ensure_ascii=False),
+                thought_signature=signature,
+            )
+            for position, (call, signature) in enumerate(gemini_calls(payload))
+        )
         return Completion(
             text=candidate_text(payload),
+            tool_calls=calls,
             raw_finish_reason=candidate.get("finishReason"),
             input_tokens=token_count(usage.get("promptTokenCount")),
             output_tokens=token_count(usage.get("candidatesTokenCount")),

@@ -15,6 +15,7 @@ objects mid-stream and OpenRouter's ``finish_reason: "error"``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -22,9 +23,80 @@ from urllib.parse import quote
 from .base import ChatRequest, Completion, Message, ProviderAdapter, StreamDelta
 from .classify import content_filter_error, model_not_listed_error
 from .normalise import OPENAI_FINISH_REASONS, dig, token_count
+from .schema import ImagePart, ResponseFormat, Tool, ToolCall, ToolChoice
 from .sse import SSEEvent
 from .streaming import StreamDecoder
+from .tool_ids import client_tool_id, outbound_id
 from .transport import HttpCall, ResponseMeta
+
+# -- the OpenAI request shape, shared with the simulator and the API rendering ---
+
+
+def openai_message(message: Message, *, id_profile: str = "openai") -> dict[str, Any]:
+    """A message as OpenAI Chat Completions takes it; ids made valid for ``id_profile``."""
+    out: dict[str, Any] = {"role": message.role}
+    if isinstance(message.content, str):
+        out["content"] = message.content
+    else:
+        out["content"] = [openai_part(part) for part in message.content]
+    if message.tool_calls:
+        if out["content"] == "":
+            out["content"] = None
+        out["tool_calls"] = [
+            {
+                "id": outbound_id(id_profile, call.id),
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in message.tool_calls
+        ]
+    if message.role == "tool":
+        out["tool_call_id"] = outbound_id(id_profile, message.tool_call_id or "")
+    return out
+
+
+def openai_part(part: Any) -> dict[str, Any]:
+    if isinstance(part, ImagePart):
+        image: dict[str, Any] = {"url": part.url}
+        if part.detail is not None:
+            image["detail"] = part.detail
+        return {"type": "image_url", "image_url": image}
+    return {"type": "text", "text": part.text}
+
+
+def openai_tool(tool: Tool) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": tool.name}
+    if tool.description is not None:
+        function["description"] = tool.description
+    if tool.parameters is not None:
+        function["parameters"] = tool.parameters
+    if tool.strict is not None:
+        function["strict"] = tool.strict
+    return {"type": "function", "function": function}
+
+
+def openai_tool_choice(choice: ToolChoice) -> Any:
+    if choice.name is not None:
+        return {"type": "function", "function": {"name": choice.name}}
+    return choice.mode
+
+
+def openai_response_format(form: ResponseFormat) -> dict[str, Any]:
+    if form.type != "json_schema":
+        return {"type": form.type}
+    spec: dict[str, Any] = {"name": form.name or "response"}
+    if form.description is not None:
+        spec["description"] = form.description
+    spec["schema"] = form.schema
+    spec["strict"] = form.strict
+    return {"type": "json_schema", "json_schema": spec}
+
+
+def arguments_text(value: Any) -> str:
+    """Tool arguments as JSON text: some servers (Mistral, Ollama) send an object."""
+    if isinstance(value, str):
+        return value
+    return "" if value is None else json.dumps(value, ensure_ascii=False)
 
 
 class OpenAIStreamDecoder(StreamDecoder):
@@ -33,6 +105,7 @@ class OpenAIStreamDecoder(StreamDecoder):
     def __init__(self, **context: Any) -> None:
         super().__init__(**context)
         self.refused = False  # a streamed ``delta.refusal``: filtered, however it ends
+        self._last_tool_key: Any = None
 
     def feed(self, item: SSEEvent) -> Iterator[StreamDelta]:
         if item.data.strip() == "[DONE]":
@@ -47,12 +120,16 @@ class OpenAIStreamDecoder(StreamDecoder):
             input_tokens=dig(usage, "prompt_tokens"),
             output_tokens=dig(usage, "completion_tokens"),
         )
+        self.response_id = self.response_id or chunk.get("id")
         choice = dig(chunk, "choices", 0)
         if not isinstance(choice, dict):
             return  # Azure's prompt_filter_results chunk, the usage-only chunk
         text = dig(choice, "delta", "content")
         if isinstance(text, str) and text:
             yield self.output(text)
+        for entry in dig(choice, "delta", "tool_calls") or ():
+            if isinstance(entry, dict):
+                yield from self._tool_entry(entry)
         if dig(choice, "delta", "refusal"):
             self.refused = True
         finish = choice.get("finish_reason")
@@ -60,6 +137,25 @@ class OpenAIStreamDecoder(StreamDecoder):
             raise self.in_band_error(chunk)  # OpenRouter: failed after generation started
         if isinstance(finish, str) and finish:
             self.raw_finish_reason = finish
+
+    def _tool_entry(self, entry: dict[str, Any]) -> Iterator[StreamDelta]:
+        """Normalise one upstream ``delta.tool_calls`` entry (reference §3.6): a missing
+        index continues the last call (or starts one), a repeated id or name is dropped."""
+        function = entry.get("function") or {}
+        key = entry.get("index")
+        if not isinstance(key, int) or isinstance(key, bool):
+            starts = entry.get("id") is not None or self._last_tool_key is None
+            key = ("position", len(self._tool_slots)) if starts else self._last_tool_key
+        self._last_tool_key = key
+        arguments = arguments_text(function.get("arguments"))
+        if key not in self._tool_slots:
+            yield self.tool_start(
+                key, entry.get("id"), function.get("name") or "", arguments=arguments
+            )
+            return
+        piece = self.tool_fragment(key, arguments)
+        if piece is not None:
+            yield piece
 
     def final(self) -> StreamDelta:
         if self.refused:
@@ -96,7 +192,7 @@ class OpenAIAdapter(ProviderAdapter):
     def _chat_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.config.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [openai_message(m) for m in request.messages],
         }
         optional = {
             self.max_tokens_field: request.max_tokens,
@@ -104,6 +200,12 @@ class OpenAIAdapter(ProviderAdapter):
             "top_p": request.top_p,
             "stop": list(request.stop) or None,
             "user": request.user,
+            "tools": [openai_tool(tool) for tool in request.tools] or None,
+            "tool_choice": openai_tool_choice(request.tool_choice) if request.tool_choice else None,
+            "parallel_tool_calls": request.parallel_tool_calls,
+            "response_format": (
+                openai_response_format(request.response_format) if request.response_format else None
+            ),
         }
         body.update({name: value for name, value in optional.items() if value is not None})
         if stream:
@@ -120,8 +222,18 @@ class OpenAIAdapter(ProviderAdapter):
         if message.get("refusal") and not text:
             raise content_filter_error(self.config.provider, "refusal", request_id=meta.request_id)
         usage = payload.get("usage") or {}
+        calls = tuple(
+            ToolCall(
+                id=client_tool_id(self.kind, payload.get("id"), call.get("id"), position),
+                name=dig(call, "function", "name") or "",
+                arguments=arguments_text(dig(call, "function", "arguments")),
+            )
+            for position, call in enumerate(message.get("tool_calls") or ())
+            if isinstance(call, dict)
+        )
         return Completion(
             text=text,
+            tool_calls=calls,
             raw_finish_reason=choice.get("finish_reason"),
             input_tokens=token_count(usage.get("prompt_tokens")),
             output_tokens=token_count(usage.get("completion_tokens")),

@@ -6,14 +6,149 @@ re-exports them as part of the adapter contract.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+# The capabilities a request may need (``ChatRequest.required_capabilities``).
+TOOLS = "tools"
+STRUCTURED_OUTPUT = "structured_output"
+IMAGES = "images"
+PREFILL = "prefill"
+
+_DATA_URL = re.compile(r"^data:(image/[a-z0-9.+-]+);base64,(.*)$", re.IGNORECASE | re.DOTALL)
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    """An ``image_url`` content part: an http(s) URL or a base64 ``data:`` URL."""
+
+    url: str = field(repr=False)
+    detail: str | None = None  # auto, low, high (OpenAI only; others have no equivalent)
+
+    @property
+    def inline(self) -> tuple[str, str] | None:
+        """``(media_type, base64 data)`` for a data URL, else None."""
+        match = _DATA_URL.match(self.url)
+        return (match.group(1).lower(), match.group(2)) if match else None
+
+    @property
+    def media_type_guess(self) -> str:
+        """The declared type of a data URL, else one guessed from the URL's extension."""
+        inline = self.inline
+        if inline:
+            return inline[0]
+        path = self.url.split("?", 1)[0].lower()
+        for ext, media in (("png", "png"), ("gif", "gif"), ("webp", "webp")):
+            if path.endswith("." + ext):
+                return f"image/{media}"
+        return "image/jpeg"
+
+
+def valid_base64(data: str) -> bool:
+    try:
+        base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class TextPart:
+    text: str
+
+
+ContentPart = TextPart | ImagePart
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A function call the model made; ``arguments`` is the JSON text, as OpenAI sends it.
+
+    ``thought_signature`` is Gemini's opaque token for the call, carried through the
+    client as ``extra_content.google.thought_signature`` (never packed into the id).
+    """
+
+    id: str
+    name: str
+    arguments: str
+    thought_signature: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """One streamed piece of a tool call, in the OpenAI SDK's accumulation shape:
+    ``id`` and ``name`` only on the first piece of an ``index``, then argument text."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+    thought_signature: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A function tool; ``parameters`` is its JSON schema (None: no arguments)."""
+
+    name: str
+    description: str | None = None
+    parameters: Mapping[str, Any] | None = None
+    strict: bool | None = None
+
+
+@dataclass(frozen=True)
+class ResponseFormat:
+    """``json_object`` (any JSON) or ``json_schema`` (a named schema, maybe strict)."""
+
+    type: str  # json_object, json_schema
+    schema: Mapping[str, Any] | None = None
+    name: str | None = None
+    strict: bool = False
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    """``mode`` is none, auto or required; ``name`` forces one function (mode required)."""
+
+    mode: str
+    name: str | None = None
 
 
 @dataclass(frozen=True)
 class Message:
-    role: str  # system, user, assistant
-    content: str
+    """One turn. ``content`` is plain text or a tuple of text/image parts.
+
+    Assistant turns may carry ``tool_calls``; ``role == "tool"`` turns answer the
+    call named by ``tool_call_id`` (``name`` is filled in from the call when parsing).
+    """
+
+    role: str  # system, user, assistant, tool
+    content: str | tuple[ContentPart, ...] = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The text of the message; parts are joined with newlines, images left out."""
+        if isinstance(self.content, str):
+            return self.content
+        return "\n".join(p.text for p in self.content if isinstance(p, TextPart))
+
+    @property
+    def parts(self) -> tuple[ContentPart, ...]:
+        if isinstance(self.content, str):
+            return (TextPart(self.content),) if self.content else ()
+        return self.content
+
+    @property
+    def images(self) -> tuple[ImagePart, ...]:
+        return tuple(p for p in self.parts if isinstance(p, ImagePart))
 
 
 @dataclass(frozen=True)
@@ -24,12 +159,33 @@ class ChatRequest:
     top_p: float | None = None
     stop: tuple[str, ...] = ()
     user: str | None = None
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
 
     @property
     def system_prompt(self) -> str | None:
         """All system messages joined, for vendors that take the system prompt apart."""
-        parts = [m.content for m in self.messages if m.role == "system"]
+        parts = [m.text for m in self.messages if m.role == "system"]
         return "\n\n".join(parts) if parts else None
+
+    @property
+    def uses_tools(self) -> bool:
+        """Tools offered, or a history holding tool calls or results."""
+        return bool(self.tools) or any(m.tool_calls or m.role == "tool" for m in self.messages)
+
+    @property
+    def required_capabilities(self) -> frozenset[str]:
+        """What a provider must support to take this request without dropping anything."""
+        needs = set()
+        if self.uses_tools:
+            needs.add(TOOLS)
+        if self.response_format is not None:
+            needs.add(STRUCTURED_OUTPUT)
+        if any(m.images for m in self.messages):
+            needs.add(IMAGES)
+        return frozenset(needs)
 
     @property
     def conversation(self) -> tuple[Message, ...]:
@@ -47,6 +203,7 @@ class ChatResult:
     request_id: str | None
     latency_s: float
     raw_finish_reason: str | None = None  # the vendor's own word, for logs
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,11 +217,12 @@ class StreamDelta:
     # On the final delta: undecodable events the stream skipped (adapters/streaming.py).
     skipped_events: int = 0
     raw_finish_reason: str | None = None
+    tool_calls: tuple[ToolCallDelta, ...] = ()
 
     @property
     def is_output(self) -> bool:
         """True when this delta carries model output: forwarding it commits the stream."""
-        return bool(self.text)
+        return bool(self.text) or bool(self.tool_calls)
 
 
 @dataclass(frozen=True)
@@ -89,3 +247,4 @@ class Completion:
     output_tokens: int | None
     model: str | None
     request_id: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()

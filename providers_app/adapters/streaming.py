@@ -36,9 +36,10 @@ from .classify import (
 from .errors import Category, ProviderError, ProviderTimeoutError
 from .normalise import FinishReason, normalise_finish_reason, token_count
 from .redaction import scrub_exact
-from .schema import StreamDelta
+from .schema import StreamDelta, ToolCallDelta
 from .sse import LineTooLongError, SSEEvent, SSEParser, UnterminatedLine, iter_lines
 from .timing import StreamLimits
+from .tool_ids import client_tool_id
 from .transport import TRANSPORT_EXCEPTIONS, ResponseMeta, Transport, detached
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,12 @@ class StreamDecoder(ABC):
         meta: ResponseMeta,
         finish_reasons: Mapping[str, FinishReason],
         secrets: Iterable[str | None] = (),
+        kind: str = "",
     ) -> None:
+        self.kind = kind
+        self.response_id: str | None = None  # the vendor's id for this answer, for tool ids
+        self._tool_slots: dict[Any, int] = {}
+        self._tool_has_args: dict[int, bool] = {}
         self.provider = provider
         self.model = model
         self.request_id = meta.request_id
@@ -96,6 +102,53 @@ class StreamDecoder(ABC):
         return StreamDelta(
             text=scrub_exact(text, self.secrets), model=self.model, request_id=self.request_id
         )
+
+    # -- tool calls, as the OpenAI SDK accumulates them (reference §3.1) ------
+    # ``index`` numbers calls 0, 1, 2 … in order of first appearance (never a
+    # vendor's content-block index); ``id`` and ``name`` go only on a call's first
+    # piece, since the SDK concatenates every string field it sees again.
+
+    def tool_start(
+        self,
+        key: Any,
+        vendor_id: str | None,
+        name: str,
+        *,
+        arguments: str = "",
+        thought_signature: str | None = None,
+    ) -> StreamDelta:
+        index = self._tool_slots.setdefault(key, len(self._tool_slots))
+        self._tool_has_args[index] = bool(arguments)
+        piece = ToolCallDelta(
+            index=index,
+            id=client_tool_id(self.kind, self.response_id or self.request_id, vendor_id, index),
+            name=name,
+            arguments=arguments,
+            thought_signature=thought_signature,
+        )
+        return self._tool_delta(piece)
+
+    def tool_fragment(self, key: Any, arguments: str) -> StreamDelta | None:
+        if not arguments or key not in self._tool_slots:
+            return None
+        index = self._tool_slots[key]
+        self._tool_has_args[index] = True
+        return self._tool_delta(ToolCallDelta(index=index, arguments=arguments))
+
+    def tool_stop(self, key: Any) -> StreamDelta | None:
+        """A call that streamed no argument text still needs ``{}``."""
+        index = self._tool_slots.get(key)
+        if index is None or self._tool_has_args[index]:
+            return None
+        self._tool_has_args[index] = True
+        return self._tool_delta(ToolCallDelta(index=index, arguments="{}"))
+
+    @property
+    def saw_tool_calls(self) -> bool:
+        return bool(self._tool_slots)
+
+    def _tool_delta(self, piece: ToolCallDelta) -> StreamDelta:
+        return StreamDelta(tool_calls=(piece,), model=self.model, request_id=self.request_id)
 
     def update(
         self, *, model: Any = None, input_tokens: Any = None, output_tokens: Any = None
@@ -144,6 +197,8 @@ class StreamDecoder(ABC):
         if finish is FinishReason.CONTENT_FILTER:
             reason = self.raw_finish_reason or "content_filter"
             raise content_filter_error(self.provider, reason, request_id=self.request_id)
+        if self.saw_tool_calls and finish is not FinishReason.LENGTH:
+            finish = FinishReason.TOOL_CALLS  # vendors often say "stop" after a call
         return StreamDelta(
             finish_reason=finish.value,
             input_tokens=self.input_tokens,

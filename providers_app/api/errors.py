@@ -16,7 +16,13 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from ..adapters.errors import Category
-from ..engine.fallback import AllProvidersFailed, FallbackError, RequestFailed, StreamInterrupted
+from ..engine.fallback import (
+    AllProvidersFailed,
+    CapabilityMissing,
+    FallbackError,
+    RequestFailed,
+    StreamInterrupted,
+)
 
 logger = logging.getLogger("providers_app.api")
 
@@ -95,9 +101,37 @@ def api_error_for(error: FallbackError) -> ApiError:
         return _all_failed(error)
     if isinstance(error, RequestFailed):
         return _request_failed(error)
+    if isinstance(error, CapabilityMissing):
+        return _capability_missing(error)
     # StreamInterrupted is only raised while iterating, never before output.
     logger.error("unexpected engine error %r request_id=%s", error, error.request_id)
     return ApiError(502, "The upstream failed.", error_type="upstream_error", code="upstream_error")
+
+
+# The request field that needs each capability (or wire limit).
+_CAPABILITY_PARAM: dict[str, str] = {
+    "tools": "tools",
+    "structured_output": "response_format",
+    "images": "messages",
+    "parallel_tool_calls": "parallel_tool_calls",
+    "tools_with_response_format": "response_format",
+    "tool_choice": "tool_choice",
+    "tool_name": "tools",
+    "image_url": "messages",
+}
+
+
+def _capability_missing(error: CapabilityMissing) -> ApiError:
+    """Nothing was sent anywhere: no provider could take the request whole."""
+    capability = error.capability
+    return ApiError(
+        400,
+        f"No enabled provider supports {capability}; the request was not sent to any "
+        "provider, and no part of it is dropped silently.",
+        param=_CAPABILITY_PARAM.get(capability, capability),
+        code="capability_unavailable",
+        extra={"capability": capability, "request_id": error.request_id},
+    )
 
 
 def _all_failed(error: AllProvidersFailed) -> ApiError:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from ..adapters.schema import ToolCall, ToolCallDelta
 from ..engine.fallback import ChatCompletion, ChatStream
 
 # The engine's normalised finish reasons that OpenAI's vocabulary lacks.
@@ -51,6 +52,41 @@ def fallback_headers(outcome: ChatCompletion | ChatStream) -> dict[str, str]:
     }
 
 
+def tool_call_body(call: ToolCall) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
+    if call.thought_signature:
+        # Gemini's own OpenAI-compatible endpoint returns it in this vendor extension;
+        # clients send it back unchanged, so a later turn can return it to Gemini.
+        body["extra_content"] = {"google": {"thought_signature": call.thought_signature}}
+    return body
+
+
+def tool_call_delta_body(piece: ToolCallDelta) -> dict[str, Any]:
+    """One `delta.tool_calls` entry: id, type and name only on a call's first piece."""
+    body: dict[str, Any] = {"index": piece.index}
+    if piece.id is not None:
+        body["id"] = piece.id
+        body["type"] = "function"
+        body["function"] = {"name": piece.name or "", "arguments": piece.arguments}
+    else:
+        body["function"] = {"arguments": piece.arguments}
+    if piece.thought_signature:
+        body["extra_content"] = {"google": {"thought_signature": piece.thought_signature}}
+    return body
+
+
+def completion_message(result: ChatCompletion) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": result.text, "refusal": None}
+    if result.tool_calls:
+        message["content"] = result.text or None
+        message["tool_calls"] = [tool_call_body(call) for call in result.tool_calls]
+    return message
+
+
 def completion_body(result: ChatCompletion) -> dict[str, Any]:
     return {
         "id": completion_id(result.request_id),
@@ -60,7 +96,7 @@ def completion_body(result: ChatCompletion) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": result.text, "refusal": None},
+                "message": completion_message(result),
                 "logprobs": None,
                 "finish_reason": finish_reason(result.finish_reason),
             }
@@ -102,6 +138,10 @@ class ChunkBuilder:
 
     def content(self, text: str) -> dict[str, Any]:
         return self._chunk([self._choice({"content": text}, None)])
+
+    def tool_call(self, piece: ToolCallDelta) -> dict[str, Any]:
+        """One entry per chunk: the SDK's accumulator keeps two entries of one index apart."""
+        return self._chunk([self._choice({"tool_calls": [tool_call_delta_body(piece)]}, None)])
 
     def finish(self, reason: str | None) -> dict[str, Any]:
         return self._chunk([self._choice({}, finish_reason(reason))])

@@ -21,9 +21,16 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 
+from ..adapters.schema import ToolCallDelta
 from ..engine.fallback import ChatStream, StreamChunk, StreamInterrupted
 from .errors import stream_error_payload
-from .rendering import ChunkBuilder, fallback_headers, finish_reason, usage
+from .rendering import (
+    ChunkBuilder,
+    fallback_headers,
+    finish_reason,
+    tool_call_delta_body,
+    usage,
+)
 
 logger = logging.getLogger("providers_app.api")
 
@@ -63,6 +70,7 @@ def _relay(
     *,
     start: Callable[[], bytes],
     text: Callable[[str], bytes],
+    tool_call: Callable[[ToolCallDelta], bytes],
     end: Callable[[_Tally], bytes],
     error: Callable[[dict[str, Any]], bytes],
 ) -> Iterator[bytes]:
@@ -74,6 +82,8 @@ def _relay(
         for chunk in chunks:
             if chunk.text:
                 yield text(chunk.text)
+            for piece in chunk.tool_calls:
+                yield tool_call(piece)
             tally.add(chunk)
         yield end(tally)
     except Exception as failure:  # StreamInterrupted, or a bug of ours mid-stream
@@ -98,6 +108,7 @@ def openai_sse(stream: ChatStream, *, include_usage: bool) -> Iterator[bytes]:
         stream,
         start=lambda: sse_event(builder.role()),
         text=lambda text: sse_event(builder.content(text)),
+        tool_call=lambda piece: sse_event(builder.tool_call(piece)),
         end=end,
         error=sse_event,
     )
@@ -141,6 +152,7 @@ def chat_page_ndjson(stream: ChatStream) -> Iterator[bytes]:
         stream,
         start=start,
         text=lambda text: ndjson_line({"type": "delta", "text": text}),
+        tool_call=lambda piece: ndjson_line({"type": "tool_call", **tool_call_delta_body(piece)}),
         end=end,
         error=error,
     )

@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from ..adapters.base import ChatRequest, ChatResult, Message, ProviderAdapter, StreamDelta
 from ..adapters.errors import Category, ProviderBadResponseError, ProviderError
+from ..adapters.schema import ToolCall, ToolCallDelta
 from ..adapters.timing import Deadline
 from ..conf import get_setting
 from ..models import BreakerState, FailoverEvent
@@ -33,6 +34,7 @@ from .breaker import (
     breaker_record_success,
     breaker_release,
 )
+from .capabilities import capable_entries
 from .clock import get_clock
 from .decision import (
     Action,
@@ -84,6 +86,7 @@ class ChatCompletion:
     latency_s: float
     skipped: tuple[ProviderReason, ...] = ()
     failures: tuple[ProviderReason, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ class StreamChunk:
     finish_reason: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    tool_calls: tuple[ToolCallDelta, ...] = ()
 
 
 class FallbackError(Exception):
@@ -120,6 +124,14 @@ class RequestFailed(FallbackError):
         self.category = error.category
         self.provider = error.provider
         self.attempts = attempts
+
+
+class CapabilityMissing(FallbackError):
+    """No provider of the route can take the request without dropping part of it."""
+
+    def __init__(self, capability: str, *, request_id: str):
+        super().__init__(f"No enabled provider supports {capability}.", request_id=request_id)
+        self.capability = capability
 
 
 class StreamInterrupted(FallbackError):
@@ -164,6 +176,7 @@ def complete(
     route.finished(routed.entry)
     return ChatCompletion(
         text=result.text,
+        tool_calls=result.tool_calls,
         finish_reason=result.finish_reason,
         input_tokens=result.input_tokens,
         output_tokens=result.output_tokens,
@@ -327,6 +340,7 @@ def _stream_completed(opened: _OpenedStream) -> bool:
 def _chunk(delta: StreamDelta) -> StreamChunk:
     return StreamChunk(
         text=delta.text,
+        tool_calls=delta.tool_calls,
         finish_reason=delta.finish_reason,
         input_tokens=delta.input_tokens,
         output_tokens=delta.output_tokens,
@@ -385,7 +399,9 @@ class _Route:
     def run(self, call: Callable[[ProviderAdapter, ChatRequest, float], T]) -> _Routed[T]:
         too_small: list[int | None] = []  # windows a context-length failure ruled out
         context_error: ProviderError | None = None
-        for entry in routing_snapshot():
+        for entry in capable_entries(
+            routing_snapshot(), self.request, skip=self._skip, request_id=self.request_id
+        ):
             if too_small and not window_may_fit(entry.context_window, too_small):
                 self._skip(entry, Denial(Skip.CONTEXT_WINDOW))
                 continue

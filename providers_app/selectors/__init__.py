@@ -7,6 +7,7 @@ success rate, latency) are defined once, in `call_stats.CallStats`.
 
 from .routing import (
     BREAKER_OVERRIDE_FIELDS,
+    CAPABILITY_FIELDS,
     RouteEntry,
     provider_list_for_routing,
     route_entry_for,
@@ -14,6 +15,7 @@ from .routing import (
 
 __all__ = [
     "BREAKER_OVERRIDE_FIELDS",
+    "CAPABILITY_FIELDS",
     "RouteEntry",
     "provider_list_for_routing",
     "route_entry_for",

@@ -20,6 +20,13 @@ BREAKER_OVERRIDE_FIELDS = (
     "open_base_s",
     "open_max_s",
 )
+# Capability overrides; None means the default for the kind and model.
+CAPABILITY_FIELDS = (
+    "supports_tools",
+    "supports_structured_output",
+    "supports_images",
+    "supports_prefill",
+)
 # Everything an operator configures (export, import and routing read the same list);
 # ids, timestamps and breaker state are not configuration.
 PROVIDER_CONFIG_FIELDS = (
@@ -35,6 +42,7 @@ PROVIDER_CONFIG_FIELDS = (
     "context_window",
     "extra",
     *BREAKER_OVERRIDE_FIELDS,
+    *CAPABILITY_FIELDS,
 )
 # Routing reads only enabled providers, so `enabled` is not part of a route entry.
 _PROVIDER_FIELDS = ("id", *(name for name in PROVIDER_CONFIG_FIELDS if name != "enabled"))
@@ -76,6 +84,10 @@ class RouteEntry:
     half_open_probes: int | None = None
     open_base_s: float | None = None
     open_max_s: float | None = None
+    supports_tools: bool | None = None
+    supports_structured_output: bool | None = None
+    supports_images: bool | None = None
+    supports_prefill: bool | None = None
     state: str = "closed"
     generation: int = 0
     open_until: datetime | None = None

@@ -10,14 +10,23 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 
+from ..engine.capabilities import capabilities_in_force
 from ..engine.events import failover_event_record
 from ..engine.routing import routing_changed
 from ..models import BreakerState, FailoverEvent, HealthCheckSchedule, Provider
-from ..selectors.routing import PROVIDER_CONFIG_FIELDS
+from ..selectors.routing import CAPABILITY_FIELDS, PROVIDER_CONFIG_FIELDS
 
 EXPORT_VERSION = 1
 CONFIG_FIELDS = PROVIDER_CONFIG_FIELDS
 REQUIRED_FIELDS = ("name", "kind", "base_url", "model")
+
+
+def provider_capabilities(*, provider: Provider) -> list[tuple[str, bool, bool]]:
+    """``(capability, value, is_default)`` as routing applies them to this provider."""
+    overrides = {
+        field.removeprefix("supports_"): getattr(provider, field) for field in CAPABILITY_FIELDS
+    }
+    return capabilities_in_force(kind=provider.kind, model=provider.model, overrides=overrides)
 
 
 def provider_state_rows_create(*, provider: Provider) -> None:

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from . import payloads
+from .answers import Answer, plan_answer
 from .faults import HEALTH_FAULT_MODES, FaultConfigError, SimulatorState, Ticket, parse_fault
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class Call:
     stream: bool = False
     include_usage: bool = False
     prompt_tokens: int = 0
+    answer: Answer | None = None  # what a healthy upstream says to this request
 
     def option(self, name: str) -> Any:
         return self.ticket.fault.option(name)
@@ -259,10 +261,12 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         self.ctx.state.remember_request(
             {"path": self.path, "headers": dict(self.headers.items()), "json": request}
         )
+        answer = plan_answer(request, self.ctx.default_text)
         return Call(
             ticket=ticket,
             model=model,
-            success_payload=self._completion(model, self.ctx.default_text, "stop", prompt_tokens),
+            answer=answer,
+            success_payload=self._completion(model, answer.text, "stop", prompt_tokens),
             stream=bool(stream),
             include_usage=isinstance(stream_options, dict)
             and stream_options.get("include_usage") is True,
@@ -288,7 +292,15 @@ class SimulatorHandler(BaseHTTPRequestHandler):
 
     def _text(self, call: Call) -> str:
         text = call.option("text")
-        return self.ctx.default_text if text is None else text
+        if text is not None:
+            return text
+        return call.answer.text if call.answer else self.ctx.default_text
+
+    def _tool_call(self, call: Call) -> dict[str, Any] | None:
+        """The tool call a healthy upstream makes here (none when ``text`` is forced)."""
+        if call.option("text") is not None or call.answer is None:
+            return None
+        return call.answer.tool_call
 
     def _chunks(self, call: Call) -> payloads.ChunkFactory:
         return payloads.ChunkFactory(
@@ -330,6 +342,10 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         if not self._pause(call.option("delay_s")):
             return
         text, finish_reason = self._text(call), call.option("finish_reason")
+        tool_call = self._tool_call(call)
+        if tool_call is not None:
+            self._answer_tool_call(call, tool_call)
+            return
         if call.stream:
             self._start_stream()
             self._stream_answer(
@@ -338,6 +354,28 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         else:
             completion = self._completion(call.model, text, finish_reason, call.prompt_tokens)
             self._send_json(200, completion)
+
+    def _answer_tool_call(self, call: Call, tool_call: dict[str, Any]) -> None:
+        """A tool call, as OpenAI sends one: whole, or streamed as argument fragments."""
+        call_id = payloads.new_tool_call_id()
+        if not call.stream:
+            completion = self._completion(call.model, "", "tool_calls", call.prompt_tokens)
+            message = completion["choices"][0]["message"]
+            message["content"] = None
+            message["tool_calls"] = [payloads.tool_call(call_id, **tool_call)]
+            self._send_json(200, completion)
+            return
+        self._start_stream()
+        chunks = self._chunks(call)
+        self._send_event(chunks.role())
+        self._send_event(chunks.tool_call_start(call_id, tool_call["name"]))
+        for piece in payloads.split_fragments(tool_call["arguments"]):
+            self._send_event(chunks.tool_call_arguments(piece))
+        self._send_event(chunks.finish("tool_calls"))
+        if call.include_usage:
+            self._send_event(chunks.usage(payloads.usage(call.prompt_tokens, 1)))
+        self._send_event("[DONE]")
+        self._end_chunks()
 
     def _fault_error(self, call: Call) -> None:
         status = call.option("status")

@@ -68,6 +68,19 @@ def new_completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
 
+def new_tool_call_id() -> str:
+    return f"call_{uuid.uuid4().hex[:24]}"
+
+
+def tool_call(call_id: str, *, name: str, arguments: str) -> dict[str, Any]:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def split_fragments(text: str, size: int = 8) -> list[str]:
+    """Argument text in the arbitrary pieces a real stream cuts it into."""
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
 def split_words(text: str) -> list[str]:
     """Split into stream pieces that keep their leading space: "a b" -> ["a", " b"]."""
     return _WORD.findall(text) or [text]
@@ -171,6 +184,15 @@ class ChunkFactory:
 
     def finish(self, finish_reason: str) -> dict[str, Any]:
         return self._chunk([self._choice({}, finish_reason)])
+
+    def tool_call_start(self, call_id: str, name: str) -> dict[str, Any]:
+        entry = {"index": 0, "id": call_id, "type": "function"}
+        entry["function"] = {"name": name, "arguments": ""}
+        return self._chunk([self._choice({"tool_calls": [entry]}, None)])
+
+    def tool_call_arguments(self, piece: str) -> dict[str, Any]:
+        entry = {"index": 0, "function": {"arguments": piece}}
+        return self._chunk([self._choice({"tool_calls": [entry]}, None)])
 
     def usage(self, usage_: dict[str, Any]) -> dict[str, Any]:
         chunk = self._chunk([])

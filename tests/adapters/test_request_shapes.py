@@ -189,7 +189,7 @@ def test_anthropic_request(make_adapter) -> None:
 
 def test_anthropic_max_tokens_defaults_to_1024(make_adapter) -> None:
     adapter = make_adapter("anthropic")
-    reply = {"model": "c", "content": [], "stop_reason": "end_turn"}
+    reply = {"model": "c", "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn"}
     with responses.RequestsMock() as mock:
         mock.add(responses.POST, re.compile(".*"), json=reply)
         adapter.complete(ChatRequest(messages=(Message("user", "hi"),)), timeout=5)

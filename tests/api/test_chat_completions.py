@@ -131,30 +131,85 @@ def test_malformed_request_is_a_400_naming_the_field(client, auth, providers, pr
 
 UNSUPPORTED = [
     pytest.param({"n": 2}, "n", id="n"),
-    pytest.param({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools", id="tools"),
-    pytest.param({"tool_choice": "required"}, "tool_choice", id="tool-choice"),
     pytest.param({"functions": [{"name": "f"}]}, "functions", id="functions"),
     pytest.param({"logprobs": True}, "logprobs", id="logprobs"),
     pytest.param({"top_logprobs": 3}, "top_logprobs", id="top-logprobs"),
-    pytest.param({"response_format": {"type": "json_object"}}, "response_format", id="json-mode"),
     pytest.param({"modalities": ["text", "audio"]}, "modalities", id="audio-out"),
     pytest.param({"logit_bias": {"50256": -100}}, "logit_bias", id="logit-bias"),
+    pytest.param({"tools": [{"type": "web_search"}]}, "tools[0].type", id="non-function-tool"),
+    pytest.param(
+        {"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]},
+        "messages[0].content[0].type",
+        id="audio-in",
+    ),
+    pytest.param(
+        {
+            "messages": [
+                {
+                    "role": "system",
+                    "content": [{"type": "image_url", "image_url": {"url": "https://x/a.png"}}],
+                }
+            ]
+        },
+        "messages[0].content[0].type",
+        id="image-outside-user-message",
+    ),
+]
+# The fields of tools, structured output and images are carried; malformed ones
+# are refused before any upstream call, naming the field.
+MALFORMED = [
+    pytest.param(
+        {"tools": [{"type": "function", "function": {"name": "bad name"}}]},
+        "tools[0].function.name",
+        id="tool-name",
+    ),
+    pytest.param({"tool_choice": "required"}, "tool_choice", id="tool-choice-without-tools"),
+    pytest.param({"response_format": {"type": "xml"}}, "response_format.type", id="format"),
+    pytest.param(
+        {"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
+        "response_format.json_schema.schema",
+        id="json-schema-without-schema",
+    ),
     pytest.param(
         {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
-        "messages[0].content[0].type",
-        id="image",
+        "messages[0].content[0].image_url.url",
+        id="image-without-url",
+    ),
+    pytest.param(
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,%%%"}}
+                    ],
+                }
+            ]
+        },
+        "messages[0].content[0].image_url.url",
+        id="image-bad-base64",
     ),
     pytest.param(
         {"messages": [{"role": "tool", "content": "42", "tool_call_id": "c1"}]},
-        "messages[0].role",
-        id="tool-message",
+        "messages[0].tool_call_id",
+        id="tool-result-for-no-call",
     ),
     pytest.param(
         {"messages": [{"role": "assistant", "content": None, "tool_calls": [{"id": "c1"}]}]},
-        "messages[0].tool_calls",
-        id="assistant-tool-calls",
+        "messages[0].tool_calls[0].function.name",
+        id="assistant-tool-call-without-function",
     ),
 ]
+
+
+@pytest.mark.parametrize(("fields", "param"), MALFORMED)
+def test_malformed_tool_format_or_image_field_is_refused_naming_it(
+    client, auth, providers, primary, fields, param
+):
+    error = error_of(post(client, {"messages": HELLO, **fields}, headers=auth), 400)
+
+    assert error["param"] == param
+    assert primary.request_count == 0
 
 
 @pytest.mark.parametrize(("fields", "param"), UNSUPPORTED)
@@ -223,7 +278,14 @@ def test_openai_message_shapes_are_mapped_for_the_upstream(client, auth, provide
     sent = primary.last_request["json"]
     assert sent["messages"] == [
         {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Line one.\nLine two."},
+        # Parts reach an OpenAI-format upstream as parts: nothing is re-shaped.
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Line one."},
+                {"type": "text", "text": "Line two."},
+            ],
+        },
         {"role": "assistant", "content": "Noted."},
         {"role": "user", "content": "Go."},
     ]

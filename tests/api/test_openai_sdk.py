@@ -4,8 +4,12 @@ The SDK's own retries are off (`max_retries=0`), so every upstream request count
 below is exact: what the failover layer did, not what the client retried.
 """
 
+import json
+
 import openai
 import pytest
+
+from providers_app.models import Provider
 
 from .fixtures import PRIMARY_MODEL, SECONDARY_MODEL
 
@@ -173,3 +177,98 @@ def test_a_primary_stalling_before_the_first_token_fails_over(sdk, primary, seco
 
     assert text == "Hello from secondary."
     assert (primary.request_count, secondary.request_count) == (1, 1)
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+def test_simulated_tool_call_round_trip_streams_through_the_sdk_helper(sdk, primary):
+    question = [{"role": "user", "content": "Weather?"}]
+    with sdk.chat.completions.stream(
+        model="fallback", messages=question, tools=[WEATHER_TOOL]
+    ) as stream:
+        first = stream.get_final_completion()
+    (call,) = first.choices[0].message.tool_calls
+    assert first.choices[0].finish_reason == "tool_calls"
+    assert json.loads(call.function.arguments) == {"city": "Hello from primary."}
+
+    answer = sdk.chat.completions.create(
+        model="fallback",
+        messages=[
+            *question,
+            first.choices[0].message.model_dump(exclude_none=True, exclude={"annotations"}),
+            {"role": "tool", "tool_call_id": call.id, "content": "18 C"},
+        ],
+        tools=[WEATHER_TOOL],
+    )
+    assert answer.choices[0].message.content == "Hello from primary. The tool said: 18 C"
+    sent = primary.last_request["json"]["messages"]
+    assert sent[1]["tool_calls"][0]["id"] == sent[2]["tool_call_id"] == call.id
+
+
+@pytest.mark.parametrize(
+    ("response_format", "bad_text"),
+    [
+        ({"type": "json_object"}, "Sure! Here is your JSON."),
+        (
+            {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "greeting",
+                    "strict": True,
+                    "schema": {
+                        "type": "object",
+                        "properties": {"greeting": {"type": "string"}},
+                        "required": ["greeting"],
+                        "additionalProperties": False,
+                    },
+                },
+            },
+            '{"hello": "primary"}',
+        ),
+        (None, ""),  # no text and no tool calls
+    ],
+)
+def test_an_answer_that_does_not_fit_the_request_fails_over(
+    sdk, primary, secondary, response_format, bad_text
+):
+    primary.set_fault("ok", text=bad_text)
+    options = {"response_format": response_format} if response_format else {}
+
+    raw = sdk.chat.completions.with_raw_response.create(
+        model="fallback", messages=[{"role": "user", "content": "Greet me in JSON."}], **options
+    )
+
+    assert raw.headers["X-Fallback-Provider"] == "secondary"
+    assert raw.headers["X-Fallback-Attempts"] == "2"
+    content = raw.parse().choices[0].message.content
+    if response_format:
+        assert json.loads(content)
+    assert (primary.request_count, secondary.request_count) == (1, 1)
+
+
+def test_an_image_prompt_reaches_the_simulator_as_sent(sdk, primary):
+    # The test providers are openai_compatible: vision is per model, switched on here.
+    Provider.objects.update(supports_images=True)
+    parts = [
+        {"type": "text", "text": "What is this?"},
+        {
+            "type": "image_url",
+            "image_url": {"url": "https://example.com/cat.jpg", "detail": "high"},
+        },
+    ]
+    answer = sdk.chat.completions.create(
+        model="fallback", messages=[{"role": "user", "content": parts}]
+    )
+    assert answer.choices[0].message.content == "Hello from primary. I see 1 image."
+    assert primary.last_request["json"]["messages"][0]["content"] == parts

@@ -81,3 +81,30 @@ def test_a_refused_prompt_names_the_provider_and_category(providers, primary):
 def test_an_empty_prompt_is_refused(db):
     with pytest.raises(CommandError, match="empty"):
         chat("   ")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tool_calls_are_printed_readably(providers, primary, tmp_path, stream):
+    tools = tmp_path / "tools.json"
+    tools.write_text(
+        '[{"type": "function", "function": {"name": "get_weather", "parameters": '
+        '{"type": "object", "properties": {"city": {"type": "string"}}}}}]'
+    )
+
+    out = chat("Weather?", "--tools", str(tools), *(["--stream"] if stream else []))
+
+    assert '-> tool call: get_weather({"city": "Hello from primary."})  [id call_' in out
+    assert "provider: primary" in out
+    assert primary.last_request["json"]["tools"][0]["function"]["name"] == "get_weather"
+
+
+def test_json_answers_are_asked_for_with_json(providers, primary):
+    out = chat("Greet me.", "--json")
+
+    assert out.startswith('{"answer": "Hello from primary."}')
+    assert primary.last_request["json"]["response_format"] == {"type": "json_object"}
+
+
+def test_an_unreadable_tools_file_is_a_clear_error(providers, tmp_path):
+    with pytest.raises(CommandError, match="Cannot read tools"):
+        chat("Hi", "--tools", str(tmp_path / "missing.json"))

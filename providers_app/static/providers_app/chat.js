@@ -1,6 +1,7 @@
 // The chatbot page: keeps the conversation in this tab (sessionStorage), posts it
 // to /chat/send with the CSRF token, and reads the NDJSON answer as it streams:
-// {"type":"meta"} (who answers), {"type":"delta"} (text), then "done" or "error".
+// {"type":"meta"} (who answers), {"type":"delta"} (text), {"type":"tool_call"}
+// (a tool call piece, shown as "→ tool call: name(arguments)"), then "done" or "error".
 (function () {
   "use strict";
 
@@ -151,6 +152,13 @@
     }
   }
 
+  function describeCalls(calls) {
+    return calls
+      .filter(Boolean)
+      .map((call) => "\n\u2192 tool call: " + call.name + "(" + call.args + ")")
+      .join("");
+  }
+
   async function ask(text) {
     turns.push({ role: "user", content: text });
     const mine = render("user", text);
@@ -158,6 +166,7 @@
     view.bubble.classList.add("pending");
     let meta = null;
     let answer = "";
+    const calls = [];
     let finished = false;
     try {
       const response = await fetch(root.dataset.sendUrl, {
@@ -183,7 +192,14 @@
             describe(view.footer, meta);
           } else if (event.type === "delta") {
             answer += event.text;
-            view.body.textContent = answer;
+            view.body.textContent = answer + describeCalls(calls);
+            reveal(view.bubble);
+          } else if (event.type === "tool_call") {
+            // The first piece of a call has its id and name; later ones add arguments.
+            const call = (calls[event.index] = calls[event.index] || { name: "", args: "" });
+            if (event.id) call.name = event.function.name;
+            call.args += event.function.arguments || "";
+            view.body.textContent = answer + describeCalls(calls);
             reveal(view.bubble);
           } else if (event.type === "done") {
             finished = true;
