@@ -34,6 +34,7 @@ CONTEXT_LENGTH = {
 def _setup():
     os.environ["DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp()}/faults.sqlite3"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fallbackproject.settings.test")
+    os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver")
     sys.path.insert(0, str(ROOT))
     import django
 
