@@ -11,14 +11,19 @@ DEFAULTS: dict[str, Any] = {
     # Per request
     "DEADLINE_S": 45.0,  # below gunicorn's 60 s worker timeout
     "MIN_ATTEMPT_S": 2.0,  # no attempt starts with less time than this left
-    "MAX_INLINE_RETRY_AFTER_S": 1.0,  # longer rate-limit hints fail over instead of waiting
+    # Longer wait hints (any status) fail over at once and cool the provider down;
+    # shorter ones are waited out on the preferred provider (docs/engine.md).
+    "MAX_INLINE_RETRY_AFTER_S": 5.0,
+    # While other providers wait behind one, this share of the time left is kept
+    # for them: a first provider never takes the whole deadline.
+    "DEADLINE_RESERVE_SHARE": 0.25,
     "RETRY_AFTER_CAP_S": 120.0,  # hints are clamped to this
     "BACKOFF_BASE_S": 0.25,  # full-jitter exponential backoff between attempts
     "BACKOFF_MAX_S": 4.0,
     "RETRY_BUDGET_RATIO": 0.1,  # retries in the window <= max(MIN, RATIO * first attempts)
     "RETRY_BUDGET_MIN": 10,
     "FAILOVER_ON_CONTENT_FILTER": False,
-    "STREAM_FIRST_TOKEN_S": 20.0,
+    "STREAM_FIRST_TOKEN_S": 10.0,  # a slow-to-start provider hands over early
     "STREAM_IDLE_S": 30.0,
     # Once output has started a stream is limited by silence (STREAM_IDLE_S) and
     # by this generous maximum, never by the attempt timeout; reaching it is not
@@ -31,8 +36,11 @@ DEFAULTS: dict[str, Any] = {
     "BREAKER_SLOW_CALL_RATE": 80,  # percent, over the window
     "BREAKER_SLOW_CALL_S": 30.0,
     "BREAKER_MINIMUM_CALLS": 10,
-    "BREAKER_OPEN_BASE_S": 30.0,
-    "BREAKER_OPEN_MAX_S": 300.0,
+    # OPEN lasts base x 2^(cycles-1), capped at MAX, x U(0.8, 1.2): at most 24 s,
+    # so traffic returns within 30 s of a recovery even with no health worker.
+    "BREAKER_OPEN_BASE_S": 10.0,
+    "BREAKER_OPEN_MAX_S": 20.0,
+    "BREAKER_OPEN_LONG_S": 300.0,  # auth, permission, not found, quota: open this long at once
     "BREAKER_HALF_OPEN_PROBES": 1,
     "BREAKER_LEASE_EXTRA_S": 5.0,  # a probe lease lasts the attempt timeout plus this
     "COUNTER_FLUSH_S": 2.0,  # buffered success counters reach the database this often

@@ -64,7 +64,9 @@ _CALLERS_FAULT = CategoryPolicy(retry_same=False, failover=False, breaker="ignor
 
 POLICY: dict[Category, CategoryPolicy] = {
     Category.TRANSPORT: _TRANSIENT,
-    Category.TIMEOUT: _TRANSIENT,
+    # A provider that stayed silent rarely answers the second time, and each
+    # retry would cost the whole timeout again: fail over at once.
+    Category.TIMEOUT: CategoryPolicy(retry_same=False, failover=True, breaker="failure"),
     Category.SERVER_ERROR: _TRANSIENT,
     Category.OVERLOADED: _TRANSIENT,
     # A 429 means "healthy but busy for you": cool down instead of counting.

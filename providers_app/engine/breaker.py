@@ -108,8 +108,14 @@ class Denial:
 
 
 def open_duration_s(cycles: int, settings: BreakerSettings, *, long: bool = False) -> float:
-    """min(base * 2^(cycles-1), max) * U(0.8, 1.2); configuration failures open for max."""
-    nominal = settings.open_max_s if long else settings.open_base_s * 2 ** max(cycles - 1, 0)
+    """min(base * 2^(cycles-1), max) * U(0.8, 1.2); configuration failures
+    (auth, quota) open for FALLBACK_BREAKER_OPEN_LONG_S * U(0.8, 1.2).
+
+    The cap keeps recovery prompt: a provider that failed its probes during a
+    long outage is probed again at most max * 1.2 after its recovery."""
+    if long:
+        return get_setting("BREAKER_OPEN_LONG_S") * _random.uniform(0.8, 1.2)
+    nominal = settings.open_base_s * 2 ** max(cycles - 1, 0)
     return min(nominal, settings.open_max_s) * _random.uniform(0.8, 1.2)
 
 
@@ -539,6 +545,27 @@ def breaker_open_for_health(*, provider_id: int, detail: str) -> bool:
         return False
     settings = breaker_settings(route_entry_for(provider_id))
     return _open(row, settings, reason="health_check", detail=detail)
+
+
+def breaker_retry_at(*, provider_ids: list[int]) -> dict[int, datetime | None]:
+    """The soonest each provider may be called again according to its breaker
+    (open or forced open until, or cooling down until); None when it may be
+    called now. One query; an unreadable store says nothing (None)."""
+    now = get_clock().now()
+
+    def read() -> dict[int, datetime | None]:
+        soonest: dict[int, datetime | None] = {}
+        rows = BreakerState.objects.filter(pk__in=provider_ids).values_list(
+            "pk", "state", "open_until", "cooldown_until"
+        )
+        for pk, state, open_until, cooldown_until in rows:
+            times = [t for t in (cooldown_until,) if t and t > now]
+            if state in (State.OPEN, State.FORCED_OPEN) and open_until and open_until > now:
+                times.append(open_until)
+            soonest[pk] = max(times, default=None)
+        return soonest
+
+    return _guarded("retry_at", read, {})
 
 
 def breaker_probe_sooner(*, provider_id: int) -> bool:

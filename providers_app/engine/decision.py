@@ -8,9 +8,10 @@ settings in force (inline-wait cap, minimum attempt time, backoff), the time
 left, whether the attempt was a half-open probe, whether output already reached
 the client, whether this failure opened the breaker, and the retry budget.
 
-The other rules of time live here too, so that one module says how a request
-spends its deadline: how long one attempt may take (`attempt_timeout_s`), and
-which providers may still help with a prompt too long for a window
+The other rules of conduct live here too, so that one module says how a
+request spends its deadline: the share a provider may use while others wait
+(`provider_time_left_s`), how long one attempt may take (`attempt_timeout_s`),
+and which providers may still help with a prompt too long for a window
 (`window_may_fit`). docs/engine.md explains every rule with its numbers.
 """
 
@@ -153,12 +154,26 @@ def may_start_attempt(time_left_s: float) -> bool:
     return time_left_s >= get_setting("MIN_ATTEMPT_S")
 
 
+def provider_time_left_s(time_left_s: float, *, others_waiting: bool) -> float:
+    """The part of the request's time left one provider may use, its retries
+    included. While other providers wait behind it, FALLBACK_DEADLINE_RESERVE_SHARE
+    of the time left stays for them (45 s deadline: at most 33.75 s for the first)."""
+    if not others_waiting:
+        return time_left_s
+    return time_left_s * (1.0 - get_setting("DEADLINE_RESERVE_SHARE"))
+
+
 def attempt_timeout_s(provider_timeout_s: float, time_left_s: float) -> float:
-    """One attempt's timeout: the provider's own, shortened by the time left."""
+    """One attempt's timeout: the provider's own, shortened by the time it may use."""
     return max(min(provider_timeout_s, time_left_s), 0.001)
 
 
 def window_may_fit(window: int | None, tried: Iterable[int | None]) -> bool:
     """After a context-length failure, may a provider with `window` help?
-    Only one whose window is larger than every window that was too small."""
-    return (window or 0) > max((w or 0 for w in tried), default=0)
+
+    Only if it is larger than every known window that was too small. An unknown
+    window (None) may be larger, so it is tried; so is any window when only
+    unknown ones failed.
+    """
+    known = [w for w in tried if w is not None]
+    return window is None or not known or window > max(known)

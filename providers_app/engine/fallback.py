@@ -12,12 +12,12 @@ import logging
 import math
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from ..adapters.base import ChatRequest, ChatResult, Message, ProviderAdapter, StreamDelta
-from ..adapters.errors import Category, ProviderBadResponseError, ProviderError
+from ..adapters.errors import Category, ProviderBadResponseError, ProviderError, provider_error
 from ..adapters.schema import ToolCall, ToolCallDelta
 from ..adapters.timing import Deadline
 from ..conf import get_setting
@@ -33,6 +33,7 @@ from .breaker import (
     breaker_record_failure,
     breaker_record_success,
     breaker_release,
+    breaker_retry_at,
 )
 from .capabilities import capable_entries
 from .clock import get_clock
@@ -42,6 +43,7 @@ from .decision import (
     attempt_timeout_s,
     decide,
     may_start_attempt,
+    provider_time_left_s,
     window_may_fit,
 )
 from .events import all_failed_events, failover_event_record
@@ -395,20 +397,26 @@ class _Route:
         self.request_id = self.request_id or uuid.uuid4().hex
         self.deadline = Deadline(self.deadline_s or get_setting("DEADLINE_S"))
         self._pending: _PendingFailover | None = None
+        self._others_waiting = False
+        self._failed_ids: dict[str, int] = {}
 
     def run(self, call: Callable[[ProviderAdapter, ChatRequest, float], T]) -> _Routed[T]:
-        too_small: list[int | None] = []  # windows a context-length failure ruled out
+        too_small: list[tuple[str, int | None]] = []  # (provider, window) too small
         context_error: ProviderError | None = None
-        for entry in capable_entries(
-            routing_snapshot(), self.request, skip=self._skip, request_id=self.request_id
-        ):
-            if too_small and not window_may_fit(entry.context_window, too_small):
+        entries = list(
+            capable_entries(
+                routing_snapshot(), self.request, skip=self._skip, request_id=self.request_id
+            )
+        )
+        for position, entry in enumerate(entries):
+            if too_small and not window_may_fit(entry.context_window, [w for _, w in too_small]):
                 self._skip(entry, Denial(Skip.CONTEXT_WINDOW))
                 continue
             if not may_start_attempt(self.deadline.remaining()):
                 self._skip(entry, Denial(Skip.DEADLINE))
                 continue
-            timeout = attempt_timeout_s(entry.timeout_s, self.deadline.remaining())
+            self._others_waiting = position < len(entries) - 1
+            timeout = self._attempt_timeout(entry)
             permission = breaker_acquire(entry=entry, attempt_timeout_s=timeout)
             if isinstance(permission, Denial):
                 self._skip(entry, permission)
@@ -423,14 +431,18 @@ class _Route:
                         error, request_id=self.request_id, attempts=self.attempts
                     ) from error
                 if decision.only_larger_window:
-                    too_small.append(entry.context_window)
+                    too_small.append((entry.name, entry.context_window))
                     context_error = error
         self._flush_failover(to=None)
         if context_error is not None and not any(
             f.reason != Category.CONTEXT_LENGTH for f in self.failures
         ):
             # Nobody with a larger window: the caller's prompt is too long everywhere.
-            raise RequestFailed(context_error, request_id=self.request_id, attempts=self.attempts)
+            raise RequestFailed(
+                _too_long_everywhere(context_error, too_small),
+                request_id=self.request_id,
+                attempts=self.attempts,
+            )
         raise self._all_failed()
 
     def finished(self, entry: RouteEntry) -> None:
@@ -452,7 +464,7 @@ class _Route:
                 error,
                 attempt=attempt,
                 max_attempts=entry.max_attempts,
-                time_left_s=self.deadline.remaining(),
+                time_left_s=self._provider_time_left(),
                 probe=permit.is_probe,
                 breaker_opened=opened,
                 budget_allows=budget_allows,
@@ -494,6 +506,7 @@ class _Route:
                     entry.name, error.category, error.status_code, error.message, retry_at
                 )
             )
+            self._failed_ids[entry.name] = entry.id
             self._pending = _PendingFailover(
                 entry,
                 error,
@@ -508,8 +521,11 @@ class _Route:
             raise
         raise AssertionError("tenacity returned without an outcome")  # pragma: no cover
 
+    def _provider_time_left(self) -> float:
+        return provider_time_left_s(self.deadline.remaining(), others_waiting=self._others_waiting)
+
     def _attempt_timeout(self, entry: RouteEntry) -> float:
-        return attempt_timeout_s(entry.timeout_s, self.deadline.remaining())
+        return attempt_timeout_s(entry.timeout_s, self._provider_time_left())
 
     def _skip(self, entry: RouteEntry, denial: Denial) -> None:
         """Skipping writes no event: the breaker transition already recorded the outage."""
@@ -545,10 +561,22 @@ class _Route:
             reason=error.category,
         ).inc()
 
+    def _failures_with_breaker_times(self) -> list[ProviderReason]:
+        if not self.failures:
+            return []
+        breaker_times = breaker_retry_at(provider_ids=list(self._failed_ids.values()))
+        updated = []
+        for reason in self.failures:
+            known = [reason.retry_at, breaker_times.get(self._failed_ids.get(reason.provider, -1))]
+            retry_at = max((t for t in known if t is not None), default=None)
+            updated.append(replace(reason, retry_at=retry_at))
+        return updated
+
     def _all_failed(self) -> AllProvidersFailed:
-        reasons = self.failures + self.skipped
-        # The soonest any provider may be tried again; one that failed without a
-        # hint (and did not open its breaker) may be tried at once.
+        reasons = self._failures_with_breaker_times() + self.skipped
+        # The soonest any provider may really be tried again: a failure that
+        # opened its breaker (or cooled it down) waits for that; one that did
+        # neither may be tried at once.
         now = get_clock().now()
         waits = [(r.retry_at - now).total_seconds() if r.retry_at else 0.0 for r in reasons]
         retry_after = max(1, math.ceil(min(waits, default=0.0)))
@@ -559,6 +587,22 @@ class _Route:
         )
         metrics.REQUESTS.labels(provider="", outcome="all_failed").inc()
         return AllProvidersFailed(reasons, retry_after_s=retry_after, request_id=self.request_id)
+
+
+def _too_long_everywhere(
+    error: ProviderError, tried: list[tuple[str, int | None]]
+) -> ProviderError:
+    """The context-length error the caller gets, naming every window tried."""
+    windows = ", ".join(
+        f"{name} ({f'{window} tokens' if window else 'window unknown'})" for name, window in tried
+    )
+    return provider_error(
+        Category.CONTEXT_LENGTH,
+        f"The prompt is too long for every provider that was tried: {windows}.",
+        provider=error.provider,
+        status_code=error.status_code,
+        request_id=error.request_id,
+    )
 
 
 def _call_adapter(

@@ -22,7 +22,7 @@ from providers_app.adapters.errors import ERROR_CLASS, provider_error
 # category: (retry on the same provider, fail over, breaker) — docs/engine.md.
 DESIGN_TABLE = {
     "transport": (True, True, "failure"),
-    "timeout": (True, True, "failure"),
+    "timeout": (False, True, "failure"),  # a silent provider: fail over at once
     "server_error": (True, True, "failure"),
     "overloaded": (True, True, "failure"),
     "rate_limit": (True, True, "cooldown"),

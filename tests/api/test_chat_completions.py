@@ -607,18 +607,6 @@ def test_no_enabled_provider_is_a_503(client, auth):
             id="invalid-request",
         ),
         pytest.param(
-            {
-                "status": 400,
-                "message": "This model's maximum context length is 8192 tokens.",
-                "type": "invalid_request_error",
-                "code": "context_length_exceeded",
-            },
-            400,
-            "context_length_exceeded",
-            "context_length_exceeded",
-            id="context-length",
-        ),
-        pytest.param(
             {"status": 400, "message": "Filtered.", "code": "content_filter"},
             400,
             "content_filter",

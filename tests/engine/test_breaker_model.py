@@ -98,7 +98,7 @@ class Model:
 
     def _open(self, *, long: bool) -> None:
         self.cycles += 1
-        seconds = 300 if long else min(30 * 2 ** (self.cycles - 1), 300)
+        seconds = 300 if long else min(10 * 2 ** (self.cycles - 1), 20)
         self.state, self.open_until = "open", self.now + timedelta(seconds=seconds)
         self.probe_expires = None
 

@@ -115,3 +115,21 @@ def test_context_length_fails_over_only_to_a_larger_window():
     assert (decision.action, decision.only_larger_window) == (Action.FAIL_OVER, True)
     assert window_may_fit(200_000, [128_000])
     assert not window_may_fit(100_000, [128_000])
+
+
+def test_an_unknown_window_may_be_larger():
+    assert window_may_fit(None, [128_000])
+    assert window_may_fit(8_000, [None])
+    assert not window_may_fit(8_000, [None, 8_000])
+
+
+def test_a_first_provider_never_takes_the_whole_deadline_while_others_wait():
+    from providers_app.engine.decision import provider_time_left_s
+
+    assert provider_time_left_s(45.0, others_waiting=True) == pytest.approx(33.75)
+    assert provider_time_left_s(45.0, others_waiting=False) == 45.0
+
+
+def test_a_timeout_fails_over_without_retrying_the_silent_provider():
+    decision = _decide(_error(Category.TIMEOUT))
+    assert decision.action is Action.FAIL_OVER

@@ -140,7 +140,10 @@ def test_all_open_fails_in_milliseconds_with_retry_after_and_no_writes(
 # --- rate limits ------------------------------------------------------------------
 
 
-def test_retry_after_cools_the_provider_down_for_every_request(providers, primary, secondary):
+def test_retry_after_cools_the_provider_down_for_every_request(
+    providers, primary, secondary, settings
+):
+    settings.FALLBACK_MAX_INLINE_RETRY_AFTER_S = 1.0
     first, _ = providers(max_attempts=2)
     primary.set_fault("rate_limit", retry_after="2")
     t0 = time.time()
@@ -468,3 +471,18 @@ def test_a_5000_deep_stream_event_after_output_ends_the_stream_classified(db, fa
             _collect(stream)
     assert excinfo.value.category == "malformed_response"
     assert _state(first).consecutive_failures == 1
+
+
+def test_a_hung_first_provider_leaves_a_share_of_the_deadline_to_the_next(
+    providers, primary, secondary, settings
+):
+    settings.FALLBACK_MIN_ATTEMPT_S = 0.5  # a short deadline keeps the test short
+    providers(timeout_s=4.0)  # as long as the whole request deadline below
+    primary.set_fault("hang")
+    started = time.monotonic()
+
+    result = fallback.complete(HELLO, deadline_s=4.0)
+
+    assert result.provider == "secondary"
+    assert primary.request_count == 1
+    assert 2.9 <= time.monotonic() - started < 3.8  # cut at 75 % of the deadline

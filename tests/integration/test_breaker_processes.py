@@ -20,6 +20,7 @@ from datetime import timedelta
 
 import pytest
 
+from providers_app.conf import DEFAULTS
 from providers_app.engine.clock import get_clock
 from providers_app.models import BreakerState, CallBucket, FailoverEvent, ProbeLease
 from providers_app.testing import breaker_state_set
@@ -36,6 +37,7 @@ State = BreakerState.State
 ROUNDS = int(os.environ.get("BREAKER_RACE_ROUNDS", "20"))  # the nightly run sets 100
 HOLD_TIMEOUT_S = 60.0  # how long the primary holds requests waiting for the rest to arrive
 FAILURE_THRESHOLD = 5
+OPEN_BASE_S = DEFAULTS["BREAKER_OPEN_BASE_S"]  # the first cycle's open time, +- 20 %
 
 
 # ---------------------------------------------------------------------------
@@ -209,7 +211,8 @@ def test_eight_processes_crossing_the_threshold_write_exactly_one_open_event(
     arrived, then fails them all at once (dropped connection, one attempt each),
     so 8 processes record the threshold-crossing failure together: exactly one
     `breaker_opened` event, one transition (generation + 1), one `open_until`
-    (first cycle: 30 s +- 20 %), and all 8 requests are served by the secondary."""
+    (first cycle: FALLBACK_BREAKER_OPEN_BASE_S +- 20 %), and all 8 requests are served
+    by the secondary."""
     first, _ = providers(failure_threshold=FAILURE_THRESHOLD)
     violations = []
     started = time.monotonic()
@@ -239,7 +242,8 @@ def test_eight_processes_crossing_the_threshold_write_exactly_one_open_event(
             "transitions": row.generation - before.generation,
             "state": row.state,
             "open_cycles": row.open_cycles,
-            "open_until_in_first_cycle": open_for is not None and 24 <= open_for <= 36,
+            "open_until_in_first_cycle": open_for is not None
+            and 0.8 * OPEN_BASE_S <= open_for <= 1.2 * OPEN_BASE_S,
             "hold_timed_out": hold_timed_out,
         }
         expected = {
