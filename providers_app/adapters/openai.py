@@ -139,7 +139,7 @@ class OpenAIStreamDecoder(StreamDecoder):
             self.raw_finish_reason = finish
 
     def _tool_entry(self, entry: dict[str, Any]) -> Iterator[StreamDelta]:
-        """Normalise one upstream ``delta.tool_calls`` entry (reference §3.6): a missing
+        """Normalise one upstream ``delta.tool_calls`` entry (docs/clients.md §5): a missing
         index continues the last call (or starts one), a repeated id or name is dropped."""
         function = entry.get("function") or {}
         key = entry.get("index")

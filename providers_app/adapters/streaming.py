@@ -103,7 +103,7 @@ class StreamDecoder(ABC):
             text=scrub_exact(text, self.secrets), model=self.model, request_id=self.request_id
         )
 
-    # -- tool calls, as the OpenAI SDK accumulates them (reference §3.1) ------
+    # -- tool calls, as the OpenAI SDK accumulates them ------------------------
     # ``index`` numbers calls 0, 1, 2 … in order of first appearance (never a
     # vendor's content-block index); ``id`` and ``name`` go only on a call's first
     # piece, since the SDK concatenates every string field it sees again.
