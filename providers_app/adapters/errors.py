@@ -1,7 +1,8 @@
 """The provider error tree and the table that says what each failure category means.
 
 Every adapter failure leaves as a ``ProviderError`` subclass with a ``Category``.
-``POLICY`` (docs/engine.md, "What each failure does") is the static table: per category, whether a retry on
+``POLICY`` (docs/engine.md, "What each failure does") is the static table: per
+category, whether a retry on
 the same provider may help, whether another provider may, and what the breaker
 does. It is applied, with the settings and the time in force, by one function:
 ``engine/decision.py::decide``. Which category a response gets is decided in

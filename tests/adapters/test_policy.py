@@ -1,4 +1,5 @@
-"""The classification table (docs/engine.md, "What each failure does") and the error tree. The table is applied
+"""The classification table (docs/engine.md, "What each failure does") and the error
+tree. The table is applied
 by ``engine/decision.py::decide`` (tested in ``tests/engine/test_decision.py``)."""
 
 from __future__ import annotations
