@@ -15,10 +15,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+
+import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = [{"role": "user", "content": "Say hello."}]
@@ -60,7 +60,7 @@ def ratio(ours: float | None, peer: float | None) -> str:
         return "-"
     if peer == 0:
         return "-" if ours == 0 else "inf"
-    return f"{ours / peer:.2f}x"
+    return f"{ours / peer:.2g}x" if ours / peer < 0.1 else f"{ours / peer:.2f}x"
 
 
 def fmt(value: float | int | None, digits: int = 2) -> str:
@@ -210,7 +210,7 @@ def wait_until(check: Callable[[], bool], *, timeout_s: float, process=None) -> 
     """Seconds until `check()` is true; raises if `process` dies or time runs out."""
     started = time.monotonic()
     while True:
-        with contextlib.suppress(OSError, urllib.error.URLError):
+        with contextlib.suppress(OSError, requests.RequestException):
             if check():
                 return time.monotonic() - started
         if process is not None and process.poll() is not None:
@@ -218,21 +218,6 @@ def wait_until(check: Callable[[], bool], *, timeout_s: float, process=None) -> 
         if time.monotonic() - started > timeout_s:
             raise TimeoutError(f"nothing answered within {timeout_s} s")
         time.sleep(0.05)
-
-
-def post_json(url: str, body: dict, *, token: str, timeout: float = 30) -> int:
-    """Status of one POST (a fresh connection: used only for start-up probes)."""
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            response.read()
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
 
 
 def stop_process(process: subprocess.Popen, *, grace_s: float = 10) -> None:
@@ -308,7 +293,7 @@ def gunicorn_server(database_url: str, *, workers: int | None = None) -> Iterato
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(
-            lambda: urllib.request.urlopen(f"{base}/healthz", timeout=2).status == 200,  # noqa: S310
+            lambda: requests.get(f"{base}/healthz", timeout=2).status_code == 200,
             timeout_s=60,
             process=process,
         )

@@ -5,7 +5,8 @@
 litellm into the project's interpreter:
 
 - `RouterWorker` runs `litellm.Router.completion` in-process inside the peer venv
-  (bench/peer_worker.py over a pipe; the latency is timed inside that process).
+  (bench/peer_worker.py over a pipe; the latency is timed inside that process);
+  it holds several named Routers, each with its own state.
 - `LiteLLMProxy` starts LiteLLM's proxy on 127.0.0.1 with a generated config
   (master key, deployments in front of the given upstreams, router settings) and
   stops it. bench/concurrency.py can reuse it:
@@ -28,13 +29,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+import requests
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, free_port, stop_process, wait_until  # noqa: E402
+from bench.common import ROOT, free_port, stop_process, wait_until
 
 PEER_VENV = ROOT / "bench" / ".peer-venv"
 SKIPPED = (
@@ -97,9 +99,7 @@ def peer_env() -> dict[str, str]:
     return env
 
 
-def model_list(
-    upstreams: Sequence[str], *, timeout_s: float, tuned: bool = False
-) -> list[dict]:
+def model_list(upstreams: Sequence[str], *, timeout_s: float, tuned: bool = False) -> list[dict]:
     """One OpenAI-format deployment per upstream: `primary`, `secondary`, `tertiary`..."""
     names = ["primary", "secondary", "tertiary", "quaternary"]
     deployments = []
@@ -140,7 +140,8 @@ class RouterWorker:
         self.version = ""
 
     def _ask(self, command: dict) -> dict:
-        assert self.process.stdin is not None and self.process.stdout is not None
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
         self.process.stdin.write(json.dumps(command) + "\n")
         self.process.stdin.flush()
         line = self.process.stdout.readline()
@@ -148,11 +149,14 @@ class RouterWorker:
             raise RuntimeError("the LiteLLM router worker exited")
         return json.loads(line)
 
-    def setup(self, upstreams: Sequence[str], *, timeout_s: float, tuned: bool = False) -> None:
-        """A fresh Router (no cooldowns carried over) in front of `upstreams`."""
+    def setup(
+        self, upstreams: Sequence[str], *, timeout_s: float, tuned: bool = False, name: str = "a"
+    ) -> None:
+        """A fresh Router `name` (no cooldowns carried over) in front of `upstreams`."""
         reply = self._ask(
             {
                 "op": "setup",
+                "name": name,
                 "model_list": model_list(upstreams, timeout_s=timeout_s, tuned=tuned),
                 "router_settings": router_settings(upstreams, tuned=tuned),
                 "model": MODEL,
@@ -160,8 +164,9 @@ class RouterWorker:
         )
         self.version = reply.get("version", "")
 
-    def call(self, n: int = 1) -> list[tuple[float, str | None]]:
-        return [tuple(call) for call in self._ask({"op": "call", "n": n})["calls"]]
+    def call(self, n: int = 1, *, name: str = "a") -> list[tuple[float, str | None]]:
+        """Latency (ms) and error class (or None) of n completions through Router `name`."""
+        return [tuple(call) for call in self._ask({"op": "call", "n": n, "name": name})["calls"]]
 
     def close(self) -> None:
         with contextlib.suppress(OSError):  # already gone: nothing to say goodbye to
@@ -239,17 +244,13 @@ class LiteLLMProxy:
         return self
 
     def _answers(self) -> bool:
-        body = {"model": self.model, "messages": [{"role": "user", "content": "Say hello."}]}
-        request = urllib.request.Request(
+        response = requests.post(
             f"{self.base_url}/v1/chat/completions",
-            data=json.dumps(body).encode(),
-            headers={
-                "Content-Type": "application/json",
-                "Authorization": f"Bearer {self.master_key}",
-            },
+            json={"model": self.model, "messages": [{"role": "user", "content": "Say hello."}]},
+            headers={"Authorization": f"Bearer {self.master_key}"},
+            timeout=30,
         )
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            return response.status == 200
+        return response.status_code == 200
 
     @property
     def pids(self) -> list[int]:

@@ -2,8 +2,9 @@
 
 Reads one JSON command per stdin line, answers one JSON line on stdout:
 
-    {"op": "setup", "model_list": [...], "router_settings": {...}}  -> {"ok": true}
-    {"op": "call", "n": 10}   -> {"calls": [[latency_ms, error_class_or_null], ...]}
+    {"op": "setup", "name": "a", "model_list": [...], "router_settings": {...}, "model": "primary"}
+        -> {"ok": true, "version": "1.110.2"}     (a new Router under that name)
+    {"op": "call", "name": "a", "n": 10} -> {"calls": [[latency_ms, error_class_or_null], ...]}
     {"op": "quit"}
 
 Only litellm and the standard library: it never imports the project.
@@ -28,8 +29,7 @@ def main() -> None:
     litellm.telemetry = False
     litellm.suppress_debug_info = True
     logging.disable(logging.CRITICAL)
-    router = None
-    model = "primary"
+    routers: dict = {}  # name -> (Router, model)
     out = sys.stdout
     for line in sys.stdin:
         command = json.loads(line)
@@ -40,9 +40,10 @@ def main() -> None:
             router = litellm.Router(
                 model_list=command["model_list"], **command.get("router_settings", {})
             )
-            model = command.get("model", "primary")
+            routers[command["name"]] = (router, command.get("model", "primary"))
             reply = {"ok": True, "version": _version()}
         elif op == "call":
+            router, model = routers[command["name"]]
             calls = []
             for _ in range(command["n"]):
                 started = time.perf_counter()
