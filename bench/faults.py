@@ -22,6 +22,7 @@ Settings are the production defaults; LiteLLM "tuned" is bench/peer.py ROUTER_TU
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -152,7 +153,7 @@ def _measure(payload: dict) -> dict:
             for arm, primary, _ in _arms(worker, make_upstreams, timeout_s):
                 arm.call()
                 primary.reset()
-                primary.set_fault("rate_limit", retry_after=str(int(window)))
+                primary.set_fault("rate_limit", retry_after=str(math.ceil(window)))
                 calls = []
                 began = time.monotonic()
                 while time.monotonic() - began < window and len(calls) < payload["requests"]:

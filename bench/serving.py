@@ -27,8 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common, peer
 
-MEMORY_AFTER = 1000
-
 
 class _Client:
     """One kept-alive session to one chat endpoint."""
@@ -132,7 +130,7 @@ def _measure(payload: dict) -> dict:
             result["one_client"] = _one_client(clients, payload["requests"])
 
             for client in clients[1:]:
-                while client.served < MEMORY_AFTER:
+                while client.served < payload["memory_after"]:
                     client.call()
             (worker,) = common.children_of(servers["ours"].pid)  # one worker, see docstring
             result["rss_mb"]["ours"] = common.rss_mb(worker)
@@ -181,6 +179,7 @@ def run(args) -> str:
             "requests": args.requests,
             "down_requests": args.down_requests,
             "budget_s": args.budget,
+            "memory_after": args.memory_after,
             "peer_python": python,
         },
     )
@@ -235,7 +234,7 @@ def run(args) -> str:
 
     rss, startup = result["rss_mb"], result["startup_s"]
     text += "\n" + common.table(
-        f"M. One serving process after {MEMORY_AFTER} chats; start-up to first answer",
+        f"M. One serving process after {args.memory_after} chats; start-up to first answer",
         ["measure", "ours", "litellm", "ratio"],
         [
             [
@@ -260,6 +259,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--requests", type=int, default=500)
     p.add_argument("--down-requests", type=int, default=30)
     p.add_argument("--budget", type=float, default=30.0, help="seconds one server may spend (6)")
+    p.add_argument("--memory-after", type=int, default=1000, help="chats before reading RSS")
     p.add_argument("--no-peer", action="store_true", help="our side only")
     p.add_argument("--child", help=argparse.SUPPRESS)
     return p

@@ -1,0 +1,58 @@
+"""Each benchmark script runs end to end in its smallest configuration, without the
+LiteLLM peer: the tables print and say the peer was skipped. No figure is asserted
+(the machine is shared; benchmarks print tables, they do not pass or fail on speed)."""
+
+import pytest
+
+from bench import faults, latency, peer, serving
+
+pytestmark = pytest.mark.bench
+
+
+@pytest.fixture(autouse=True)
+def no_peer(monkeypatch):
+    """Our side only, even where a peer venv happens to be installed."""
+    monkeypatch.setenv("BENCH_PEER", "off")
+
+
+def test_without_the_peer_the_scripts_say_how_to_install_it():
+    assert peer.peer_python() is None
+    assert "make bench-peer" in peer.SKIPPED
+
+
+def test_latency_prints_our_side_and_the_skip_line(capsys):
+    text = latency.main(["--requests", "3", "--rounds", "1", "--no-postgres"])
+    assert "| SQLite |" in text
+    assert "| skipped |" in text
+    assert peer.SKIPPED in text
+    assert text in capsys.readouterr().out
+
+
+def test_faults_prints_every_mode_for_our_side():
+    text = faults.main(["--requests", "3", "--timeout", "0.2", "--budget", "2", "--window", "1"])
+    for mode in ("refused", "503", "silent", "rate_limit"):
+        assert f"| {mode} | ours |" in text
+    assert "| litellm" not in text
+
+
+def test_serving_runs_the_documented_server():
+    text = serving.main(
+        ["--requests", "3", "--down-requests", "2", "--budget", "2", "--memory-after", "5"]
+    )
+    assert "| ours |" in text
+    # Every provider down ends in our 503, never a 500.
+    down = text.split("### 6.")[1].split("###")[0]
+    assert "| ours | 2 | 503 |" in down
+    assert peer.SKIPPED in text
+
+
+def test_peer_config_puts_the_primary_first_and_tunes_cooldowns():
+    upstreams = ["http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1"]
+    defaults = peer.router_settings(upstreams, tuned=False)
+    tuned = peer.router_settings(upstreams, tuned=True)
+    assert defaults == {"fallbacks": [{"primary": ["secondary"]}]}
+    assert tuned["allowed_fails"] == 1
+    assert tuned["num_retries"] == 0
+    deployments = peer.model_list(upstreams, timeout_s=2, tuned=True)
+    assert [d["litellm_params"]["api_base"] for d in deployments] == upstreams
+    assert all(d["litellm_params"]["max_retries"] == 0 for d in deployments)
