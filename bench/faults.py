@@ -6,8 +6,8 @@ In-process on both sides (`fallback.complete()` against `litellm.Router.completi
 in the peer venv), each arm with its own two local upstreams (a primary and a
 healthy secondary) and fresh state (new provider rows and breakers; a new Router).
 
-4. The primary down three ways, `--requests` client requests, the arms taking turns
-   call by call: refused (nothing listens), 503 (every answer), silent (accepts and
+4. The primary down three ways, `--requests` client requests per arm, one arm
+   after the other (each has its own upstreams and state): refused (nothing listens), 503 (every answer), silent (accepts and
    never answers, so every attempt waits out the `--timeout` attempt timeout that
    both sides are given). Per arm: client latency (median, p99), requests that
    reached the primary (the upstream counts them; a refused connection reaches
@@ -134,10 +134,12 @@ def _measure(payload: dict) -> dict:
                 _break(primary, mode)
             calls = {arm.name: [] for arm, _, _ in arms}
             spent = {arm.name: 0.0 for arm, _, _ in arms}
-            for _ in range(payload["requests"]):
-                for arm, _, _ in arms:
+            # One arm after the other, not call by call: LiteLLM keeps working on
+            # threads after it returns, which would land in our next timing.
+            for arm, _, _ in arms:
+                for _ in range(payload["requests"]):
                     if spent[arm.name] >= payload["budget_s"]:
-                        continue
+                        break
                     ms, error = arm.call()
                     calls[arm.name].append((ms, error))
                     spent[arm.name] += ms / 1000

@@ -9,7 +9,7 @@ key; LiteLLM's side is its proxy (bench/peer.py) with its defaults, and with the
 tuned router settings for table 6. Both sit in front of the same two local
 upstreams; one client with a kept-alive `requests.Session` per server.
 
-2. One client, requests taking turns across direct (the upstream itself), ours
+2. One client, in blocks taking turns across direct (the upstream itself), ours
    and LiteLLM: median, p99, added over direct, ours / LiteLLM.
 6. Every provider answering 503: time to the error answer, per server, until
    `--down-requests` requests or `--budget` seconds; the status it answered.
@@ -55,17 +55,25 @@ def _first_answer_s(client: _Client, spawned_at: float) -> float:
     return time.monotonic() - spawned_at
 
 
-def _one_client(clients: list[_Client], requests: int) -> dict:
-    for client in clients:  # warm connections and caches
-        for _ in range(10):
-            client.call()
+def _one_client(clients: list[_Client], requests: int, rounds: int = 5) -> dict:
+    """Each server in turn, a block of requests/rounds at a time, `rounds` times.
+
+    Blocks, not call by call: LiteLLM's proxy keeps working after it answers
+    (logging and spend-tracking tasks), and that work would land in the next
+    request of whichever server came after it. The first calls of each block are
+    not timed, so a block starts on a quiet machine.
+    """
     samples: dict[str, list[float]] = {client.name: [] for client in clients}
     errors = {client.name: 0 for client in clients}
-    for _ in range(requests):
+    block = max(requests // rounds, 1)
+    for _ in range(rounds):
         for client in clients:
-            ms, status = client.call()
-            samples[client.name].append(ms)
-            errors[client.name] += status != 200
+            for _ in range(5):
+                client.call()
+            for _ in range(block):
+                ms, status = client.call()
+                samples[client.name].append(ms)
+                errors[client.name] += status != 200
     return {
         name: {"p50": m, "p99": p, "errors": errors[name]}
         for name, values in samples.items()
