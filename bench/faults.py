@@ -7,12 +7,13 @@ in the peer venv), each arm with its own two local upstreams (a primary and a
 healthy secondary) and fresh state (new provider rows and breakers; a new Router).
 
 4. The primary down three ways, `--requests` client requests per arm, one arm
-   after the other (each has its own upstreams and state): refused (nothing listens), 503 (every answer), silent (accepts and
-   never answers, so every attempt waits out the `--timeout` attempt timeout that
-   both sides are given). Per arm: client latency (median, p99), requests that
-   reached the primary (the upstream counts them; a refused connection reaches
-   nothing, so none are counted), requests that paid a timeout (latency at least
-   the attempt timeout). An arm stops early when it has spent `--budget` seconds.
+   after the other (each has its own upstreams and state): refused (nothing
+   listens), 503 (every answer), silent (accepts and never answers, so every
+   attempt waits out the `--timeout` attempt timeout that both sides are given).
+   Per arm: client latency (median, p99), requests that reached the primary (the
+   upstream counts them; a refused connection reaches nothing, so none are
+   counted), requests that paid a timeout (latency at least the attempt timeout).
+   An arm stops early when it has spent `--budget` seconds.
 5. The primary answering 429 with `Retry-After: --window`: each arm sends requests
    back to back for one window (its own clock, so arms run one after another) and
    counts the requests that reached the primary during it.
