@@ -185,6 +185,9 @@ class RouterWorker:
 class LiteLLMProxy:
     """LiteLLM's proxy (`litellm --config`) on a free loopback port, with a master key.
 
+    `workers` is its `--num_workers` (uvicorn processes; 1 by default, as for one
+    gunicorn worker on our side).
+
     `start()` returns once a chat completion through it answered, so
     `startup_s` is start-up to first answer. `stop()` ends the process group it
     started, nothing else.
@@ -198,6 +201,7 @@ class LiteLLMProxy:
         timeout_s: float = 10.0,
         python: str | None = None,
         port: int | None = None,
+        workers: int = 1,
     ):
         self.python = python or peer_python()
         if self.python is None:
@@ -205,6 +209,7 @@ class LiteLLMProxy:
         self.upstreams = list(upstreams)
         self.tuned = tuned
         self.timeout_s = timeout_s
+        self.workers = workers
         self.port = port or free_port()
         self.master_key = "sk-bench-" + secrets.token_hex(8)
         self.model = MODEL
@@ -227,7 +232,10 @@ class LiteLLMProxy:
         litellm = str(Path(self.python).parent / "litellm")
         started = time.monotonic()
         self.process = subprocess.Popen(  # noqa: S603 (the peer venv's own CLI)
-            [litellm, "--config", str(config), "--host", "127.0.0.1", "--port", str(self.port)],
+            [
+                *(litellm, "--config", str(config), "--host", "127.0.0.1"),
+                *("--port", str(self.port), "--num_workers", str(self.workers)),
+            ],
             cwd=self._folder,
             env=peer_env(),
             stdout=(self._folder / "proxy.log").open("w"),
