@@ -142,11 +142,17 @@ class RouterWorker:
     def _ask(self, command: dict) -> dict:
         assert self.process.stdin is not None
         assert self.process.stdout is not None
-        self.process.stdin.write(json.dumps(command) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
+        try:
+            self.process.stdin.write(json.dumps(command) + "\n")
+            self.process.stdin.flush()
+            line = self.process.stdout.readline()
+        except OSError:  # a broken pipe: the worker is gone
+            line = ""
         if not line:
-            raise RuntimeError("the LiteLLM router worker exited")
+            raise RuntimeError(
+                f"the LiteLLM router worker exited (code {self.process.poll()}); "
+                "is the peer venv complete? `make bench-peer`"
+            )
         return json.loads(line)
 
     def setup(

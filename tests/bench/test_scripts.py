@@ -56,3 +56,38 @@ def test_peer_config_puts_the_primary_first_and_tunes_cooldowns():
     deployments = peer.model_list(upstreams, timeout_s=2, tuned=True)
     assert [d["litellm_params"]["api_base"] for d in deployments] == upstreams
     assert all(d["litellm_params"]["max_retries"] == 0 for d in deployments)
+
+
+def _fake_peer_venv(folder, litellm_script: str):
+    """A "venv" whose python and litellm are shell scripts: python exits at once
+    (no litellm installed), litellm runs `litellm_script`."""
+    bin_dir = folder / "bin"
+    bin_dir.mkdir()
+    for name, body in (("python", "exit 3"), ("litellm", litellm_script)):
+        path = bin_dir / name
+        path.write_text(f"#!/bin/sh\n{body}\n")
+        path.chmod(0o755)
+    return str(bin_dir / "python")
+
+
+def test_a_peer_venv_without_litellm_counts_as_missing(tmp_path, monkeypatch):
+    python = _fake_peer_venv(tmp_path, "exit 1")
+    monkeypatch.setenv("BENCH_PEER", "on")
+    monkeypatch.setenv("BENCH_PEER_PYTHON", python)
+    assert peer.peer_python() is None
+
+
+def test_a_router_worker_that_dies_is_a_clear_error(tmp_path):
+    worker = peer.RouterWorker(_fake_peer_venv(tmp_path, "exit 1"))
+    with pytest.raises(RuntimeError, match="router worker exited"):
+        worker.setup(["http://127.0.0.1:1/v1"], timeout_s=1)
+    worker.close()
+    assert worker.process.poll() is not None
+
+
+def test_a_proxy_that_cannot_start_says_why_and_leaves_nothing_running(tmp_path):
+    python = _fake_peer_venv(tmp_path, "echo 'Missing dependency: fastapi'; exit 1")
+    proxy = peer.LiteLLMProxy(["http://127.0.0.1:1/v1"], python=python)
+    with pytest.raises(RuntimeError, match="Missing dependency: fastapi"):
+        proxy.start(timeout_s=10)
+    assert proxy.process is None
