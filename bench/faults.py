@@ -86,8 +86,8 @@ def _break(primary, mode: str) -> None:
         primary.set_fault("error", status=503, message="Service Unavailable")
     elif mode == "silent":
         primary.set_fault("hang")
-    elif mode == "rate_limit":
-        raise AssertionError("use _rate_limit")
+    else:
+        raise ValueError(f"unknown mode {mode!r}")
 
 
 def _row(mode, arm, calls, primary, timeout_s, budget_hit):
