@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 LOCAL := DJANGO_SETTINGS_MODULE=fallbackproject.settings.local
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast lint format migrations-check bench clean
+.PHONY: help setup run test test-fast lint format migrations-check bench bench-peer clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -41,6 +41,15 @@ migrations-check: setup ## Fail when models and migrations disagree
 
 bench: setup ## Overhead benchmark (prints a table)
 	$(PY) bench/overhead.py
+
+PEER_VENV := bench/.peer-venv
+
+$(PEER_VENV)/.installed: bench/requirements-peer.txt
+	test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
+	LITELLM_LOCAL_MODEL_COST_MAP=True $(PEER_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements-peer.txt
+	touch $(PEER_VENV)/.installed
+
+bench-peer: $(PEER_VENV)/.installed ## Install LiteLLM (the benchmarks' peer) in its own venv, bench/.peer-venv
 
 clean: ## Remove the virtualenv and local state
 	rm -rf $(VENV) var db.sqlite3

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print tables (see docs/benchmarks.md)."""
