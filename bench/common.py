@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -29,7 +30,8 @@ DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/h_bench"
 # the few variables that settings module requires set for a loopback run.
 SERVER_ENV = {
     "DJANGO_SETTINGS_MODULE": "fallbackproject.settings.production",
-    "DJANGO_SECRET_KEY": "bench-only-not-a-secret",
+    # Production settings refuse a short or published secret: a fresh one per run.
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
     "DJANGO_SECURE_SSL_REDIRECT": "False",
     "DJANGO_LOG_LEVEL": "ERROR",
