@@ -98,6 +98,18 @@ class TrafficRow:
     def success_rate_percent(self) -> float | None:
         return percent(self.total.success_rate)
 
+    @property
+    def latency(self) -> dict[str, str]:
+        """The window's percentiles as the table shows them ("372 ms", "7.6 s");
+        absent when nothing was answered."""
+        figures = {
+            "p50_ms": self.total.p50_ms,
+            "p95_ms": self.total.p95_ms,
+            "total_p50_ms": self.total.total_p50_ms,
+            "total_p95_ms": self.total.total_p95_ms,
+        }
+        return {name: duration_label(ms) for name, ms in figures.items() if ms is not None}
+
 
 @dataclass(frozen=True)
 class Bar:
@@ -181,6 +193,7 @@ class Chart:
     plot_left: int = PLOT_LEFT
     plot_right: int = WIDTH - PLOT_RIGHT
     axis_y: float = PLOT_TOP + PLOT_HEIGHT
+    dot_radius: float = 2.5
 
     @property
     def x_label_y(self) -> float:
@@ -360,6 +373,8 @@ def _series_chart(
         dots=tuple(dots),
         legend=tuple(legend),
         empty=not dots,
+        # A week of hourly dots would merge into a thick band: smaller, the line reads.
+        dot_radius=2.5 if len(window.bins) <= 48 else 1.2,
     )
 
 

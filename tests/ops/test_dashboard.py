@@ -152,7 +152,7 @@ def test_success_rate_and_latency_percentiles_per_provider(operator_client, hist
         if d["section"] == "chart-total-time"
     }
     assert total_p95 == {"primary": 4850.0, "secondary": 975.0}
-    assert cell("primary", "total_p50_ms") == "3500 ms"
+    assert cell("primary", "total_p50_ms") == "3.5 s"
 
 
 def _cells_of(page: _Elements, provider: str) -> list[dict]:
