@@ -3,17 +3,21 @@
 `selectors.dashboard` gives the numbers; this module places them in SVG user
 units for the template to draw as inline SVG, so nothing is fetched and no
 JavaScript is built. Success rates arrive as fractions and are drawn as %.
+
+Every chart shares one time axis: the window's bins from the first bin's start
+to the last bin's end ("now" falls inside the last bin). Latency is drawn on a
+log scale, so one slow provider does not flatten the others into the floor.
 """
 
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from .models import BreakerState
-from .selectors.call_stats import CallStats
-from .selectors.dashboard import DashboardData, ProviderTraffic, Segment, Totals, Window
+from .selectors.call_stats import CallStats, floor_to
+from .selectors.dashboard import DashboardData, KindTotal, ProviderTraffic, Segment, Window
 from .selectors.providers import ProviderStatus
 
 State = BreakerState.State
@@ -38,21 +42,46 @@ PALETTE = (
     "#546e7a",
 )
 
-# Chart geometry, in SVG user units.
+# Chart geometry, in SVG user units (the SVG is drawn about one unit per pixel).
 WIDTH = 960
-PLOT_LEFT = 56
-PLOT_RIGHT = 12
+# Wide enough for "100%", "100 s" and a provider name of LANE_LABEL_CHARS at 11 px.
+PLOT_LEFT = 124
+# Room for half of a time label centred on the last tick.
+PLOT_RIGHT = 28
 PLOT_TOP = 10
 PLOT_HEIGHT = 160
 AXIS_HEIGHT = 22
 LANE_HEIGHT = 22
 LANE_GAP = 6
 PLOT_WIDTH = WIDTH - PLOT_LEFT - PLOT_RIGHT
+LANE_LABEL_CHARS = 16
+# A breaker state shorter than this still shows (a two-minute outage is 0.2
+# units wide in seven days): at least this wide, drawn over the closed state.
+MIN_SEGMENT_WIDTH = 4.0
+# The bottom of the latency axis: faster answers are drawn on it.
+LATENCY_FLOOR_MS = 10.0
+# Time labels: how often, and how, per range.
+TIME_TICKS: dict[str, tuple[timedelta, str]] = {
+    "1h": (timedelta(minutes=10), "%H:%M"),
+    "6h": (timedelta(hours=1), "%H:%M"),
+    "24h": (timedelta(hours=3), "%H:%M"),
+    "7d": (timedelta(days=1), "%a %d %b"),
+}
+# Half a label's width (11 px text) from an edge, a label is anchored at its end.
+_EDGE_MARGIN = 36
 
 
 def percent(rate: float | None) -> float | None:
     """A success rate (a fraction) as a percentage, for display."""
     return None if rate is None else 100.0 * rate
+
+
+def duration_label(ms: float) -> str:
+    """A latency as people read it: "250 ms", "1.5 s", "10 s"."""
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    seconds = ms / 1000
+    return f"{seconds:.1f} s".replace(".0 s", " s") if seconds < 10 else f"{seconds:.0f} s"
 
 
 @dataclass(frozen=True)
@@ -63,11 +92,23 @@ class TrafficRow:
     enabled: bool
     colour: str
     total: CallStats
-    hourly: dict[datetime, CallStats]
+    by_bin: dict[datetime, CallStats]
 
     @property
     def success_rate_percent(self) -> float | None:
         return percent(self.total.success_rate)
+
+    @property
+    def latency(self) -> dict[str, str]:
+        """The window's percentiles as the table shows them ("372 ms", "7.6 s");
+        absent when nothing was answered."""
+        figures = {
+            "p50_ms": self.total.p50_ms,
+            "p95_ms": self.total.p95_ms,
+            "total_p50_ms": self.total.total_p50_ms,
+            "total_p95_ms": self.total.total_p95_ms,
+        }
+        return {name: duration_label(ms) for name, ms in figures.items() if ms is not None}
 
 
 @dataclass(frozen=True)
@@ -77,7 +118,7 @@ class Bar:
     width: float
     height: float
     colour: str
-    hour: datetime
+    start: datetime
     reason: str
     count: int
 
@@ -86,6 +127,7 @@ class Bar:
 class Tick:
     position: float  # x for time ticks, y for value ticks
     label: str
+    anchor: str = "middle"  # SVG text-anchor of a time label
 
 
 @dataclass(frozen=True)
@@ -103,8 +145,9 @@ class Dot:
     colour: str
     title: str
     provider: str
-    hour: datetime
+    start: datetime
     value: float
+    series: str
 
 
 @dataclass(frozen=True)
@@ -122,6 +165,7 @@ class Rect:
 @dataclass(frozen=True)
 class Lane:
     label: str
+    short_label: str
     y: float
     rects: tuple[Rect, ...]
     current: str
@@ -131,7 +175,7 @@ class Lane:
 class Legend:
     label: str
     colour: str
-    total: float | None = None
+    total: str | None = None  # the window's figure, formatted
 
 
 @dataclass(frozen=True)
@@ -149,6 +193,7 @@ class Chart:
     plot_left: int = PLOT_LEFT
     plot_right: int = WIDTH - PLOT_RIGHT
     axis_y: float = PLOT_TOP + PLOT_HEIGHT
+    dot_radius: float = 2.5
 
     @property
     def x_label_y(self) -> float:
@@ -170,27 +215,50 @@ def nice_ceiling(value: float) -> float:
     return float(10 * magnitude)  # pragma: no cover
 
 
+def _axis_end(window: Window) -> datetime:
+    return window.bins[-1] + window.bin
+
+
 def _x_of(window: Window, moment: datetime) -> float:
-    offset = (moment - window.start).total_seconds() / window.seconds
+    span = (_axis_end(window) - window.start).total_seconds()
+    offset = (moment - window.start).total_seconds() / span
     return round(PLOT_LEFT + max(0.0, min(1.0, offset)) * PLOT_WIDTH, 2)
 
 
-def _bin_x(window: Window, index: int) -> tuple[float, float]:
-    width = PLOT_WIDTH / len(window.hours)
-    return round(PLOT_LEFT + index * width, 2), width
+def _bin_x(window: Window, start: datetime) -> tuple[float, float]:
+    x = _x_of(window, start)
+    return x, round(_x_of(window, start + window.bin) - x, 2)
 
 
 def _y_of(value: float, top: float) -> float:
     return round(PLOT_TOP + PLOT_HEIGHT * (1 - value / top), 2)
 
 
-def _time_ticks(window: Window, x_of_hour) -> tuple[Tick, ...]:
-    every = 3 if len(window.hours) <= 24 else 24
+def _log_y_of(ms: float, top: float) -> float:
+    low, high = math.log10(LATENCY_FLOOR_MS), math.log10(top)
+    share = (math.log10(max(ms, LATENCY_FLOOR_MS)) - low) / (high - low)
+    return round(PLOT_TOP + PLOT_HEIGHT * (1 - min(share, 1.0)), 2)
+
+
+def time_ticks(window: Window) -> tuple[Tick, ...]:
+    """Labelled moments on the time axis: round times (midnight for days), none
+    clipped: a label near an edge is anchored at its start or end instead of
+    its middle."""
+    every, fmt = TIME_TICKS.get(window.key, (timedelta(hours=3), "%H:%M"))
+    moment = floor_to(window.start, every) if every < timedelta(days=1) else window.start
+    if every >= timedelta(days=1):
+        moment = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     ticks = []
-    for index, hour in enumerate(window.hours):
-        if hour.hour % every == 0:
-            label = f"{hour:%H:%M}" if every < 24 else f"{hour:%a %d}"
-            ticks.append(Tick(x_of_hour(index, hour), label))
+    while moment <= _axis_end(window):
+        if moment >= window.start:
+            x = _x_of(window, moment)
+            anchor = "middle"
+            if x - PLOT_LEFT < _EDGE_MARGIN:
+                anchor = "start"
+            elif WIDTH - x < _EDGE_MARGIN:
+                anchor = "end"
+            ticks.append(Tick(x, moment.strftime(fmt), anchor))
+        moment += every
     return tuple(ticks)
 
 
@@ -201,19 +269,28 @@ def _value_ticks(top: float, unit: str, *, whole: bool = False) -> tuple[Tick, .
     return tuple(Tick(_y_of(top * f, top), f"{top * f:g}{unit}") for f in fractions)
 
 
-def failover_chart(window: Window, by_hour: Mapping[datetime, Counter]) -> Chart:
+def _log_ticks(top: float) -> tuple[Tick, ...]:
+    """A grid line per decade from the floor to the top."""
+    ticks, ms = [], LATENCY_FLOOR_MS
+    while ms <= top:
+        ticks.append(Tick(_log_y_of(ms, top), duration_label(ms)))
+        ms *= 10
+    return tuple(ticks)
+
+
+def failover_chart(window: Window, by_bin: Mapping[datetime, Counter]) -> Chart:
     reasons = Counter()
-    for counts in by_hour.values():
+    for counts in by_bin.values():
         reasons.update(counts)
     order = [reason for reason, _ in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))]
     colours = {reason: PALETTE[i % len(PALETTE)] for i, reason in enumerate(order)}
-    top = nice_ceiling(max((sum(c.values()) for c in by_hour.values()), default=0))
+    top = nice_ceiling(max((sum(c.values()) for c in by_bin.values()), default=0))
     bars = []
-    for index, hour in enumerate(window.hours):
-        x, width = _bin_x(window, index)
+    for start in window.bins:
+        x, width = _bin_x(window, start)
         stacked = 0
         for reason in order:
-            count = by_hour.get(hour, Counter()).get(reason, 0)
+            count = by_bin.get(start, Counter()).get(reason, 0)
             if not count:
                 continue
             y_top = _y_of(stacked + count, top)
@@ -224,7 +301,7 @@ def failover_chart(window: Window, by_hour: Mapping[datetime, Counter]) -> Chart
                     width=round(max(width - 1, 0.5), 2),
                     height=round(_y_of(stacked, top) - y_top, 2),
                     colour=colours[reason],
-                    hour=hour,
+                    start=start,
                     reason=reason,
                     count=count,
                 )
@@ -232,87 +309,143 @@ def failover_chart(window: Window, by_hour: Mapping[datetime, Counter]) -> Chart
             stacked += count
     return Chart(
         height=PLOT_TOP + PLOT_HEIGHT + AXIS_HEIGHT,
-        x_ticks=_time_ticks(window, lambda i, h: _bin_x(window, i)[0]),
+        x_ticks=time_ticks(window),
         y_ticks=_value_ticks(top, "", whole=True),
         bars=tuple(bars),
-        legend=tuple(Legend(r, colours[r], reasons[r]) for r in order),
+        legend=tuple(Legend(r, colours[r], str(reasons[r])) for r in order),
         empty=not bars,
     )
+
+
+@dataclass(frozen=True)
+class Series:
+    suffix: str  # after the provider's name in the legend ("p95"), or ""
+    value_of: Callable[[CallStats], float | None]
+    dashed: bool
+    metric: str  # in each dot's title
 
 
 def _series_chart(
     window: Window,
     traffic: Sequence[TrafficRow],
-    # (label suffix, the value of a CallStats as drawn, dashed, metric name)
-    series: Iterable[tuple[str, Callable[[CallStats], float | None], bool, str]],
+    series: Iterable[Series],
     *,
-    top: float,
-    unit: str,
+    y_of: Callable[[float], float],
+    y_ticks: tuple[Tick, ...],
+    label: Callable[[float], str],
 ) -> Chart:
+    """A line per provider and series through the bins that had calls; a bin
+    without calls has no value, and the line joins its neighbours across it."""
     lines, dots, legend = [], [], []
     for entry in traffic:
-        for suffix, value_of, dashed, metric in series:
-            runs: list[list[str]] = [[]]
-            for index, hour in enumerate(window.hours):
-                hourly = entry.hourly.get(hour)
-                value = value_of(hourly) if hourly else None
+        for one in series:
+            points: list[str] = []
+            for start in window.bins:
+                stats = entry.by_bin.get(start)
+                value = one.value_of(stats) if stats else None
                 if value is None:
-                    if runs[-1]:
-                        runs.append([])  # a gap: no calls that hour
                     continue
-                x0, width = _bin_x(window, index)
-                x, y = round(x0 + width / 2, 2), _y_of(min(value, top), top)
-                runs[-1].append(f"{x},{y}")
+                x0, width = _bin_x(window, start)
+                x, y = round(x0 + width / 2, 2), y_of(value)
+                points.append(f"{x},{y}")
                 dots.append(
                     Dot(
                         x,
                         y,
                         entry.colour,
-                        f"{entry.name} {metric} {hour:%Y-%m-%d %H:00}: {value:.1f}{unit}",
+                        f"{entry.name} {one.metric} {start:%Y-%m-%d %H:%M}: {label(value)}",
                         entry.name,
-                        hour,
+                        start,
                         round(value, 3),
+                        one.suffix or one.metric,
                     )
                 )
-            label = f"{entry.name} {suffix}".strip()
-            lines += [Line(label, entry.colour, " ".join(r), dashed) for r in runs if r]
-            legend.append(Legend(label, entry.colour, value_of(entry.total)))
+            name = f"{entry.name} {one.suffix}".strip()
+            if len(points) > 1:
+                lines.append(Line(name, entry.colour, " ".join(points), one.dashed))
+            total = one.value_of(entry.total)
+            legend.append(Legend(name, entry.colour, None if total is None else label(total)))
     return Chart(
         height=PLOT_TOP + PLOT_HEIGHT + AXIS_HEIGHT,
-        x_ticks=_time_ticks(window, lambda i, h: _bin_x(window, i)[0]),
-        y_ticks=_value_ticks(top, unit),
+        x_ticks=time_ticks(window),
+        y_ticks=y_ticks,
         lines=tuple(lines),
         dots=tuple(dots),
         legend=tuple(legend),
         empty=not dots,
+        # A week of hourly dots would merge into a thick band: smaller, the line reads.
+        dot_radius=2.5 if len(window.bins) <= 48 else 1.2,
     )
 
 
 def success_rate_chart(window: Window, traffic: Sequence[TrafficRow]) -> Chart:
-    series = [("", lambda stats: percent(stats.success_rate), False, "success rate")]
-    return _series_chart(window, traffic, series, top=100.0, unit="%")
-
-
-def latency_chart(window: Window, traffic: Sequence[TrafficRow]) -> Chart:
-    highest = max(
-        (
-            hourly.p95_ms or 0
-            for entry in traffic
-            for hour, hourly in entry.hourly.items()
-            if hour >= window.start
-        ),
-        default=0,
-    )
     return _series_chart(
         window,
         traffic,
-        [
-            ("p50", lambda stats: stats.p50_ms, False, "p50"),
-            ("p95", lambda stats: stats.p95_ms, True, "p95"),
-        ],
-        top=nice_ceiling(highest),
-        unit=" ms",
+        [Series("", lambda stats: percent(stats.success_rate), False, "success rate")],
+        y_of=lambda value: _y_of(value, 100.0),
+        y_ticks=_value_ticks(100.0, "%"),
+        label=lambda value: f"{value:.1f}%",
     )
+
+
+def _latency_chart(
+    window: Window,
+    traffic: Sequence[TrafficRow],
+    p50: Callable[[CallStats], float | None],
+    p95: Callable[[CallStats], float | None],
+) -> Chart:
+    highest = max(
+        (p95(stats) or 0 for entry in traffic for stats in entry.by_bin.values()), default=0
+    )
+    # A whole decade above the slowest p95, and at least 1 s.
+    top = 10.0 ** max(3, math.ceil(math.log10(max(highest, 1.0))))
+    return _series_chart(
+        window,
+        traffic,
+        [Series("p50", p50, False, "p50"), Series("p95", p95, True, "p95")],
+        y_of=lambda value: _log_y_of(value, top),
+        y_ticks=_log_ticks(top),
+        label=duration_label,
+    )
+
+
+def first_output_chart(window: Window, traffic: Sequence[TrafficRow]) -> Chart:
+    """Time to first output (the whole answer when not streamed)."""
+    return _latency_chart(window, traffic, lambda s: s.p50_ms, lambda s: s.p95_ms)
+
+
+def total_time_chart(window: Window, traffic: Sequence[TrafficRow]) -> Chart:
+    """Total time to the end of the answer (a stream's last chunk)."""
+    return _latency_chart(window, traffic, lambda s: s.total_p50_ms, lambda s: s.total_p95_ms)
+
+
+def _lane_rects(window: Window, segments: Sequence[Segment], y: float) -> tuple[Rect, ...]:
+    rects = []
+    for s in segments:
+        x, end = _x_of(window, s.start), _x_of(window, s.end)
+        width = end - x
+        if s.state != State.CLOSED and width < MIN_SEGMENT_WIDTH:
+            width = MIN_SEGMENT_WIDTH
+            x = min(x, WIDTH - PLOT_RIGHT - width)
+        rects.append(
+            Rect(
+                x=round(x, 2),
+                y=y,
+                width=round(max(width, 0.5), 2),
+                height=LANE_HEIGHT,
+                colour=STATE_COLOURS.get(s.state, "#616161"),
+                state=s.state,
+                start=s.start,
+                end=s.end,
+            )
+        )
+    # Closed first, so a widened short state is painted over its neighbours.
+    return tuple(sorted(rects, key=lambda r: r.state != State.CLOSED))
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= LANE_LABEL_CHARS else name[: LANE_LABEL_CHARS - 1] + "…"
 
 
 def breaker_chart(
@@ -321,24 +454,13 @@ def breaker_chart(
     lanes = []
     for index, (provider, current, segments) in enumerate(timelines):
         y = PLOT_TOP + index * (LANE_HEIGHT + LANE_GAP)
-        rects = tuple(
-            Rect(
-                x=_x_of(window, s.start),
-                y=y,
-                width=round(max(_x_of(window, s.end) - _x_of(window, s.start), 0.5), 2),
-                height=LANE_HEIGHT,
-                colour=STATE_COLOURS.get(s.state, "#616161"),
-                state=s.state,
-                start=s.start,
-                end=s.end,
-            )
-            for s in segments
+        lanes.append(
+            Lane(provider.name, _short(provider.name), y, _lane_rects(window, segments, y), current)
         )
-        lanes.append(Lane(provider.name, y, rects, current))
     plot_height = max(len(lanes), 1) * (LANE_HEIGHT + LANE_GAP)
     return Chart(
         height=PLOT_TOP + plot_height + AXIS_HEIGHT,
-        x_ticks=_time_ticks(window, lambda i, h: _x_of(window, h)),
+        x_ticks=time_ticks(window),
         lanes=tuple(lanes),
         legend=tuple(Legend(State(s).label, c) for s, c in STATE_COLOURS.items()),
         empty=not lanes,
@@ -354,18 +476,24 @@ def breaker_chart(
 @dataclass(frozen=True)
 class DashboardPage:
     window: Window
-    totals: Totals
+    totals: tuple[KindTotal, ...]
     traffic: list[TrafficRow]
     failovers: Chart
     success_rate: Chart
-    latency: Chart
+    first_output: Chart
+    total_time: Chart
     breaker: Chart
-    rolled_up_at: datetime | None
+
+    @property
+    def bin_label(self) -> str:
+        """ "5 minutes", "hour": what one bin spans, for "per ..." in headings."""
+        minutes = int(self.window.bin.total_seconds() // 60)
+        return "hour" if minutes == 60 else f"{minutes} minutes"
 
 
 def _rows(traffic: Sequence[ProviderTraffic]) -> list[TrafficRow]:
     return [
-        TrafficRow(t.name, t.enabled, PALETTE[i % len(PALETTE)], t.total, t.hourly)
+        TrafficRow(t.name, t.enabled, PALETTE[i % len(PALETTE)], t.total, t.by_bin)
         for i, t in enumerate(traffic)
     ]
 
@@ -377,9 +505,9 @@ def dashboard_charts(data: DashboardData) -> DashboardPage:
         window=data.window,
         totals=data.totals,
         traffic=rows,
-        failovers=failover_chart(data.window, data.failovers_by_hour),
+        failovers=failover_chart(data.window, data.failovers_by_bin),
         success_rate=success_rate_chart(data.window, rows),
-        latency=latency_chart(data.window, rows),
+        first_output=first_output_chart(data.window, rows),
+        total_time=total_time_chart(data.window, rows),
         breaker=breaker_chart(data.window, data.timelines),
-        rolled_up_at=data.rolled_up_at,
     )

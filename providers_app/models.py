@@ -350,7 +350,18 @@ class CallCounters(models.Model):
     rate_limited = models.PositiveIntegerField("rate limited", default=0)
     not_permitted = models.PositiveIntegerField("not permitted", default=0)
     budget_refusals = models.PositiveIntegerField("retry-budget refusals", default=0)
-    latency_ms_sum = models.FloatField("latency sum (ms)", default=0)
+    latency_ms_sum = models.FloatField(
+        "time to first output, sum (ms)",
+        default=0,
+        help_text="Answered calls' time from sending the attempt to the first output "
+        "(the whole answer when not streamed), added up.",
+    )
+    total_ms_sum = models.FloatField(
+        "total time, sum (ms)",
+        default=0,
+        help_text="Answered calls' time from sending the attempt to the end of the answer "
+        "(the last chunk of a stream), added up.",
+    )
 
     class Meta:
         abstract = True
@@ -507,37 +518,48 @@ class ClientKey(models.Model):
 
 
 class CallRollup(CallCounters):
-    """Call counters of one provider for one hour, rolled up from CallBucket for charts.
+    """Call counters of one provider for one five-minute period, rolled up from
+    CallBucket for charts.
 
-    `latency_histogram` maps a bucket's upper bound in milliseconds ("250",
-    ..., "inf") to how many answered calls fell in it, so percentiles over
-    several hours come from adding histograms, never from averaging averages.
+    `latency_histogram` (time to first output) and `total_histogram` (total
+    time) map a bucket's upper bound in milliseconds ("250", ..., "inf") to how
+    many answered calls fell in it, so percentiles over several periods come
+    from adding histograms, never from averaging averages.
     """
 
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="call_rollups")
-    hour = models.DateTimeField("hour", help_text="The start of the hour (UTC).")
+    period_start = models.DateTimeField(
+        "period start", help_text="The start of the five-minute period (UTC)."
+    )
     latency_histogram = models.JSONField(
-        "latency histogram",
+        "time-to-first-output histogram",
         default=dict,
         blank=True,
-        help_text="Answered calls per latency bucket: upper bound in ms (or inf) to count.",
+        help_text="Answered calls per bucket of time to first output: upper bound in ms "
+        "(or inf) to count.",
+    )
+    total_histogram = models.JSONField(
+        "total-time histogram",
+        default=dict,
+        blank=True,
+        help_text="Answered calls per bucket of total time: upper bound in ms (or inf) to count.",
     )
     final = models.BooleanField(
         "final",
         default=False,
-        help_text="The hour is over and rolled up for good; its one-second buckets are pruned.",
+        help_text="The period is over and rolled up for good; its one-second buckets are pruned.",
     )
     updated_at = models.DateTimeField("updated", auto_now=True)
 
     class Meta:
-        ordering = ["-hour", "provider_id"]
+        ordering = ["-period_start", "provider_id"]
         constraints = [
-            models.UniqueConstraint(fields=["provider", "hour"], name="call_rollup_unique"),
+            models.UniqueConstraint(fields=["provider", "period_start"], name="call_rollup_unique"),
         ]
-        indexes = [models.Index(fields=["hour"])]
+        indexes = [models.Index(fields=["period_start"], name="call_rollup_period_idx")]
 
     def __str__(self) -> str:
-        return f"{self.provider_id} @ {self.hour:%Y-%m-%d %H:00}"
+        return f"{self.provider_id} @ {self.period_start:%Y-%m-%d %H:%M}"
 
 
 class Dashboard(FailoverEvent):

@@ -14,9 +14,7 @@ from .admin_charts import dashboard_charts
 from .conf import get_setting
 from .engine import metrics as metrics_service
 from .engine.clock import get_clock
-from .selectors.dashboard import DEFAULT_RANGE, RANGES, dashboard_data
-
-RANGE_LABELS = {"24h": "Last 24 hours", "7d": "Last 7 days"}
+from .selectors.dashboard import RANGES, dashboard_data, range_for
 
 
 @require_GET
@@ -48,10 +46,9 @@ def _scraper_authorised(request: HttpRequest) -> bool:
 def dashboard_page(
     request: HttpRequest, *, admin_site: AdminSite, opts: Options
 ) -> TemplateResponse:
-    """Charts of the last 24 hours or 7 days (`?range=7d`), rendered as inline SVG."""
-    range_key = request.GET.get("range", DEFAULT_RANGE)
-    if range_key not in RANGES:
-        range_key = DEFAULT_RANGE
+    """Charts of the last hour, 6 hours, 24 hours (default) or 7 days
+    (`?range=1h|6h|24h|7d`), rendered as inline SVG."""
+    range_key = range_for(request.GET.get("range")).key
     dashboard = dashboard_charts(dashboard_data(range_key=range_key, now=get_clock().now()))
     context = {
         **admin_site.each_context(request),
@@ -59,7 +56,7 @@ def dashboard_page(
         "opts": opts,
         "dashboard": dashboard,
         "range_key": range_key,
-        "ranges": [(key, RANGE_LABELS.get(key, key)) for key in RANGES],
+        "ranges": [(key, chosen.label) for key, chosen in RANGES.items()],
         "events_url": reverse(f"{admin_site.name}:providers_app_failoverevent_changelist"),
         "providers_url": reverse(f"{admin_site.name}:providers_app_provider_changelist"),
     }

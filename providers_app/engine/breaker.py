@@ -231,14 +231,21 @@ def _take_probe_slot(row: BreakerState, now: datetime, expires_at: datetime) -> 
 # ---------------------------------------------------------------------------
 
 
-def breaker_record_success(*, entry: RouteEntry, permit: Permit, latency_s: float) -> None:
+def breaker_record_success(
+    *, entry: RouteEntry, permit: Permit, latency_s: float, total_s: float | None = None
+) -> None:
+    """`latency_s` is the time to first output (the slow-call threshold judges it);
+    `total_s` the time to the end of the answer (None: the same, not streamed)."""
     settings = breaker_settings(entry)
     slow = latency_s > settings.slow_call_s
-    latency_ms = latency_s * 1000
+    timing = {
+        "latency_ms_sum": latency_s * 1000,
+        "total_ms_sum": (latency_s if total_s is None else total_s) * 1000,
+    }
     if slow:
-        counters.count(entry.id, slow_calls=1, latency_ms_sum=latency_ms, flush=True)
+        counters.count(entry.id, slow_calls=1, flush=True, **timing)
     else:
-        counters.count(entry.id, successes=1, latency_ms_sum=latency_ms)
+        counters.count(entry.id, successes=1, **timing)
     if entry.state == State.NEVER_TRIP:
         return
     if permit.is_probe:

@@ -33,7 +33,8 @@ FIELDS = (
     "rate_limited",
     "not_permitted",
     "budget_refusals",
-    "latency_ms_sum",
+    "latency_ms_sum",  # time to first output (selectors.call_stats names both)
+    "total_ms_sum",  # total time
 )
 # Processes write to their own shard so concurrent flushes rarely touch one row.
 SHARDS = 8

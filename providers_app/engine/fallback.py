@@ -174,7 +174,7 @@ def complete(
     route = _Route(build_request(messages, **options), request_id, deadline_s)
     routed = route.run(lambda adapter, request, timeout: adapter.complete(request, timeout=timeout))
     result: ChatResult = routed.value
-    breaker_record_success(entry=routed.entry, permit=routed.permit, latency_s=routed.latency_s)
+    _answered(routed, total_s=routed.latency_s)
     route.finished(routed.entry)
     return ChatCompletion(
         text=result.text,
@@ -288,8 +288,7 @@ class ChatStream:
                 if _stream_completed(opened):
                     # The breaker judges the time to the first output: a long
                     # answer is not a slow provider.
-                    latency = self._routed.latency_s
-                    breaker_record_success(entry=entry, permit=permit, latency_s=latency)
+                    _answered(self._routed, total_s=get_clock().monotonic() - self._routed.started)
                     self._route.finished(entry)
                 else:  # the client went away mid-stream: not the provider's fault
                     breaker_release(permit=permit)
@@ -332,6 +331,15 @@ def _unexpected(exc: Exception, entry: RouteEntry) -> ProviderError:
         provider=entry.name,
         category=Category.MALFORMED_RESPONSE,
     )
+
+
+def _answered(routed: "_Routed", *, total_s: float) -> None:
+    """Record an answer: time to first output and total time, to the counters the
+    dashboard reads and to /metrics, under the same two definitions."""
+    breaker_record_success(
+        entry=routed.entry, permit=routed.permit, latency_s=routed.latency_s, total_s=total_s
+    )
+    metrics.ANSWER_SECONDS.labels(routed.entry.name).observe(total_s)
 
 
 def _stream_completed(opened: _OpenedStream) -> bool:

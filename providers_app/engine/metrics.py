@@ -48,10 +48,20 @@ TRANSITIONS = Counter(
     "fallback_breaker_transitions_total", "Breaker transitions.", ["provider", "to_state"]
 )
 HEALTH_CHECKS = Counter("fallback_health_checks_total", "Health checks.", ["provider", "ok"])
+# Latency definitions: selectors.call_stats and docs/operations.md. The
+# dashboard's two latency charts read the same two, in the same buckets.
 ATTEMPT_LATENCY = Histogram(
     "fallback_attempt_seconds",
-    "Latency of one upstream attempt.",
+    "Seconds from sending one upstream attempt to its first output (the whole answer "
+    "when not streamed), or to its failure.",
     ["provider", "outcome"],
+    buckets=tuple(bound / 1000 for bound in LATENCY_BOUNDS_MS),
+)
+ANSWER_SECONDS = Histogram(
+    "fallback_answer_seconds",
+    "Seconds from sending the answering attempt to the end of its answer (a stream's "
+    "last chunk; the same as the first output when not streamed).",
+    ["provider"],
     buckets=tuple(bound / 1000 for bound in LATENCY_BOUNDS_MS),
 )
 STORE_ERRORS = Counter(

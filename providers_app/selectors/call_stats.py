@@ -11,16 +11,27 @@ so the arithmetic cannot drift between them:
 - success rate = answered / attempts, a fraction between 0 and 1 (None with no
   attempts: unknown, not 0). Presentation may show it as a percentage.
 
+Latency has two definitions, both over answered calls, both named on every
+surface that shows them (docs/operations.md, "Latency: two definitions"):
+
+- time to first output (`latency_ms_sum`, `latency_histogram`): from sending
+  the attempt to the first piece of model output; for a call that is not
+  streamed that is the whole answer. The breaker's slow-call threshold judges
+  it, and `/metrics` observes it as `fallback_attempt_seconds{outcome="success"}`;
+- total time (`total_ms_sum`, `total_histogram`): from sending the attempt to
+  the end of the answer (a stream's last chunk); equal to the first for calls
+  that are not streamed. `/metrics`: `fallback_answer_seconds`.
+
 The breaker's own window (`engine.counters.window_counts`) deliberately leaves
 rate-limited calls out: a 429 says "busy", and must not trip the breaker.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db.models import QuerySet, Sum
@@ -34,9 +45,26 @@ INF = "inf"
 SUCCESS_RATE_PLACES = 4
 
 
+# The span of one `CallRollup` row: short enough for a one-hour chart to draw a
+# line, long enough that seven days stay a few thousand rows per provider.
+ROLLUP_PERIOD = timedelta(minutes=5)
+
+
 def hour_of(moment: datetime) -> datetime:
-    """The start of the (UTC) hour a moment falls in: the key of hourly rollups."""
+    """The start of the (UTC) hour a moment falls in."""
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def floor_to(moment: datetime, span: timedelta) -> datetime:
+    """The start of the span (a divisor of a day, counted from midnight UTC) a moment falls in."""
+    moment = moment.astimezone(UTC)
+    midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight + ((moment - midnight) // span) * span
+
+
+def period_of(moment: datetime) -> datetime:
+    """The start of the rollup period a moment falls in: the key of `CallRollup` rows."""
+    return floor_to(moment, ROLLUP_PERIOD)
 
 
 def latency_bucket(latency_ms: float) -> str:
@@ -69,8 +97,20 @@ def histogram_quantile(q: float, histogram: Mapping[str, float]) -> float | None
     return float(LATENCY_BOUNDS_MS[-1])
 
 
-# The CallCounters columns a CallStats sums (the histogram is merged, not summed).
-_SUMMED = ("successes", "slow_calls", "failures", "rate_limited", "retries", "latency_ms_sum")
+# The CallCounters columns a CallStats sums (the histograms are merged, not summed).
+_SUMMED = (
+    "successes",
+    "slow_calls",
+    "failures",
+    "rate_limited",
+    "retries",
+    "latency_ms_sum",
+    "total_ms_sum",
+)
+
+
+def _merged(first: Mapping[str, float], second: Mapping[str, float]) -> dict[str, float]:
+    return dict(Counter(first) + Counter(second))
 
 
 @dataclass(frozen=True)
@@ -83,22 +123,50 @@ class CallStats:
     rate_limited: int = 0
     retries: int = 0
     latency_ms_sum: float = 0.0
+    total_ms_sum: float = 0.0
+    # time to first output, and total time: {upper bound in ms or "inf": answered calls}
     histogram: Mapping[str, float] = field(default_factory=dict, compare=False)
+    total_histogram: Mapping[str, float] = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, row: Any) -> CallStats:
-        """From a `CallCounters` row, or a mapping of its column names (sums may be None)."""
+        """From a `CallRollup` row, or a mapping of its column names (sums may be None)."""
 
         def get(name: str) -> Any:
             return row.get(name) if isinstance(row, Mapping) else getattr(row, name, None)
 
         values = {name: get(name) or 0 for name in _SUMMED}
-        return cls(**values, histogram=dict(get("latency_histogram") or {}))
+        return cls(
+            **values,
+            histogram=dict(get("latency_histogram") or {}),
+            total_histogram=dict(get("total_histogram") or {}),
+        )
+
+    @classmethod
+    def of_bucket(cls, row: Any) -> CallStats:
+        """From one `CallBucket` row (or a mapping of its columns), histograms included.
+
+        A bucket holds latency sums, not each call: its answered calls are
+        placed at the row's mean (exact while a process answers at most one
+        call of a provider per second, see docs/operations.md). The roll-up and
+        the dashboard's not-yet-rolled-up minutes both build histograms here.
+        """
+        stats = cls.of(row)
+        answered = stats.answered
+        if not answered:
+            return stats
+        return cls(
+            **{name: getattr(stats, name) for name in _SUMMED},
+            histogram={latency_bucket(stats.latency_ms_sum / answered): answered},
+            total_histogram={latency_bucket(stats.total_ms_sum / answered): answered},
+        )
 
     def __add__(self, other: CallStats) -> CallStats:
         summed = {name: getattr(self, name) + getattr(other, name) for name in _SUMMED}
         return CallStats(
-            **summed, histogram=dict(Counter(self.histogram) + Counter(other.histogram))
+            **summed,
+            histogram=_merged(self.histogram, other.histogram),
+            total_histogram=_merged(self.total_histogram, other.total_histogram),
         )
 
     @property
@@ -128,6 +196,14 @@ class CallStats:
     def p95_ms(self) -> float | None:
         return histogram_quantile(0.95, self.histogram)
 
+    @property
+    def total_p50_ms(self) -> float | None:
+        return histogram_quantile(0.5, self.total_histogram)
+
+    @property
+    def total_p95_ms(self) -> float | None:
+        return histogram_quantile(0.95, self.total_histogram)
+
 
 def call_stats_by_provider(rows: QuerySet) -> dict[int, CallStats]:
     """{provider id: CallStats} summed over `CallCounters` rows (one query)."""
@@ -138,3 +214,50 @@ def call_stats_by_provider(rows: QuerySet) -> dict[int, CallStats]:
 def call_stats_total(rows: QuerySet) -> CallStats:
     """CallStats summed over `CallCounters` rows (one query)."""
     return CallStats.of(rows.aggregate(**{name: Sum(name) for name in _SUMMED}))
+
+
+def call_stats_by_span(
+    *, start: datetime, end: datetime, span: timedelta
+) -> dict[tuple[int, datetime], CallStats]:
+    """{(provider id, span start): CallStats} of every call from `start` to `end`,
+    final rollups and live buckets merged: the one place charts read traffic.
+
+    The roll-up deletes a period's buckets in the transaction that makes its row
+    final, so every call is in exactly one of the two: a final `CallRollup` row,
+    or a `CallBucket` row not rolled up for good yet (the current minutes, which
+    are then as fresh as the event log). Rows that are not final only repeat
+    buckets that still exist and are left out. `span` is a multiple of
+    ROLLUP_PERIOD, so a period never straddles two spans.
+    """
+    # Imported here: engine.metrics imports this module before the app registry is ready.
+    from ..models import CallBucket, CallRollup
+
+    # Added up in place (a week of rows per provider: no CallStats per addition).
+    sums: dict[tuple[int, datetime], Counter] = defaultdict(Counter)
+    first: dict[tuple[int, datetime], Counter] = defaultdict(Counter)
+    total: dict[tuple[int, datetime], Counter] = defaultdict(Counter)
+
+    def add(provider_id: int, moment: datetime, stats: CallStats) -> None:
+        key = (provider_id, floor_to(moment, span))
+        sums[key].update({name: getattr(stats, name) for name in _SUMMED})
+        first[key].update(stats.histogram)
+        total[key].update(stats.total_histogram)
+
+    final = CallRollup.objects.filter(
+        final=True, period_start__gte=period_of(start), period_start__lte=end
+    ).values("provider_id", "period_start", *_SUMMED, "latency_histogram", "total_histogram")
+    for row in final.iterator(chunk_size=2000):
+        add(row["provider_id"], row["period_start"], CallStats.of(row))
+    live = CallBucket.objects.filter(bucket_start__gte=start, bucket_start__lte=end).values(
+        "provider_id", "bucket_start", *_SUMMED
+    )
+    for row in live.iterator(chunk_size=2000):
+        add(row["provider_id"], row["bucket_start"], CallStats.of_bucket(row))
+    return {
+        key: CallStats(
+            **{name: counted[name] for name in _SUMMED},
+            histogram=dict(first[key]),
+            total_histogram=dict(total[key]),
+        )
+        for key, counted in sums.items()
+    }

@@ -1,16 +1,20 @@
-"""The failover dashboard's data: what happened over the last 24 hours or 7 days.
+"""The failover dashboard's data: what happened over the last hour, 6 hours, 24 hours or 7 days.
 
 Sources, all in the database so every process draws the same picture:
 
-- failovers per hour by reason: `FailoverEvent` rows of kind `failover`
-  (their `count`, summed per hour and reason);
-- calls, success rate and p50/p95 latency per provider: `CallRollup` hourly
-  rows, rolled up from the one-second `CallBucket` counters every few minutes
-  (`housekeeping.call_counters_roll_up`), read as `CallStats`, the same
-  definition /api/status and /metrics use;
+- failovers per time bin by reason: `FailoverEvent` rows of kind `failover`
+  (their `count`, summed per bin and reason);
+- event totals by kind, whatever the kind (a kind added later shows up too);
+- calls, success rate and latency per provider and bin: `call_stats_by_span`,
+  final five-minute `CallRollup` rows merged with the one-second `CallBucket`
+  counters not rolled up yet, so the figures are as fresh as the event log;
+  read as `CallStats`, the same definition /api/status and /metrics use;
 - breaker state over time: the transition events (`breaker_opened`,
   `breaker_half_open`, `breaker_closed`) and the operator's `manual` events
   that set a state (reset, force open, force closed, never trip).
+
+Traffic is keyed by provider id (`ProviderTraffic.provider`); another dimension
+(a route) would key `call_stats_by_span` and `ProviderTraffic` the same way.
 
 Plain data only: the admin's `admin_charts` turns it into SVG geometry and colours.
 """
@@ -20,17 +24,36 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.db.models import Q, Sum
-from django.db.models.functions import TruncHour
+from django.db.models.functions import TruncHour, TruncMinute
 
-from ..models import BreakerState, CallRollup, FailoverEvent
-from .call_stats import CallStats, hour_of
+from ..models import BreakerState, FailoverEvent
+from .call_stats import ROLLUP_PERIOD, CallStats, call_stats_by_span, floor_to
 from .providers import ProviderStatus, provider_status_list
 
 Kind = FailoverEvent.Kind
 State = BreakerState.State
 Manual = FailoverEvent.ManualReason
 
-RANGES: dict[str, int] = {"24h": 24, "7d": 24 * 7}  # hours
+
+@dataclass(frozen=True)
+class Range:
+    """A time range the dashboard offers: how far back, and how wide one bin is."""
+
+    key: str
+    label: str
+    span: timedelta
+    bin: timedelta  # a multiple of the rollup period that divides a day
+
+
+RANGES: dict[str, Range] = {
+    r.key: r
+    for r in (
+        Range("1h", "Last hour", timedelta(hours=1), ROLLUP_PERIOD),
+        Range("6h", "Last 6 hours", timedelta(hours=6), timedelta(minutes=15)),
+        Range("24h", "Last 24 hours", timedelta(hours=24), timedelta(hours=1)),
+        Range("7d", "Last 7 days", timedelta(days=7), timedelta(hours=1)),
+    )
+}
 DEFAULT_RANGE = "24h"
 
 TRANSITION_STATE = {
@@ -50,52 +73,60 @@ MANUAL_STATE = {
 @dataclass(frozen=True)
 class Window:
     key: str
-    hours: tuple[datetime, ...]  # the start of each hourly bin, oldest first
+    bins: tuple[datetime, ...]  # the start of each bin, oldest first
+    bin: timedelta
     end: datetime  # now
 
     @property
     def start(self) -> datetime:
-        return self.hours[0]
+        return self.bins[0]
 
     @property
     def seconds(self) -> float:
         return (self.end - self.start).total_seconds() or 1.0
 
+    def bin_of(self, moment: datetime) -> datetime:
+        return floor_to(moment, self.bin)
+
+
+def range_for(range_key: str | None) -> Range:
+    """The range a request names; the default for anything unknown."""
+    return RANGES.get(range_key or "", RANGES[DEFAULT_RANGE])
+
 
 def dashboard_window(range_key: str, *, now: datetime) -> Window:
-    """Hourly bins ending with the current (partial) hour."""
-    if range_key not in RANGES:
-        range_key = DEFAULT_RANGE
-    last = hour_of(now)
-    count = RANGES[range_key]
-    return Window(
-        range_key, tuple(last - timedelta(hours=count - 1 - i) for i in range(count)), now
-    )
+    """The range's bins, ending with the current (partial) one."""
+    chosen = range_for(range_key)
+    last = floor_to(now, chosen.bin)
+    count = round(chosen.span / chosen.bin)
+    bins = tuple(last - chosen.bin * (count - 1 - i) for i in range(count))
+    return Window(chosen.key, bins, chosen.bin, now)
 
 
-def failovers_by_hour(window: Window) -> dict[datetime, Counter]:
-    """{hour: Counter(reason -> failovers)} over the window."""
+def failovers_by_bin(window: Window) -> dict[datetime, Counter]:
+    """{bin start: Counter(reason -> failovers)} over the window."""
+    truncate = TruncHour if window.bin >= timedelta(hours=1) else TruncMinute
     rows = (
         FailoverEvent.objects.filter(
             kind=Kind.FAILOVER, created_at__gte=window.start, created_at__lte=window.end
         )
-        .annotate(hour=TruncHour("created_at", tzinfo=UTC))
-        .values("hour", "reason")
+        .annotate(moment=truncate("created_at", tzinfo=UTC))
+        .values("moment", "reason")
         .annotate(total=Sum("count"))
     )
     result: dict[datetime, Counter] = defaultdict(Counter)
     for row in rows:
-        result[hour_of(row["hour"])][row["reason"] or "unknown"] += row["total"]
+        result[window.bin_of(row["moment"])][row["reason"] or "unknown"] += row["total"]
     return result
 
 
 @dataclass
 class ProviderTraffic:
-    """One provider's calls over the whole window and per hour."""
+    """One provider's calls over the whole window and per bin."""
 
     provider: ProviderStatus
     total: CallStats = field(default_factory=CallStats)
-    hourly: dict[datetime, CallStats] = field(default_factory=dict)
+    by_bin: dict[datetime, CallStats] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -108,15 +139,13 @@ class ProviderTraffic:
 
 def traffic_by_provider(window: Window, providers: list[ProviderStatus]) -> list[ProviderTraffic]:
     by_id = {p.id: ProviderTraffic(p) for p in providers}
-    rows = CallRollup.objects.filter(hour__gte=window.start, hour__lte=window.end)
-    for row in rows:
-        entry = by_id.get(row.provider_id)
+    spans = call_stats_by_span(start=window.start, end=window.end, span=window.bin)
+    for (provider_id, start), stats in spans.items():
+        entry = by_id.get(provider_id)
         if entry is None:
             continue
-        stats = CallStats.of(row)
         entry.total += stats
-        hour = hour_of(row.hour)
-        entry.hourly[hour] = entry.hourly.get(hour, CallStats()) + stats
+        entry.by_bin[start] = stats
     return list(by_id.values())
 
 
@@ -175,52 +204,65 @@ def breaker_segments(window: Window, provider_id: int, current: str) -> list[Seg
     return segments
 
 
+# The totals always shown (0 included), in this order, with their wording; any
+# other kind with events in the window follows under its own label.
+HEADLINE_TOTALS: dict[str, str] = {
+    Kind.FAILOVER: "failovers",
+    Kind.ALL_FAILED: "requests no provider answered",
+    Kind.BREAKER_OPENED: "breaker openings",
+    Kind.HEALTH_FAILED: "health-check failure streaks",
+    Kind.MANUAL: "manual actions",
+}
+
+
 @dataclass(frozen=True)
-class Totals:
-    failovers: int
-    all_failed: int
-    breaker_opened: int
-    health_failed: int
-    manual: int
+class KindTotal:
+    kind: str
+    label: str
+    count: int
 
 
-def totals(window: Window) -> Totals:
+def _label_of(kind: str) -> str:
+    if kind in HEADLINE_TOTALS:
+        return HEADLINE_TOTALS[kind]
+    labels = dict(Kind.choices)
+    return str(labels.get(kind, kind.replace("_", " "))).lower()
+
+
+def totals(window: Window) -> tuple[KindTotal, ...]:
+    """Events in the window by kind (their `count` summed)."""
     rows = (
         FailoverEvent.objects.filter(created_at__gte=window.start, created_at__lte=window.end)
         .values("kind")
         .annotate(total=Sum("count"))
+        .order_by()
     )
     by_kind = {row["kind"]: row["total"] for row in rows}
-    return Totals(
-        failovers=by_kind.get(Kind.FAILOVER, 0),
-        all_failed=by_kind.get(Kind.ALL_FAILED, 0),
-        breaker_opened=by_kind.get(Kind.BREAKER_OPENED, 0),
-        health_failed=by_kind.get(Kind.HEALTH_FAILED, 0),
-        manual=by_kind.get(Kind.MANUAL, 0),
+    others = sorted(k for k, count in by_kind.items() if count and k not in HEADLINE_TOTALS)
+    return tuple(
+        KindTotal(kind, _label_of(kind), by_kind.get(kind, 0))
+        for kind in (*HEADLINE_TOTALS, *others)
     )
 
 
 @dataclass(frozen=True)
 class DashboardData:
     window: Window
-    totals: Totals
+    totals: tuple[KindTotal, ...]
     traffic: list[ProviderTraffic]
-    failovers_by_hour: dict[datetime, Counter]
+    failovers_by_bin: dict[datetime, Counter]
     # (provider, its current state, its states over the window), in priority order
     timelines: list[tuple[ProviderStatus, str, list[Segment]]]
-    rolled_up_at: datetime | None
 
 
 def dashboard_data(*, range_key: str = DEFAULT_RANGE, now: datetime) -> DashboardData:
     window = dashboard_window(range_key, now=now)
     providers = provider_status_list(now=now)
     timelines = [(p, p.state, breaker_segments(window, p.id, p.state)) for p in providers]
-    latest = CallRollup.objects.order_by("-updated_at").values_list("updated_at", flat=True)
     return DashboardData(
         window=window,
         totals=totals(window),
         traffic=traffic_by_provider(window, providers),
-        failovers_by_hour=failovers_by_hour(window),
+        failovers_by_bin=failovers_by_bin(window),
         timelines=timelines,
-        rolled_up_at=latest.first(),
     )

@@ -1,18 +1,17 @@
-"""Housekeeping: prune old history, roll call counters up into hourly rows for charts.
+"""Housekeeping: prune old history, roll call counters up into five-minute rows for charts.
 
 `CallBucket` holds one-second counters that the breaker window and the retry
 budget read; they are worth keeping only for a few minutes. The roll-up turns
-them into one `CallRollup` row per provider and hour (counts, and a latency
-histogram for p50/p95), re-computing every hour that still has buckets, so it is
-idempotent and a late run catches up. Once an hour is over (plus a grace period
-for buffered counters still on their way) its row is marked final and its
-buckets are deleted: buckets are pruned only after they were rolled up.
+them into one `CallRollup` row per provider and five-minute period (counts, and
+histograms of time to first output and total time for p50/p95), re-computing
+every period that still has buckets, so it is idempotent and a late run catches
+up. Once a period is over (plus a grace period for buffered counters still on
+their way) its row is marked final and its buckets are deleted: buckets are
+pruned only after they were rolled up, in the same transaction, so a bucket is
+always either in the table or in a final row (the dashboard relies on it).
 
-Latency. A bucket row holds the sum of latencies of the answered calls of one
-second in one process shard, not each call. The histogram therefore counts each
-row's calls at the row's mean latency. At LLM latencies (seconds per call) a
-shard rarely answers more than one call per second, so this is the per-call
-distribution; under heavy load it compresses the tail (see docs/operations.md).
+Latency. A bucket row holds latency sums, not each call; `CallStats.of_bucket`
+places its calls at the row's mean (see docs/operations.md).
 """
 
 import logging
@@ -34,17 +33,19 @@ from ..models import (
     HealthCheckResult,
     ProbeLease,
 )
-from ..selectors.call_stats import CallStats, hour_of, latency_bucket
+from ..selectors.call_stats import CallStats, hour_of, period_of
 
 logger = logging.getLogger("providers_app.housekeeping")
 
-# Buffered counters reach the database within FALLBACK_COUNTER_FLUSH_S (2 s); an
-# hour is final this long after it ends, so no late flush is lost to pruning.
+# Buffered counters reach the database within FALLBACK_COUNTER_FLUSH_S (2 s); a
+# period is final this long after it ends, so no late flush is lost to pruning,
+# and /api/status's five-minute window never loses a bucket to it.
 FINAL_GRACE = timedelta(minutes=5)
-# Hourly rows back the 7-day charts: keep them at least that long.
+# Rollup rows back the 7-day charts: keep them at least that long.
 MIN_ROLLUP_RETENTION_DAYS = 7
 
-COUNT_FIELDS = tuple(name for name in counters.FIELDS if name != "latency_ms_sum")
+SUM_FIELDS = ("latency_ms_sum", "total_ms_sum")
+COUNT_FIELDS = tuple(name for name in counters.FIELDS if name not in SUM_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class PruneSummary:
 
 @dataclass(frozen=True)
 class RollupSummary:
-    hours: int  # (provider, hour) rows written
+    hours: int  # (provider, period) rows written (named before periods were five minutes)
     final: int  # of which final
     buckets_pruned: int
 
@@ -70,7 +71,7 @@ def history_prune(*, now: datetime | None = None) -> PruneSummary:
     rollup_cutoff = now - timedelta(days=max(days, MIN_ROLLUP_RETENTION_DAYS))
     events, _ = FailoverEvent.objects.filter(created_at__lt=cutoff).delete()
     results, _ = HealthCheckResult.objects.filter(checked_at__lt=cutoff).delete()
-    rollups, _ = CallRollup.objects.filter(hour__lt=hour_of(rollup_cutoff)).delete()
+    rollups, _ = CallRollup.objects.filter(period_start__lt=hour_of(rollup_cutoff)).delete()
     leases = probe_leases_prune()
     summary = PruneSummary(
         events=events, health_results=results, rollups=rollups, probe_leases=leases
@@ -97,38 +98,39 @@ def probe_leases_prune() -> int:
 
 
 def call_counters_roll_up(*, now: datetime | None = None) -> RollupSummary:
-    """Write the hourly rows of every hour that still has one-second buckets, and
-    delete the buckets of hours that are over.
+    """Write the rows of every period that still has one-second buckets, and
+    delete the buckets of periods that are over.
 
-    Hours still open (or within the grace period) are re-computed from their
+    Periods still open (or within the grace period) are re-computed from their
     buckets and overwritten: idempotent, so a missed run costs nothing. Buckets
-    of hours that are over are read under a row lock, added to their hour (a row
-    that is already final only gains late buckets) and deleted in the same
+    of periods that are over are read under a row lock, added to their period (a
+    row that is already final only gains late buckets) and deleted in the same
     transaction, so each bucket is counted exactly once even if two beats run
     the roll-up at the same time.
     """
     now = now or get_clock().now()
-    final_before = hour_of(now - FINAL_GRACE)  # hours that start before this are over
+    # Periods that start before this are over (plus the grace).
+    final_before = period_of(now - FINAL_GRACE)
     with transaction.atomic():
         closed = CallBucket.objects.select_for_update().filter(bucket_start__lt=final_before)
         finished = _aggregate(closed.values_list("pk", *_ROW_FIELDS))
-        for key, hourly in finished.items():
-            _add_to_final_row(key, hourly)
-        pks = [pk for hourly in finished.values() for pk in hourly.pks]
+        for key, period in finished.items():
+            _add_to_final_row(key, period)
+        pks = [pk for period in finished.values() for pk in period.pks]
         pruned_count = 0
         for start in range(0, len(pks), _DELETE_BATCH):  # SQLite caps query parameters
             pruned_count += CallBucket.objects.filter(
                 pk__in=pks[start : start + _DELETE_BATCH]
             ).delete()[0]
-    open_hours = _aggregate(
+    open_periods = _aggregate(
         CallBucket.objects.filter(bucket_start__gte=final_before, bucket_start__lt=now).values_list(
             "pk", *_ROW_FIELDS
         )
     )
-    for key, hourly in open_hours.items():
-        _overwrite_open_row(key, hourly)
+    for key, period in open_periods.items():
+        _overwrite_open_row(key, period)
     summary = RollupSummary(
-        hours=len(finished) + len(open_hours), final=len(finished), buckets_pruned=pruned_count
+        hours=len(finished) + len(open_periods), final=len(finished), buckets_pruned=pruned_count
     )
     logger.info(
         "call_counters_rolled_up hours=%s final=%s buckets_pruned=%s",
@@ -138,63 +140,62 @@ def call_counters_roll_up(*, now: datetime | None = None) -> RollupSummary:
 
 
 _DELETE_BATCH = 500
-_ROW_FIELDS = ("provider_id", "bucket_start", "latency_ms_sum", *COUNT_FIELDS)
+_ROW_FIELDS = ("provider_id", "bucket_start", *SUM_FIELDS, *COUNT_FIELDS)
 
 
 @dataclass
-class _Hourly:
+class _Period:
     counts: Counter
-    latency_ms_sum: float
-    histogram: Counter
+    stats: CallStats  # latency sums and histograms
     pks: list[int]
 
-
-def _aggregate(rows) -> dict[tuple[int, datetime], _Hourly]:
-    hours: dict[tuple[int, datetime], _Hourly] = {}
-    for pk, provider_id, bucket_start, latency_ms_sum, *values in rows.iterator(chunk_size=2000):
-        key = (provider_id, hour_of(bucket_start))
-        hourly = hours.setdefault(key, _Hourly(Counter(), 0.0, Counter(), []))
-        counts = dict(zip(COUNT_FIELDS, values, strict=True))
-        hourly.counts.update(counts)
-        hourly.latency_ms_sum += latency_ms_sum
-        hourly.pks.append(pk)
-        answered = CallStats.of(counts).answered
-        if answered:
-            hourly.histogram[latency_bucket(latency_ms_sum / answered)] += answered
-    return hours
+    def values(self) -> dict:
+        return {
+            **{name: self.counts[name] for name in COUNT_FIELDS},
+            "latency_ms_sum": self.stats.latency_ms_sum,
+            "total_ms_sum": self.stats.total_ms_sum,
+            "latency_histogram": dict(self.stats.histogram),
+            "total_histogram": dict(self.stats.total_histogram),
+        }
 
 
-def _add_to_final_row(key: tuple[int, datetime], hourly: _Hourly) -> None:
-    provider_id, hour = key
+def _aggregate(rows) -> dict[tuple[int, datetime], _Period]:
+    periods: dict[tuple[int, datetime], _Period] = {}
+    for pk, provider_id, bucket_start, *values in rows.iterator(chunk_size=2000):
+        key = (provider_id, period_of(bucket_start))
+        period = periods.setdefault(key, _Period(Counter(), CallStats(), []))
+        columns = dict(zip(SUM_FIELDS + COUNT_FIELDS, values, strict=True))
+        period.counts.update({name: columns[name] for name in COUNT_FIELDS})
+        period.stats += CallStats.of_bucket(columns)
+        period.pks.append(pk)
+    return periods
+
+
+def _add_to_final_row(key: tuple[int, datetime], period: _Period) -> None:
+    provider_id, start = key
     row, created = CallRollup.objects.select_for_update().get_or_create(
-        provider_id=provider_id, hour=hour
+        provider_id=provider_id, period_start=start
     )
-    if created or not row.final:  # every bucket of the hour is here: this is the whole hour
-        counts, latency, histogram = hourly.counts, hourly.latency_ms_sum, hourly.histogram
-    else:  # late buckets of an hour already rolled up and pruned
-        counts = Counter({name: getattr(row, name) for name in COUNT_FIELDS}) + hourly.counts
-        latency = row.latency_ms_sum + hourly.latency_ms_sum
-        histogram = Counter(row.latency_histogram) + hourly.histogram
-    for name in COUNT_FIELDS:
-        setattr(row, name, counts[name])
-    row.latency_ms_sum = latency
-    row.latency_histogram = dict(histogram)
+    if created or not row.final:  # every bucket of the period is here: the whole period
+        values = period.values()
+    else:  # late buckets of a period already rolled up and pruned
+        counts = Counter({name: getattr(row, name) for name in COUNT_FIELDS}) + period.counts
+        values = _Period(counts, CallStats.of(row) + period.stats, []).values()
+    for name, value in values.items():
+        setattr(row, name, value)
     row.final = True
     row.save()
 
 
-def _overwrite_open_row(key: tuple[int, datetime], hourly: _Hourly) -> None:
-    provider_id, hour = key
-    values = {
-        **{name: hourly.counts[name] for name in COUNT_FIELDS},
-        "latency_ms_sum": hourly.latency_ms_sum,
-        "latency_histogram": dict(hourly.histogram),
-    }
-    if CallRollup.objects.filter(provider_id=provider_id, hour=hour, final=False).update(**values):
+def _overwrite_open_row(key: tuple[int, datetime], period: _Period) -> None:
+    provider_id, start = key
+    values = period.values()
+    rows = CallRollup.objects.filter(provider_id=provider_id, period_start=start, final=False)
+    if rows.update(**values):
         return
     try:
         with transaction.atomic():
-            CallRollup.objects.create(provider_id=provider_id, hour=hour, **values)
+            CallRollup.objects.create(provider_id=provider_id, period_start=start, **values)
     except IntegrityError:  # another run created it first, or it became final meanwhile
         pass
 

@@ -1,5 +1,5 @@
 """The failover dashboard renders the history in the database as inline SVG charts
-holding the right numbers."""
+holding the right numbers, at every range, as fresh as the event log."""
 
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -7,8 +7,10 @@ from html.parser import HTMLParser
 import pytest
 from django.urls import reverse
 
-from providers_app.models import BreakerState, CallRollup, FailoverEvent
+from providers_app import admin_charts
+from providers_app.models import BreakerState, CallBucket, CallRollup, FailoverEvent
 from providers_app.selectors.call_stats import histogram_quantile
+from providers_app.services.housekeeping import call_counters_roll_up
 from providers_app.testing import breaker_state_set
 
 NOW = datetime(2026, 1, 10, 12, 30, tzinfo=UTC)
@@ -17,21 +19,27 @@ URL = "admin:providers_app_dashboard_changelist"
 
 
 class _Elements(HTMLParser):
-    """Every element that carries data-* attributes, with its attributes and text."""
+    """Every element that carries data-* attributes, with its attributes, its text
+    and the id of the chart section it is in."""
 
     def __init__(self):
         super().__init__()
         self.found: list[dict] = []
         self._open: list[dict] = []
+        self._section = ""
 
     def handle_starttag(self, tag, attrs):
         attributes = dict(attrs)
+        if tag == "section":
+            self._section = attributes.get("id", "")
         if any(name.startswith("data-") for name in attributes):
-            element = {"tag": tag, **attributes, "text": ""}
+            element = {"tag": tag, **attributes, "text": "", "section": self._section}
             self.found.append(element)
             self._open.append(element)
 
     def handle_endtag(self, tag):
+        if tag == "section":
+            self._section = ""
         if self._open and self._open[-1]["tag"] == tag:
             self._open.pop()
 
@@ -76,12 +84,12 @@ def history(make_provider, fake_clock):
     _event("manual", ELEVEN + timedelta(minutes=30), primary, reason="force_open")
     _event("manual", ELEVEN + timedelta(minutes=31), primary, reason="provider_enabled")
     CallRollup.objects.create(
-        provider=primary, hour=TEN, successes=8, failures=2, first_attempts=10,
-        latency_histogram={"100": 4, "500": 4}, final=True,
+        provider=primary, period_start=TEN, successes=8, failures=2, first_attempts=10,
+        latency_histogram={"100": 4, "500": 4}, total_histogram={"5000": 8}, final=True,
     )  # fmt: skip
     CallRollup.objects.create(
-        provider=secondary, hour=ELEVEN, successes=4, slow_calls=1, rate_limited=1,
-        latency_histogram={"1000": 5},
+        provider=secondary, period_start=ELEVEN, successes=4, slow_calls=1, rate_limited=1,
+        latency_histogram={"1000": 5}, total_histogram={"1000": 5}, final=True,
     )  # fmt: skip
     return primary, secondary
 
@@ -97,7 +105,7 @@ def _render(client, **params) -> _Elements:
 def test_failovers_per_hour_by_reason(operator_client, history):
     page = _render(operator_client)
 
-    bars = {(b["data-hour"], b["data-reason"]): int(b["data-count"]) for b in page.select("rect")
+    bars = {(b["data-start"], b["data-reason"]): int(b["data-count"]) for b in page.select("rect")
             if "data-reason" in b}  # fmt: skip
     assert bars == {
         (TEN.isoformat(), "server_error"): 2,
@@ -105,7 +113,7 @@ def test_failovers_per_hour_by_reason(operator_client, history):
         (ELEVEN.isoformat(), "server_error"): 3,
     }
     totals = {e["data-total"]: e["text"] for e in page.select("li") if "data-total" in e}
-    assert totals["failovers"].split()[0] == "6"
+    assert totals["failover"].split()[0] == "6"
     assert totals["all_failed"].split()[0] == "5"
     assert totals["breaker_opened"].split()[0] == "1"
     assert totals["manual"].split()[0] == "2"
@@ -125,9 +133,8 @@ def test_success_rate_and_latency_percentiles_per_provider(operator_client, hist
     assert cell("primary", "p95_ms") == "475 ms"  # 250 + 250 * 3.6/4 within <=500 ms
     assert cell("secondary", "success_rate") == "83.3%"  # 5 answered of 6 (one 429)
     dots = {
-        (d["data-provider"], d["data-hour"]): float(d["data-value"])
-        for d in page.select("circle")
-        if d["text"].split()[1:3] == ["success", "rate"]
+        (d["data-provider"], d["data-start"]): float(d["data-value"])
+        for d in page.select("circle", series="success rate")
     }
     assert dots == {
         ("primary", TEN.isoformat()): 80.0,
@@ -135,10 +142,17 @@ def test_success_rate_and_latency_percentiles_per_provider(operator_client, hist
     }  # 0.8333 as %
     p95 = {
         d["data-provider"]: float(d["data-value"])
-        for d in page.select("circle")
-        if d["text"].split()[1] == "p95"
+        for d in page.select("circle", series="p95")
+        if d["section"] == "chart-first-output"
     }
     assert p95 == {"primary": 475.0, "secondary": 975.0}
+    total_p95 = {
+        d["data-provider"]: float(d["data-value"])
+        for d in page.select("circle", series="p95")
+        if d["section"] == "chart-total-time"
+    }
+    assert total_p95 == {"primary": 4850.0, "secondary": 975.0}
+    assert cell("primary", "total_p50_ms") == "3.5 s"
 
 
 def _cells_of(page: _Elements, provider: str) -> list[dict]:
@@ -157,11 +171,14 @@ def test_breaker_state_over_time_from_transition_events(operator_client, history
 
     lanes = {lane["data-provider"]: lane for lane in page.select("g") if "data-current" in lane}
     assert lanes["primary"]["data-current"] == "forced_open"
-    segments = [
-        (s["data-state"], s["data-start"], s["data-end"])
-        for s in page.select("rect")
-        if "data-state" in s and s["text"].startswith("primary:")
-    ]
+    segments = sorted(
+        (
+            (s["data-state"], s["data-start"], s["data-end"])
+            for s in page.select("rect")
+            if "data-state" in s and s["text"].startswith("primary:")
+        ),
+        key=lambda segment: segment[1],
+    )
     window_start = (NOW.replace(minute=0) - timedelta(hours=23)).isoformat()
     at = lambda hour, minute: NOW.replace(hour=hour, minute=minute).isoformat()  # noqa: E731
     assert segments == [
@@ -213,3 +230,187 @@ def test_the_dashboard_is_on_the_admin_index_and_needs_the_event_view_permission
 )
 def test_histogram_quantile(histogram, q, expected):
     assert histogram_quantile(q, histogram) == expected
+
+
+# --- ranges, freshness and drawing -------------------------------------------
+
+
+def _bucket(provider, moment, **counts) -> CallBucket:
+    return CallBucket.objects.create(provider=provider, bucket_start=moment, **counts)
+
+
+@pytest.mark.parametrize(
+    ("range_key", "bins", "minutes"),
+    [("1h", 12, 5), ("6h", 24, 15), ("24h", 24, 60), ("7d", 168, 60)],
+)
+def test_each_range_has_its_bins_and_draws_the_failovers_in_it(
+    operator_client, make_provider, fake_clock, range_key, bins, minutes
+):
+    fake_clock.set(NOW)
+    primary = make_provider(name="primary", priority=1)
+    _event("failover", NOW - timedelta(minutes=7), primary, reason="timeout")
+
+    response = operator_client.get(reverse(URL), {"range": range_key})
+
+    window = response.context["dashboard"].window
+    assert (window.key, len(window.bins), window.bin) == (
+        range_key, bins, timedelta(minutes=minutes)
+    )  # fmt: skip
+    assert window.bins[-1] <= NOW < window.bins[-1] + window.bin
+    page = _Elements()
+    page.feed(response.content.decode())
+    (bar,) = [b for b in page.select("rect") if "data-reason" in b]
+    expected_bin = window.bin_of(NOW - timedelta(minutes=7))
+    assert bar["data-start"] == expected_bin.isoformat()
+
+
+def test_an_unknown_range_shows_the_last_24_hours(operator_client, make_provider, fake_clock):
+    fake_clock.set(NOW)
+    response = operator_client.get(reverse(URL), {"range": "1y"})
+    assert response.context["range_key"] == "24h"
+
+
+def _figures(client, range_key="1h") -> dict[str, str]:
+    page = _render(client, range=range_key)
+    return {
+        e["data-metric"]: e["text"].strip()
+        for e in _cells_of(page, "primary")
+        if "data-metric" in e
+    }
+
+
+def test_figures_include_the_minutes_not_rolled_up_yet(operator_client, make_provider, fake_clock):
+    """Right after an outage the event log shows the failovers, and the dashboard
+    the failures behind them: the one-second counters are read before any roll-up."""
+    fake_clock.set(NOW)
+    primary = make_provider(name="primary", priority=1)
+    make_provider(name="secondary", priority=2)
+    for seconds in (110, 100, 90):
+        _event("failover", NOW - timedelta(seconds=seconds), primary, reason="server_error")
+        _bucket(primary, NOW - timedelta(seconds=seconds), failures=1, first_attempts=1)
+    _bucket(primary, NOW - timedelta(minutes=20), successes=1, latency_ms_sum=200,
+            total_ms_sum=200, first_attempts=1)  # fmt: skip
+
+    before = _figures(operator_client)
+
+    assert (before["attempts"], before["failures"], before["success_rate"]) == ("4", "3", "25.0%")
+    # The roll-up changes nothing: every call is counted once, rolled up or not.
+    call_counters_roll_up(now=NOW)
+    assert _figures(operator_client) == before
+    fake_clock.set(NOW + timedelta(minutes=10))
+    call_counters_roll_up()
+    assert CallRollup.objects.filter(final=True).count() == 2
+    assert not CallBucket.objects.exists()
+    assert _figures(operator_client) == before
+
+
+def test_one_hour_of_traffic_draws_lines_not_only_dots(operator_client, make_provider, fake_clock):
+    fake_clock.set(NOW)
+    primary = make_provider(name="primary", priority=1)
+    for minute in range(60):
+        _bucket(primary, NOW - timedelta(minutes=minute), successes=1, latency_ms_sum=300,
+                total_ms_sum=2000, first_attempts=1)  # fmt: skip
+
+    page = _render(operator_client, range="1h")
+
+    lines = {(line["section"], line["data-series"]): line["points"].split()
+             for line in page.select("polyline")}  # fmt: skip
+    assert len(lines[("chart-success-rate", "primary")]) == 12
+    assert len(lines[("chart-first-output", "primary p50")]) == 12
+    assert len(lines[("chart-total-time", "primary p95")]) == 12
+
+
+def _outage_rects(page, provider="primary") -> list[dict]:
+    rects = page.select("rect")
+    return [r for r in rects if r.get("data-state") and r["text"].startswith(provider)]
+
+
+@pytest.mark.parametrize("range_key", ["1h", "6h", "24h", "7d"])
+def test_a_two_minute_outage_stays_visible_at_every_range(
+    operator_client, make_provider, fake_clock, range_key
+):
+    fake_clock.set(NOW)
+    primary = make_provider(name="primary", priority=1)
+    _event("breaker_opened", NOW - timedelta(minutes=30), primary, reason="failure_rate")
+    _event("breaker_closed", NOW - timedelta(minutes=28), primary, reason="probe_succeeded")
+
+    rects = _outage_rects(_render(operator_client, range=range_key))
+
+    (opened,) = [r for r in rects if r["data-state"] == "open"]
+    assert float(opened["width"]) >= admin_charts.MIN_SEGMENT_WIDTH
+    # Painted after the closed stretches around it, so they cannot cover it.
+    assert rects[-1] is opened
+
+
+def test_totals_count_every_kind_of_event_including_kinds_added_later(
+    operator_client, make_provider, fake_clock
+):
+    fake_clock.set(NOW)
+    primary = make_provider(name="primary", priority=1)
+    _event("continuation", NOW - timedelta(minutes=3), primary, reason="stream_cut", count=2)
+
+    page = _render(operator_client)
+
+    totals = {e["data-total"]: e["text"].split() for e in page.select("li") if "data-total" in e}
+    assert totals["continuation"] == ["2", "continuation"]
+    assert totals["failover"][0] == "0"  # the headline kinds show even at zero
+
+
+def test_latency_is_drawn_on_a_log_scale_so_a_slow_provider_does_not_flatten_the_others(
+    operator_client, make_provider, fake_clock
+):
+    fake_clock.set(NOW)
+    fast = make_provider(name="fast", priority=1)
+    slow = make_provider(name="slow", priority=2)
+    _bucket(fast, NOW - timedelta(minutes=3), successes=1, latency_ms_sum=90, total_ms_sum=90)
+    _bucket(slow, NOW - timedelta(minutes=3), successes=1, latency_ms_sum=30000,
+            total_ms_sum=30000)  # fmt: skip
+
+    response = operator_client.get(reverse(URL), {"range": "1h"})
+
+    chart = response.context["dashboard"].first_output
+    fast_p50 = next(d for d in chart.dots if d.provider == "fast" and d.series == "p50")
+    assert chart.axis_y - fast_p50.y >= admin_charts.PLOT_HEIGHT / 5
+    assert [t.label for t in chart.y_ticks] == ["10 ms", "100 ms", "1 s", "10 s", "100 s"]
+
+
+# --- labels that fit ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ms", "label"),
+    [(0, "0 ms"), (250, "250 ms"), (1000, "1 s"), (1500, "1.5 s"), (10000, "10 s"),
+     (45000, "45 s")],
+)  # fmt: skip
+def test_durations_read_as_people_write_them(ms, label):
+    assert admin_charts.duration_label(ms) == label
+
+
+# About the width of a character of the charts' 11 px text, in SVG units.
+_CHAR = 7
+
+
+@pytest.mark.parametrize("range_key", ["1h", "6h", "24h", "7d"])
+def test_time_labels_stay_inside_the_chart(range_key):
+    from providers_app.selectors.dashboard import dashboard_window
+
+    window = dashboard_window(range_key, now=NOW + timedelta(minutes=59))
+    ticks = admin_charts.time_ticks(window)
+
+    assert ticks
+    for tick in ticks:
+        width = len(tick.label) * _CHAR
+        left = {"start": 0, "middle": width / 2, "end": width}[tick.anchor]
+        assert tick.position - left >= 0, tick
+        assert tick.position - left + width <= admin_charts.WIDTH, tick
+    if range_key == "7d":
+        assert ticks[0].label == "Sun 04 Jan"
+
+
+def test_value_and_lane_labels_fit_left_of_the_plot():
+    room = admin_charts.PLOT_LEFT - 6
+    longest_lane = admin_charts._short("a-provider-with-a-very-long-name")
+    assert longest_lane.endswith("…")
+    assert len(longest_lane) * _CHAR <= room
+    for label in ("100%", "100 s", "100 ms", "secondary"):
+        assert len(label) * _CHAR <= room

@@ -104,3 +104,75 @@ def test_call_stats_of_a_row_or_of_sums():
 
     assert CallStats.of(row) == CallStats.of({"successes": 1, "slow_calls": 1, "failures": 1})
     assert CallStats.of({"successes": None}).attempts == 0  # an empty Sum() is None
+
+
+# --- latency: one definition per chart, the same on /metrics ----------------
+
+
+def _metric_bucket(text: str, name: str, labels: dict[str, str]) -> dict[str, float]:
+    """{le: cumulative count} of one histogram series in /metrics text."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == f"{name}_bucket" and all(
+                sample.labels.get(k) == v for k, v in labels.items()
+            ):
+                found[sample.labels["le"]] = sample.value
+    return found
+
+
+def _bucket_of_one_call(before: dict[str, float], after: dict[str, float]) -> str:
+    """The upper bound (ms, as the dashboard's histograms key it) of the one new call."""
+    for le in sorted(after, key=lambda le: float(le)):
+        if after[le] - before.get(le, 0.0) == 1:
+            return "inf" if le == "+Inf" else f"{float(le) * 1000:g}"
+    raise AssertionError("no call was observed")
+
+
+def test_a_streamed_call_falls_in_the_same_buckets_on_the_dashboard_and_on_metrics(
+    staff_client, make_provider, primary, fake_clock, monkeypatch
+):
+    """0.3 s to the first token, 5.9 s to the last chunk: both surfaces put the
+    first in 250-500 ms and the total in 5-10 s, under the same two names."""
+    from providers_app.engine import fallback
+    from providers_app.testing import process_state_reset
+
+    process_state_reset()
+    fake_clock.set(NOW)
+    make_provider(name="streamer", base_url=primary.base_url, priority=1, max_attempts=1)
+    primary.set_fault("ok", text="one two three four five six")
+    opened = fallback._open_stream
+
+    def first_token_after_300_ms(adapter, request, timeout):
+        stream = opened(adapter, request, timeout)
+        fake_clock.advance(0.3)
+        return stream
+
+    monkeypatch.setattr(fallback, "_open_stream", first_token_after_300_ms)
+    series = {"provider": "streamer"}
+    before = staff_client.get("/metrics").content.decode()
+
+    stream = fallback.stream([{"role": "user", "content": "Count to six."}])
+    for index, _chunk in enumerate(stream):
+        if index == 0:
+            fake_clock.advance(5.6)  # the rest of the answer takes 5.6 s more
+    counters.flush_pending()
+
+    after = staff_client.get("/metrics").content.decode()
+    first_output = _bucket_of_one_call(
+        _metric_bucket(before, "fallback_attempt_seconds", {**series, "outcome": "success"}),
+        _metric_bucket(after, "fallback_attempt_seconds", {**series, "outcome": "success"}),
+    )
+    total = _bucket_of_one_call(
+        _metric_bucket(before, "fallback_answer_seconds", series),
+        _metric_bucket(after, "fallback_answer_seconds", series),
+    )
+    page = staff_client.get(reverse("admin:providers_app_dashboard_changelist"), {"range": "1h"})
+    (row,) = [row for row in page.context["dashboard"].traffic if row.name == "streamer"]
+    assert (first_output, total) == ("500", "10000")
+    assert dict(row.total.histogram) == {first_output: 1}
+    assert dict(row.total.total_histogram) == {total: 1}
+    content = page.content.decode()
+    assert "Time to first output per provider" in content
+    assert "Total time per provider" in content
+    process_state_reset()
