@@ -2,8 +2,18 @@
 
 Run: `gunicorn -c fallbackproject/gunicorn.conf.py fallbackproject.wsgi`.
 
-Command-line flags override these (e.g. `-b 0.0.0.0:8000 -w 4`). When
-PROMETHEUS_MULTIPROC_DIR is set, every worker writes its metrics there and
+Threaded workers (gthread): a chat spends seconds to minutes waiting on its
+upstream, so each process holds WEB_THREADS requests at once (default 128) and
+WEB_CONCURRENCY processes (default 2) share the machine's cores: 256 chats at
+once by default. Size it as workers ~ cores (1-2 per core: more processes only
+help when the CPU, not the upstream, is the limit) and workers x threads >= the
+chats you expect at once; each thread costs ~8 MB of address space but little
+resident memory. The database pool of each process is sized from WEB_THREADS
+(fallbackproject/settings/base.py). docs/operations.md ("Serving") has the
+measurements behind these defaults.
+
+Command-line flags override these (e.g. `-b 0.0.0.0:8000 -w 4 --threads 64`).
+When PROMETHEUS_MULTIPROC_DIR is set, every worker writes its metrics there and
 `/metrics` adds them up; the hooks below keep that folder truthful.
 """
 
@@ -13,8 +23,15 @@ from pathlib import Path
 
 from prometheus_client import multiprocess
 
+from fallbackproject.serving import web_threads, web_workers
+
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+workers = web_workers()
+threads = web_threads()
+# Connections waiting for a free thread; beyond it the kernel's backlog applies.
+worker_connections = 1000
+backlog = 2048
 # Above FALLBACK_DEADLINE_S (45 s): a request runs out of providers before the
 # worker is killed, so the caller gets a 503 with reasons, not a dropped socket.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))

@@ -33,8 +33,6 @@ DEFAULTS: dict[str, Any] = {
     "BREAKER_LEASE_EXTRA_S": 5.0,  # a probe lease lasts the attempt timeout plus this
     "COUNTER_FLUSH_S": 2.0,  # buffered success counters reach the database this often
     "ALL_FAILED_COALESCE_S": 10.0,
-    # Routing snapshot cache: 0 reads the database on every request (one query).
-    "ROUTING_CACHE_S": 0.0,
     # Health checks
     "HEALTH_DISPATCH_S": 10.0,  # how often beat looks for providers due a check
     "HEALTH_INTERVAL_CLOSED_S": 30.0,
@@ -44,6 +42,9 @@ DEFAULTS: dict[str, Any] = {
     # Housekeeping and API
     "EVENT_RETENTION_DAYS": 30,
     "MAX_REQUEST_BYTES": 1024 * 1024,
+    # Serving through a database outage: a client key the database accepted this
+    # long ago (or less) is still let in while the database cannot answer.
+    "CLIENT_KEY_GRACE_S": 120.0,
 }
 
 

@@ -13,7 +13,13 @@ def _clear_cache():
         return
     from django.core.cache import cache
 
+    from providers_app.engine.routing import routing_snapshot_forget
+
     cache.clear()
+    # A test's rolled-back transaction takes its routing-version bumps with it, so
+    # the next test could reach the same version number with other providers.
+    # Production readers never see uncommitted versions; tests forget instead.
+    routing_snapshot_forget()
     yield
     cache.clear()
 
