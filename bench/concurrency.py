@@ -29,7 +29,6 @@ import os
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -213,7 +212,8 @@ def _client(port: int, key: str, stream: bool, stop_at: float, load: Load) -> No
             conn.request("POST", "/v1/chat/completions", body, headers)
             response = conn.getresponse()
             data = response.read()
-            ok = response.status == 200 and (b"data: [DONE]" in data if stream else b'"choices"' in data)
+            complete = b"data: [DONE]" in data if stream else b'"choices"' in data
+            ok = response.status == 200 and complete
         except (OSError, http.client.HTTPException):
             ok = False
             conn.close()

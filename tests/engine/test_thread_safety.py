@@ -95,7 +95,9 @@ def test_a_replaced_adapter_is_closed_only_after_its_last_call_ends(primary):
     old_session = old.session
     primary.set_fault("ok", delay_s=0.3)
     result: list[str] = []
-    caller = threading.Thread(target=lambda a=old: result.append(a.complete(REQUEST, timeout=5).text))
+    caller = threading.Thread(
+        target=lambda a=old: result.append(a.complete(REQUEST, timeout=5).text)
+    )
     caller.start()
     time.sleep(0.1)  # the call is in flight
 
@@ -105,7 +107,8 @@ def test_a_replaced_adapter_is_closed_only_after_its_last_call_ends(primary):
     assert old_session.adapters, "the old session is still open while its call runs"
 
     caller.join(timeout=10)
-    assert result and result[0]
+    assert len(result) == 1
+    assert result[0]
     closed = weakref.ref(old)
     old_pools = old_session.get_adapter("http://x").poolmanager.pools
     del old, caller
