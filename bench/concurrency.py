@@ -10,11 +10,13 @@ runs N clients, each sending chats back to back (streaming and not), for a
 warm-up then `--measure` seconds. It prints per row:
 
 - chats/s and the ideal (clients / latency), and their ratio;
-- added latency p50/p99: a chat's time minus the upstream's latency;
+- added latency p50/p99: a chat's time minus the upstream's latency, over the
+  chats that started and ended within the window;
 - failed: chats not answered with a 200 and a complete body;
 - /healthz p99, polled every 50 ms during the load;
 - resident memory per gunicorn worker (at the end of the load);
 - PostgreSQL connections to the database: most open, most active (not idle);
+- the workers' CPU time per answered chat (what sizing the cores depends on);
 - the 1-minute load average (the machine may be shared).
 
 Everything runs on 127.0.0.1; every loop is bounded by the measuring window.
@@ -120,6 +122,18 @@ class Server:
             if int(stat.rsplit(")", 1)[1].split()[1]) == self.process.pid:
                 pids.append(int(entry.name))
         return pids
+
+    def cpu_s(self) -> float:
+        """CPU time (user + system) used so far by the workers."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.worker_pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / ticks
 
     def rss_mb(self) -> list[float]:
         sizes = []
@@ -266,13 +280,18 @@ def _run_load(server: Server, key: str, clients: int, stream: bool, args, pg) ->
     threads.append(threading.Thread(target=_poll_postgres, args=(*pg, stop_at, load)))
     for thread in threads:
         thread.start()
+    time.sleep(max(window[0] - time.monotonic(), 0))
+    cpu_at_start = server.cpu_s()
     time.sleep(max(stop_at - time.monotonic() - 1, 0))
     rss = server.rss_mb()
+    cpu_used = server.cpu_s() - cpu_at_start
     for thread in threads:
         thread.join(timeout=args.latency * 3 + 60)
+    # Throughput: chats answered within the window. Latency: chats that also
+    # started in it (the warm-up's opening burst queues by design).
     in_window = [(s, e, ok) for s, e, ok in load.chats if window[0] <= e <= window[1]]
     answered = [e - s for s, e, ok in in_window if ok]
-    added_ms = [(d - args.latency) * 1000 for d in answered]
+    added_ms = [(e - s - args.latency) * 1000 for s, e, ok in in_window if ok and s >= window[0]]
     healthz = [ms for at, ms in load.healthz_ms if window[0] <= at <= window[1]]
     ideal = clients / args.latency
     return {
@@ -287,6 +306,7 @@ def _run_load(server: Server, key: str, clients: int, stream: bool, args, pg) ->
         "pg_open": max(load.pg_open, default=None),
         "pg_active": max(load.pg_active, default=None),
         "load": os.getloadavg()[0],
+        "cpu_ms": cpu_used * 1000 / max(len(answered), 1),
     }
 
 
@@ -324,7 +344,8 @@ def _row(label: str, mode: str, clients: int, r: dict, target: bool) -> str:
     return (
         f"{label:<10} {mode:<6} {clients:>7} {r['chats_s']:>7.1f} {r['ideal']:>6.1f} "
         f"{r['ratio'] * 100:>5.0f}% {r['failed']:>6} {r['added_p50']:>8.0f} {r['added_p99']:>8.0f} "
-        f"{r['healthz_p99']:>8.1f} {rss:>9} {pg:>7} {r['load']:>5.1f}  {verdict}"
+        f"{r['healthz_p99']:>8.1f} {rss:>9} {pg:>7} {r['cpu_ms']:>6.1f} {r['load']:>5.1f}  "
+        f"{verdict}"
     )
 
 
@@ -371,7 +392,7 @@ def main() -> None:
     print(
         f"{'database':<10} {'mode':<6} {'clients':>7} {'chats/s':>7} {'ideal':>6} {'ratio':>6} "
         f"{'failed':>6} {'add p50':>8} {'add p99':>8} {'hz p99':>8} {'RSS MB':>9} "
-        f"{'PG conn':>7} {'load':>5}  target"
+        f"{'PG conn':>7} {'CPU ms':>6} {'load':>5}  target"
     )
     try:
         for label, url, pg in databases:
@@ -402,7 +423,8 @@ def main() -> None:
     )
     print(
         "ms: added = chat time - upstream latency; hz = /healthz; RSS per worker; "
-        "PG conn = most open/most active; target (256 streaming, 4 s): every chat answered, "
+        "PG conn = most open/most active; CPU ms = the workers' CPU per chat;\n"
+        "target (256 streaming, 4 s): every chat answered, "
         f">= {TARGET_RATIO:.0%} of ideal, added p99 <= {TARGET_ADDED_P99_MS:.0f} ms, "
         f"/healthz p99 <= {TARGET_HEALTHZ_P99_MS:.0f} ms"
     )

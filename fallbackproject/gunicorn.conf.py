@@ -3,12 +3,12 @@
 Run: `gunicorn -c fallbackproject/gunicorn.conf.py fallbackproject.wsgi`.
 
 Threaded workers (gthread): a chat spends seconds to minutes waiting on its
-upstream, so each process holds WEB_THREADS requests at once (default 128) and
-WEB_CONCURRENCY processes (default 2) share the machine's cores: 256 chats at
-once by default. Size it as workers ~ cores (1-2 per core: more processes only
-help when the CPU, not the upstream, is the limit) and workers x threads >= the
-chats you expect at once; each thread costs ~8 MB of address space but little
-resident memory. The database pool of each process is sized from WEB_THREADS
+upstream, so each process holds WEB_THREADS requests at once (default 160) and
+WEB_CONCURRENCY processes (default 2) share the machine's cores: 320
+connections at once by default, 256 chats with room for /healthz and the admin.
+Size it as workers ~ cores (1-2 per core: more processes only help when the
+CPU, not the upstream, is the limit) and workers x threads >= 1.25 x the chats
+you expect at once; a thread costs little resident memory. The database pool of each process is sized from WEB_THREADS
 (fallbackproject/settings/base.py). docs/operations.md ("Serving") has the
 measurements behind these defaults.
 
@@ -29,8 +29,11 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
 workers = web_workers()
 threads = web_threads()
-# Connections waiting for a free thread; beyond it the kernel's backlog applies.
-worker_connections = 1000
+# A worker takes no more connections than it has threads: otherwise one worker
+# can accept more keep-alive clients than it can serve while the other idles
+# (measured: 256 streaming clients on 2 x 128 threads queued for seconds). The
+# rest wait in the listen backlog for whichever worker frees a thread first.
+worker_connections = threads
 backlog = 2048
 # Above FALLBACK_DEADLINE_S (45 s): a request runs out of providers before the
 # worker is killed, so the caller gets a 503 with reasons, not a dropped socket.
