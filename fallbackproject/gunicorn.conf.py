@@ -8,9 +8,9 @@ WEB_CONCURRENCY processes (default 2) share the machine's cores: 320
 connections at once by default, 256 chats with room for /healthz and the admin.
 Size it as workers ~ cores (1-2 per core: more processes only help when the
 CPU, not the upstream, is the limit) and workers x threads >= 1.25 x the chats
-you expect at once; a thread costs little resident memory. The database pool of each process is sized from WEB_THREADS
-(fallbackproject/settings/base.py). docs/operations.md ("Serving") has the
-measurements behind these defaults.
+you expect at once; a thread costs little resident memory. The database pool
+of each process is sized from WEB_THREADS (fallbackproject/settings/base.py).
+docs/operations.md ("Serving") has the measurements behind these defaults.
 
 Command-line flags override these (e.g. `-b 0.0.0.0:8000 -w 4 --threads 64`).
 When PROMETHEUS_MULTIPROC_DIR is set, every worker writes its metrics there and
