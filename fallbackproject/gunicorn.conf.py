@@ -29,21 +29,28 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
 workers = web_workers()
 threads = web_threads()
-# A worker takes no more connections than it has threads: otherwise one worker
-# can accept more keep-alive clients than it can serve while the other idles
-# (measured: 256 streaming clients on 2 x 128 threads queued for seconds). The
-# rest wait in the listen backlog for whichever worker frees a thread first.
-worker_connections = threads
+# A worker holds no more connections than it has threads (set in when_ready,
+# once command-line flags are known), so it keeps no idle keep-alive
+# connections: each connection closes after its response and the next one waits
+# in the listen backlog for whichever worker frees a thread first. With
+# keep-alive, one worker accepted more clients than it had threads while the
+# other idled (256 streaming clients on 2 x 128 threads queued for seconds).
+# Behind a reverse proxy, keep-alive to clients is the proxy's job.
 backlog = 2048
 # Above FALLBACK_DEADLINE_S (45 s): a request runs out of providers before the
 # worker is killed, so the caller gets a 503 with reasons, not a dropped socket.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
-keepalive = 5
+keepalive = 5  # unused while worker_connections = threads (see above)
 accesslog = "-"
 # Recycle workers now and then; counters survive it (their files stay summed).
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
 max_requests_jitter = 200
+
+
+def when_ready(server) -> None:
+    """Before the workers start: connections per worker = its threads (see above)."""
+    server.cfg.set("worker_connections", server.cfg.threads)
 
 
 def on_starting(server) -> None:

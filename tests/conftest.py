@@ -24,6 +24,16 @@ def _clear_cache():
     cache.clear()
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """pytest-django's test database, plus: the routing change listener (a
+    PostgreSQL connection of its own) stops before the database is dropped."""
+    yield
+    from providers_app.engine.routing import change_listener
+
+    change_listener.stop()
+
+
 @pytest.fixture
 def make_provider(db):
     from tests.factories import provider_create

@@ -96,7 +96,7 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["ENGINE"] = "fallbackproject.db.postgresql"
     DATABASE_RETRY_AFTER_FAILURE_S = env.float("DJANGO_DB_RETRY_AFTER_FAILURE_S", default=2.0)
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections, not Django
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # with a pool: checked on checkout
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DJANGO_DB_HEALTH_CHECKS", default=True)
     _statement_timeout_ms = env.int("DJANGO_DB_STATEMENT_TIMEOUT_MS", default=5000)
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {

@@ -1,21 +1,30 @@
-"""The routing snapshot a request follows, kept per process behind a one-row version check.
+"""The routing snapshot a request follows, kept per process and reread only when it changed.
 
-Every request reads `RoutingVersion.version` (one primary-key read, cheaper
-than the routing query and its row building). While it equals the version the
-process's snapshot was read at, the snapshot is current: database triggers bump
-the version in the same transaction as any change to a Provider or BreakerState
-row (admin save, reorder, breaker transition, cooldown), so the next request in
-every process sees a reorder or an opened breaker. Only when it moved is the
-routing query run again.
+Database triggers bump `RoutingVersion.version` in the same transaction as any
+write to a Provider or BreakerState row (admin save, reorder, bulk update,
+breaker transition, cooldown). A process keeps its snapshot with the token it
+was read at and reuses it while the token holds:
+
+- On PostgreSQL the trigger also sends a notification (`pg_notify`, delivered
+  at commit). A thread per process LISTENs; each notification moves a local
+  change epoch, so a request costs no database round trip at all while nothing
+  changes. A change is seen as soon as its notification arrives (well under a
+  millisecond on one host), normally before the next request.
+- Otherwise (SQLite; PostgreSQL while the listener is not connected or has not
+  heard from the server for a while; or inside a transaction, which sees its
+  own uncommitted changes) each request reads the one-row version, which a
+  change moves in the same transaction: the next request sees it.
 
 If the database cannot be read, the last snapshot this process saw is used
 and the failure is logged and counted: a request never fails because of it.
 """
 
 import logging
+import os
 import threading
+import time
 
-from django.db import DatabaseError, connections, router
+from django.db import DatabaseError, connections, router, transaction
 from django.db.models import F
 
 from ..models import RoutingVersion
@@ -24,10 +33,12 @@ from . import metrics
 
 logger = logging.getLogger(__name__)
 
+CHANNEL = "fallback_routing"  # the trigger's pg_notify channel (migration 0006)
+
 _lock = threading.Lock()
-# (version it was read at, entries); swapped as one tuple so readers never see a
-# version paired with another snapshot. A None version never validates.
-_snapshot: tuple[int | None, list[RouteEntry]] | None = None
+# (token it was read at, entries); swapped as one tuple so readers never see a
+# token paired with another snapshot. A token holding None never validates.
+_snapshot: tuple[tuple, list[RouteEntry]] | None = None
 
 
 def routing_snapshot() -> list[RouteEntry]:
@@ -35,19 +46,29 @@ def routing_snapshot() -> list[RouteEntry]:
     global _snapshot
     remembered = _snapshot
     try:
-        version = routing_version()
-        if remembered is not None and version is not None and remembered[0] == version:
+        token = _current_token()
+        if remembered is not None and token[1] is not None and remembered[0] == token:
             return remembered[1]
-        # Read after the version: the entries are at least as new as it, so a
+        # Read after the token: the entries are at least as new as it, so a
         # change committed in between only costs one more read next time.
         entries = provider_list_for_routing()
-    except DatabaseError:
-        logger.exception("routing read failed; using the last snapshot this process saw")
+    except DatabaseError as error:
+        # One line, no traceback: during an outage every request comes here.
+        logger.warning("routing read failed (%s); using the last snapshot this process saw", error)
         metrics.store_error("routing_read")
         return list(remembered[1]) if remembered else []
     with _lock:
-        _snapshot = (version, entries)
+        _snapshot = (token, entries)
     return entries
+
+
+def _current_token() -> tuple:
+    connection = connections[router.db_for_read(RoutingVersion)]
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        epoch = change_listener.epoch()
+        if epoch is not None:
+            return ("notified", epoch)
+    return ("version", routing_version())
 
 
 def routing_version() -> int | None:
@@ -70,11 +91,114 @@ def routing_snapshot_forget() -> None:
 
 
 def routing_changed() -> None:
-    """Bump the routing version in the caller's transaction: once it commits, every
-    process rereads its snapshot on its next request.
+    """Say that routing changed, in the caller's transaction: once it commits, this
+    process drops its snapshot at once (without waiting for its own notification),
+    and every other process rereads as described above.
 
-    Writes to Provider and BreakerState rows bump it by trigger already; callers
-    that say so explicitly (services, breaker transitions) cost one more small
-    UPDATE and keep working should a snapshot ever depend on another table.
+    Writes to Provider and BreakerState rows bump the version by trigger already;
+    the explicit bump keeps callers (services, breaker transitions) working should
+    a snapshot ever depend on another table.
     """
     RoutingVersion.objects.filter(pk=1).update(version=F("version") + 1)
+    transaction.on_commit(_invalidate)
+
+
+def _invalidate() -> None:
+    """The next request rereads; the entries stay as the fallback for a database error."""
+    global _snapshot
+    with _lock:
+        if _snapshot is not None:
+            _snapshot = (("invalidated", None), _snapshot[1])
+
+
+class ChangeListener:
+    """PostgreSQL: one thread per process LISTENing for routing changes.
+
+    `epoch()` is a number that moves on every notification, and also whenever
+    the listener (re)connects or loses its connection (changes may have been
+    missed then). It is None, meaning "read the version row instead", until the
+    listener is connected, and whenever it has not heard from the server
+    (a notification or its own ping) within STALE_AFTER_S.
+    """
+
+    PING_S = 1.0  # how often an idle listener proves its connection is alive
+    STALE_AFTER_S = 3.0
+    RETRY_S = 2.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._epoch = 0
+        self._live = False
+        self._heard_at = 0.0
+        self._pid: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def epoch(self) -> int | None:
+        if self._pid != os.getpid():  # first use in this process (or a fork)
+            self._start()
+            return None
+        with self._lock:
+            if not self._live or time.monotonic() - self._heard_at > self.STALE_AFTER_S:
+                return None
+            return self._epoch
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop listening (tests, before their database is dropped)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self._lock:
+            self._pid, self._thread, self._live = None, None, False
+
+    def _start(self) -> None:
+        params = _listener_params()
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid, self._live = os.getpid(), False
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._run, args=(params,), name="fallback-routing-listener", daemon=True
+            )
+        self._thread.start()
+
+    def _heard(self, *, live: bool, changed: bool) -> None:
+        with self._lock:
+            self._epoch += 1 if changed else 0
+            self._live = live
+            self._heard_at = time.monotonic()
+
+    def _run(self, params: dict) -> None:
+        import psycopg
+
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(**params, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    # Anything before the LISTEN went unheard: count it as a change.
+                    self._heard(live=True, changed=True)
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=self.PING_S):
+                            self._heard(live=True, changed=True)
+                        conn.execute("SELECT 1")
+                        self._heard(live=True, changed=False)
+            except Exception as error:  # the thread must outlive any database trouble
+                logger.warning("routing change listener disconnected (%s); retrying", error)
+            self._heard(live=False, changed=True)
+            self._stop.wait(self.RETRY_S)
+
+
+def _listener_params() -> dict:
+    """Connection parameters of the database routing reads (its own connection, no pool)."""
+    connection = connections[router.db_for_read(RoutingVersion)]
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params["application_name"] = LISTENER_APPLICATION_NAME  # visible in pg_stat_activity
+    return params
+
+
+LISTENER_APPLICATION_NAME = "fallback-routing-listener"
+
+
+change_listener = ChangeListener()

@@ -6,7 +6,11 @@ import time
 import pytest
 from django.db import OperationalError, connection
 
-from providers_app.engine.routing import routing_snapshot, routing_version
+from providers_app.engine.routing import (
+    LISTENER_APPLICATION_NAME,
+    routing_snapshot,
+    routing_version,
+)
 from providers_app.models import BreakerState, Provider
 from providers_app.services.providers import provider_priorities_set
 from tests.factories import provider_create
@@ -81,6 +85,7 @@ def test_threads_reading_while_the_order_flips_always_see_a_whole_snapshot_and_e
     empty), and once the reorders stop every thread's next read is the final order."""
     first = provider_create(name="a", priority=1)
     second = provider_create(name="b", priority=2)
+    assert _names() == ["a", "b"]  # a process that has read once (as a serving one has)
     orders = {("a", "b"), ("b", "a")}
     seen_bad: list[tuple] = []
     reorders: list[int] = []
@@ -135,3 +140,69 @@ def _until_written(write) -> None:
                 raise
             time.sleep(0.005)
     raise AssertionError("the reorder never got the table")
+
+
+# ---------------------------------------------------------------------------
+# PostgreSQL: changes arrive as notifications; no round trip while none do
+# ---------------------------------------------------------------------------
+
+
+def _eventually(condition, timeout_s: float = 10.0) -> bool:
+    give_up = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > give_up:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.fixture
+def listening(transactional_db):
+    if connection.vendor != "postgresql":
+        pytest.skip("notifications are PostgreSQL's")
+    from providers_app.engine.routing import change_listener
+
+    routing_snapshot()  # starts the listener
+    assert _eventually(lambda: change_listener.epoch() is not None), "listener never connected"
+    return change_listener
+
+
+def test_while_listening_an_unchanged_snapshot_costs_no_query(listening, django_assert_num_queries):
+    provider_create(name="a", priority=1)
+    assert _eventually(lambda: _names() == ["a"])
+    with django_assert_num_queries(0):
+        assert _names() == ["a"]
+        assert _names() == ["a"]
+
+
+def test_a_change_committed_by_another_connection_is_seen_once_notified(listening):
+    provider = provider_create(name="a", priority=1)
+    assert _eventually(lambda: _names() == ["a"])
+
+    def other_process_opens_the_breaker() -> None:
+        BreakerState.objects.filter(pk=provider.pk).update(state="open")
+        connection.close()
+
+    writer = threading.Thread(target=other_process_opens_the_breaker)
+    writer.start()
+    writer.join()
+    assert _eventually(lambda: [e.state for e in routing_snapshot()] == ["open"])
+
+
+def test_a_lost_listener_falls_back_to_the_version_row_then_reconnects(
+    listening, django_assert_num_queries
+):
+    provider = provider_create(name="a", priority=1)
+    assert _eventually(lambda: _names() == ["a"])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name = %s",
+            [LISTENER_APPLICATION_NAME],
+        )
+        assert cursor.fetchall() == [(True,)]
+    assert _eventually(lambda: listening.epoch() is None)
+    Provider.objects.filter(pk=provider.pk).update(timeout_s=9)
+    # Not listening: the version row (one query) says it changed.
+    assert [e.timeout_s for e in routing_snapshot()] == [9]
+    assert _eventually(lambda: listening.epoch() is not None), "listener never came back"
