@@ -21,7 +21,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 setup: $(STAMP) ## Create the virtualenv and install every dependency
 
-run: setup ## Migrate, create an admin (password printed), start demo upstreams, a Celery worker and beat, serve on :8000
+run: setup ## Migrate, create an admin (password printed), start demo upstreams, a Celery worker and beat, serve on :8000 (threaded runserver; production: gunicorn, docs/operations.md)
 	$(LOCAL) $(PY) manage.py migrate --noinput
 	$(LOCAL) $(PY) manage.py demo_setup
 	$(LOCAL) $(PY) manage.py run_demo 127.0.0.1:8000
@@ -39,8 +39,9 @@ format: setup ## ruff format and import order
 migrations-check: setup ## Fail when models and migrations disagree
 	$(LOCAL) $(PY) manage.py makemigrations --check --dry-run
 
-bench: setup ## Overhead benchmark (prints a table)
+bench: setup ## Overhead and concurrency benchmarks (print tables; ~10 min, PostgreSQL if reachable)
 	$(PY) bench/overhead.py
+	$(PY) bench/concurrency.py
 
 PEER_VENV := bench/.peer-venv
 

@@ -1,18 +1,20 @@
 """What the failover layer costs per request, on SQLite and on PostgreSQL.
 
-    .venv/bin/python bench/overhead.py [--requests 2000] [--rounds 5] [--postgres URL]
+    .venv/bin/python bench/overhead.py [--requests 2000] [--rounds 5] [--threads 4]
+        [--postgres URL]
 
 With a local upstream that answers at once, it measures (median and p99 over
 `--requests` calls, then the median of `--rounds` rounds):
 
 - added:    `fallback.complete()` minus calling the adapter directly (happy path);
+- threaded: the same from `--threads` threads at once (each pairs its own calls;
+            on a small machine this includes waiting for the GIL and the cores);
 - skip:     a request whose first provider is OPEN minus one with no such provider
             (alternating blocks of 50);
 - all open: `complete()` failing because every provider is OPEN.
 
 Each database runs in its own process (Django reads its settings once). Arms are
 interleaved call by call so the machine's noise hits them alike. Prints a table.
-`FALLBACK_ROUTING_CACHE_S=1 bench/overhead.py` measures with the routing cache on.
 """
 
 import argparse
@@ -22,12 +24,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = [{"role": "user", "content": "Say hello."}]
-TARGETS_MS = {"added": 1.0, "skip": 0.2, "all_open": 5.0}
+# Engineers sharing one PostgreSQL server name their scratch database apart.
+SCRATCH_DB = os.environ.get("BENCH_SCRATCH_DB", "bench_fallback")
+TARGETS_MS = {"added": 0.5, "threaded": 0.5, "skip": 0.2, "all_open": 5.0}
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -35,7 +40,7 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
 
 
-def _measure(database_url: str, requests: int, rounds: int) -> dict:
+def _measure(database_url: str, requests: int, rounds: int, threads: int) -> dict:
     """Runs inside the child process, against `database_url`."""
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fallbackproject.settings.test")
@@ -90,7 +95,12 @@ def _measure(database_url: str, requests: int, rounds: int) -> dict:
                 return
             raise AssertionError("a provider answered while all were open")
 
-        results: dict[str, list[tuple[float, float]]] = {"added": [], "skip": [], "all_open": []}
+        results: dict[str, list[tuple[float, float]]] = {
+            "added": [],
+            "threaded": [],
+            "skip": [],
+            "all_open": [],
+        }
         for _ in range(rounds):
             # Happy path: the answering provider alone, against the bare adapter.
             set_blocked("closed", enabled=False)
@@ -109,6 +119,29 @@ def _measure(database_url: str, requests: int, rounds: int) -> dict:
                 set_blocked("closed", enabled=False)
                 without += [timed(lambda: fallback.complete(HELLO)) for _ in range(50)]
             results["skip"].append(_difference(with_open, without))
+
+            # The happy path again from several threads at once, as a threaded
+            # web worker runs it (each thread its own connection and timings).
+            both: tuple[list[float], list[float]] = ([], [])
+
+            def one_thread(direct=both[0], routed=both[1]) -> None:
+                from django.db import connection
+
+                mine_direct, mine_routed = [], []
+                for _ in range(requests // threads):
+                    mine_direct.append(timed(lambda: adapter.complete(request, timeout=5)))
+                    mine_routed.append(timed(lambda: fallback.complete(HELLO)))
+                direct.extend(mine_direct)
+                routed.extend(mine_routed)
+                connection.close()
+
+            set_blocked("closed", enabled=False)
+            pool = [threading.Thread(target=one_thread) for _ in range(threads)]
+            for thread in pool:
+                thread.start()
+            for thread in pool:
+                thread.join()
+            results["threaded"].append(_difference(both[1], both[0]))
 
             # Every provider open: fail fast.
             set_all("open", far)
@@ -144,6 +177,8 @@ def _run_child(label: str, database_url: str, args) -> dict:
             str(args.requests),
             "--rounds",
             str(args.rounds),
+            "--threads",
+            str(args.threads),
         ],
         capture_output=True,
         text=True,
@@ -162,12 +197,12 @@ def _postgres_url(base: str) -> str | None:
         import psycopg
 
         with psycopg.connect(base, autocommit=True, connect_timeout=2) as conn:
-            conn.execute("DROP DATABASE IF EXISTS bench_fallback")
-            conn.execute("CREATE DATABASE bench_fallback")
+            conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB}")
+            conn.execute(f"CREATE DATABASE {SCRATCH_DB}")
     except Exception as exc:
         print(f"PostgreSQL at {base} unavailable ({exc}); skipping it.", file=sys.stderr)
         return None
-    return base.rsplit("/", 1)[0] + "/bench_fallback"
+    return base.rsplit("/", 1)[0] + "/" + SCRATCH_DB
 
 
 def main() -> None:
@@ -175,10 +210,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--threads", type=int, default=4, help="threads of the threaded arm")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(_measure(args.child, args.requests, args.rounds)))
+        print(json.dumps(_measure(args.child, args.requests, args.rounds, args.threads)))
         return
 
     databases = [("SQLite", f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3")]

@@ -2,17 +2,10 @@
 
 import os
 
-from django.conf import settings
 from django.core.checks import Tags, Warning, register
 from django.db import DatabaseError
 
-from .conf import get_setting
 from .outbound import key_env_allowed, provider_outbound_problems
-
-PROCESS_LOCAL_CACHES = (
-    "django.core.cache.backends.locmem.LocMemCache",
-    "django.core.cache.backends.dummy.DummyCache",
-)
 
 
 @register(Tags.compatibility)
@@ -64,22 +57,5 @@ def check_outbound_policy(app_configs, **kwargs):
         for p in providers
         for problem in provider_outbound_problems(
             api_key_env=p.api_key_env, base_url=p.base_url, extra=p.extra
-        )
-    ]
-
-
-@register(Tags.caches, deploy=True)
-def check_shared_cache(app_configs, **kwargs):
-    """W002: the routing cache would rely on a cache that other processes cannot see."""
-    backend = settings.CACHES.get("default", {}).get("BACKEND", "")
-    if settings.DEBUG or get_setting("ROUTING_CACHE_S") <= 0 or backend not in PROCESS_LOCAL_CACHES:
-        return []
-    return [
-        Warning(
-            "FALLBACK_ROUTING_CACHE_S is on but the default cache is process-local, so an "
-            "admin reorder or a breaker transition in one process stays invisible to others "
-            "until their snapshot expires.",
-            hint="Set CACHE_URL to Redis (redis://127.0.0.1:6379/1) or FALLBACK_ROUTING_CACHE_S=0.",
-            id="providers_app.W002",
         )
     ]

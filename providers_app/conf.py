@@ -45,8 +45,6 @@ DEFAULTS: dict[str, Any] = {
     "BREAKER_LEASE_EXTRA_S": 5.0,  # a probe lease lasts the attempt timeout plus this
     "COUNTER_FLUSH_S": 2.0,  # buffered success counters reach the database this often
     "ALL_FAILED_COALESCE_S": 10.0,
-    # Routing snapshot cache: 0 reads the database on every request (one query).
-    "ROUTING_CACHE_S": 0.0,
     # Health checks
     "HEALTH_DISPATCH_S": 10.0,  # how often beat looks for providers due a check
     "HEALTH_INTERVAL_CLOSED_S": 30.0,
@@ -65,6 +63,9 @@ DEFAULTS: dict[str, Any] = {
     "UPSTREAM_HOSTS": [],  # host patterns base URLs must match; empty: any host
     # Bearer token /metrics asks for; empty: open (restrict it at the proxy).
     "METRICS_TOKEN": "",
+    # Serving through a database outage: a client key the database accepted this
+    # long ago (or less) is still let in while the database cannot answer.
+    "CLIENT_KEY_GRACE_S": 120.0,
 }
 
 # Values that would break the layer or delete data: refused when settings load.
@@ -97,7 +98,6 @@ NOT_NEGATIVE = (
     "RETRY_BUDGET_RATIO",
     "RETRY_BUDGET_MIN",
     "BREAKER_LEASE_EXTRA_S",
-    "ROUTING_CACHE_S",
 )
 PERCENTAGES = ("BREAKER_FAILURE_RATE", "BREAKER_SLOW_CALL_RATE")
 

@@ -570,3 +570,20 @@ class Dashboard(FailoverEvent):
         proxy = True
         verbose_name = "failover dashboard"
         verbose_name_plural = "failover dashboard"
+
+
+class RoutingVersion(models.Model):
+    """One row whose `version` moves whenever anything a routing snapshot holds changes.
+
+    Database triggers (migration `routing_version`) bump it in the same
+    transaction as every insert, update or delete of a Provider or BreakerState
+    row, whatever wrote it (admin, reorder, bulk update, breaker transition), so
+    a process may keep its snapshot for as long as this one-row read says the
+    version it was read at is still current (see `engine/routing.py`).
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    version = models.BigIntegerField("version", default=0)
+
+    def __str__(self) -> str:
+        return f"routing version {self.version}"

@@ -3,7 +3,9 @@
 
 def process_state_reset() -> None:
     """Make this process look freshly started: no buffered counters, no coalesced
-    all-failed events, no remembered routing snapshot, no pooled adapters."""
+    all-failed events, no remembered routing snapshot, no pooled adapters, no
+    recently validated client keys."""
+    from .api.auth import recent_keys
     from .engine import counters, routing
     from .engine.adapter_pool import adapter_pool_clear
     from .engine.events import all_failed_events
@@ -12,6 +14,7 @@ def process_state_reset() -> None:
     all_failed_events.reset()
     routing.routing_snapshot_forget()
     adapter_pool_clear()
+    recent_keys.clear()
 
 
 def breaker_state_set(*providers, state: str, **fields) -> int:

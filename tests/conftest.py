@@ -13,9 +13,25 @@ def _clear_cache():
         return
     from django.core.cache import cache
 
+    from providers_app.engine.routing import routing_snapshot_forget
+
     cache.clear()
+    # A test's rolled-back transaction takes its routing-version bumps with it, so
+    # the next test could reach the same version number with other providers.
+    # Production readers never see uncommitted versions; tests forget instead.
+    routing_snapshot_forget()
     yield
     cache.clear()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """pytest-django's test database, plus: the routing change listener (a
+    PostgreSQL connection of its own) stops before the database is dropped."""
+    yield
+    from providers_app.engine.routing import change_listener
+
+    change_listener.stop()
 
 
 @pytest.fixture

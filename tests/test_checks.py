@@ -1,7 +1,6 @@
-"""System checks: missing key variables, process-local routing cache in production."""
+"""System checks: missing key variables."""
 
 from django.core.checks import run_checks
-from django.test import override_settings
 
 
 def _ids(**kwargs) -> list[str]:
@@ -27,19 +26,3 @@ def test_disabled_provider_does_not_warn(make_provider, monkeypatch):
         enabled=False,
     )
     assert "providers_app.W001" not in _ids()
-
-
-def test_warns_when_routing_cache_is_process_local_in_production(db):
-    locmem = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    redis = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:6379/1",
-        }
-    }
-    with override_settings(DEBUG=False, CACHES=locmem, FALLBACK_ROUTING_CACHE_S=1.0):
-        assert "providers_app.W002" in _ids(include_deployment_checks=True)
-    with override_settings(DEBUG=False, CACHES=redis, FALLBACK_ROUTING_CACHE_S=1.0):
-        assert "providers_app.W002" not in _ids(include_deployment_checks=True)
-    with override_settings(DEBUG=False, CACHES=locmem, FALLBACK_ROUTING_CACHE_S=0.0):
-        assert "providers_app.W002" not in _ids(include_deployment_checks=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import environ
 
+from fallbackproject.serving import web_threads
 from providers_app.conf import DEFAULTS as FALLBACK_DEFAULTS
 from providers_app.conf import settings_validate
 
@@ -86,9 +87,37 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "transaction_mode": "IMMEDIATE",
         }
     )
-else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A pool per process (psycopg_pool): a request takes a connection for its
+    # database reads and gives it back while it waits on the upstream
+    # (engine/adapter_pool.py), so a few connections serve every thread. The cap
+    # follows the thread count up to DJANGO_DB_POOL_MAX_SIZE, so that
+    # workers x cap stays under the server's max_connections.
+    # Timeouts sit well below the 45 s request deadline: a hung or unreachable
+    # database fails a read in seconds, and the engine answers from its last
+    # routing snapshot (docs/operations.md, "Serving through a database outage").
+    # https://docs.djangoproject.com/en/5.2/ref/databases/#connection-pool
+    # Django's backend plus: fail fast for a while after a failed connect.
+    DATABASES["default"]["ENGINE"] = "fallbackproject.db.postgresql"
+    DATABASE_RETRY_AFTER_FAILURE_S = env.float("DJANGO_DB_RETRY_AFTER_FAILURE_S", default=2.0)
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections, not Django
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DJANGO_DB_HEALTH_CHECKS", default=True)
+    _statement_timeout_ms = env.int("DJANGO_DB_STATEMENT_TIMEOUT_MS", default=5000)
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "connect_timeout": env.int("DJANGO_DB_CONNECT_TIMEOUT_S", default=3),
+            "options": f"-c statement_timeout={_statement_timeout_ms}",
+            "pool": {
+                "min_size": env.int("DJANGO_DB_POOL_MIN_SIZE", default=2),
+                "max_size": max(
+                    2, min(web_threads(), env.int("DJANGO_DB_POOL_MAX_SIZE", default=20))
+                ),
+                # How long a thread waits for a free connection before its read
+                # fails (and is served from the snapshot).
+                "timeout": env.float("DJANGO_DB_POOL_TIMEOUT_S", default=2.0),
+            },
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}

@@ -42,6 +42,13 @@ MAX_ERROR_BODY_BYTES = 64 * 1024
 TRANSPORT_EXCEPTIONS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 
 
+# Idle keep-alive connections kept per upstream host. At least the threads of one
+# web process (fallbackproject/serving.py): with fewer, every thread above it
+# opens a fresh connection per call and throws it away ("pool is full"). Only
+# connections actually needed are ever opened.
+KEEP_ALIVE_PER_HOST = 256
+
+
 def build_session(base_url: str | None = None) -> requests.Session:
     """A pooled session that never retries on its own.
 
@@ -50,7 +57,7 @@ def build_session(base_url: str | None = None) -> requests.Session:
     request, which cost more than the rest of the failover layer together.
     """
     session = requests.Session()
-    no_retries = HTTPAdapter(max_retries=0)
+    no_retries = HTTPAdapter(max_retries=0, pool_maxsize=KEEP_ALIVE_PER_HOST)
     session.mount("https://", no_retries)
     session.mount("http://", no_retries)
     session.headers["User-Agent"] = USER_AGENT

@@ -3,11 +3,24 @@
 A new TLS connection per call costs milliseconds; reusing the adapter keeps the
 connection pool warm. The API key is read from the environment at call time, so
 a rotated key takes effect on the next request.
+
+Threads: the pool is a dict behind one lock. When a provider's configuration
+changes, its adapter is replaced but never closed here: threads may still be
+calling it (a stream can run for minutes). Its session is closed by a
+finaliser once the last thread drops the adapter.
+
+Handing out an adapter means an upstream call follows, which may take seconds
+or minutes: the thread's database connection goes back to the pool for that
+time (when a pool is configured and no transaction is open), so a few database
+connections serve hundreds of threads. The next query takes one again.
 """
 
 import hashlib
 import os
 import threading
+import weakref
+
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from ..adapters import adapter_for
 from ..adapters.base import AdapterConfig, ProviderAdapter
@@ -44,13 +57,19 @@ def adapter_for_entry(entry: RouteEntry) -> ProviderAdapter:
     with _lock:
         cached = _pool.get(entry.id)
         if cached and cached[0] == identity:
-            return cached[1]
-        if provider_outbound_problems(api_key_env="", base_url=entry.base_url, extra=entry.extra):
-            raise _refused(entry)
-        adapter = adapter_for(entry.kind, _config_of(entry, api_key))
-        _pool[entry.id] = (identity, adapter)
-    if cached:
-        cached[1].close()
+            adapter = cached[1]
+        else:
+            if provider_outbound_problems(
+                api_key_env="", base_url=entry.base_url, extra=entry.extra
+            ):
+                raise _refused(entry)
+            adapter = adapter_for(entry.kind, _config_of(entry, api_key))
+            # The replaced adapter (if any) is closed by its own finaliser when
+            # the last thread using it lets go, never under a call in flight.
+            # (Bound to the session, not the adapter, which it must not keep alive.)
+            weakref.finalize(adapter, adapter.session.close)
+            _pool[entry.id] = (identity, adapter)
+    release_database_connection()
     return adapter
 
 
@@ -62,6 +81,19 @@ def _refused(entry: RouteEntry) -> ProviderAuthError:
         provider=entry.name,
         category=Category.AUTH,
     )
+
+
+def release_database_connection() -> None:
+    """Give this thread's database connection back to the pool before a long wait.
+
+    Only with a connection pool (closing a plain connection would cost a new
+    connect per request) and outside a transaction (closing would end it).
+    """
+    connection = connections[DEFAULT_DB_ALIAS]
+    if connection.connection is None or connection.in_atomic_block:
+        return
+    if getattr(connection, "pool", None):
+        connection.close()
 
 
 def _config_of(entry: RouteEntry, api_key: str | None) -> AdapterConfig:
@@ -77,8 +109,6 @@ def _config_of(entry: RouteEntry, api_key: str | None) -> AdapterConfig:
 
 
 def adapter_pool_clear() -> None:
+    """Forget every adapter (tests, forks); each closes once no thread holds it."""
     with _lock:
-        adapters = [adapter for _, adapter in _pool.values()]
         _pool.clear()
-    for adapter in adapters:
-        adapter.close()

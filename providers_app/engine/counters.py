@@ -4,6 +4,12 @@ Successes and first attempts are the happy path, so they are kept in memory and
 written at most every FALLBACK_COUNTER_FLUSH_S. Anything that can trip a breaker
 (failures, slow calls) flushes the buffer first and is written at once, so the
 window the breaker reads includes everything this process has seen.
+
+A serving process (see `fallbackproject/wsgi.py`) also flushes on a timer
+thread, so the last answers before a quiet spell reach the database (and
+`/api/status`) within FALLBACK_COUNTER_FLUSH_S instead of waiting for the next
+request. Every structure here is guarded by one lock; the database writes
+happen outside it.
 """
 
 import atexit
@@ -14,7 +20,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import F, Sum
 
 from ..conf import get_setting
@@ -42,6 +48,9 @@ SHARDS = 8
 _lock = threading.Lock()
 _pending: dict[tuple[int, datetime], Counter] = defaultdict(Counter)
 _last_flush: float | None = None
+_background = False  # flush on a timer thread too (serving processes)
+_flusher_pid: int | None = None  # the process whose timer thread runs (forks start their own)
+_stop = threading.Event()
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,8 @@ def bucket_of(moment: datetime) -> datetime:
 def count(provider_id: int, *, flush: bool = False, **increments: float) -> None:
     """Add to this second's bucket; write through when `flush` or when a flush is due."""
     global _last_flush
+    if _background and _flusher_pid != os.getpid():
+        _start_flusher()
     clock = get_clock()
     key = (provider_id, bucket_of(clock.now()))
     with _lock:
@@ -90,6 +101,58 @@ def flush_pending() -> None:
         with _lock:
             for key, increments in failed.items():
                 _pending[key].update(increments)
+
+
+def flush_in_background() -> None:
+    """From now on this process (and any process forked from it) also flushes
+    every FALLBACK_COUNTER_FLUSH_S from a daemon thread, started with the first count."""
+    global _background
+    _background = True
+    _stop.clear()
+
+
+def stop_background_flush(timeout: float = 5.0) -> None:
+    """Stop the timer thread after one last flush (tests; process exit flushes anyway)."""
+    global _background, _flusher_pid
+    _background = False
+    _stop.set()
+    thread = next((t for t in threading.enumerate() if t.name == FLUSHER_THREAD), None)
+    if thread is not None:
+        thread.join(timeout)
+    _flusher_pid = None
+
+
+FLUSHER_THREAD = "fallback-counter-flush"
+
+
+def _start_flusher() -> None:
+    global _flusher_pid
+    with _lock:
+        if _flusher_pid == os.getpid():
+            return
+        _flusher_pid = os.getpid()
+    threading.Thread(target=_flush_periodically, name=FLUSHER_THREAD, daemon=True).start()
+
+
+def _flush_periodically() -> None:
+    # Real time, not the engine clock: a fake clock must not spin or stall this thread.
+    while not _stop.wait(get_setting("COUNTER_FLUSH_S")):
+        _flush_if_pending()
+    _flush_if_pending()
+
+
+def _flush_if_pending() -> None:
+    with _lock:
+        idle = not _pending
+    if idle:
+        return
+    try:
+        flush_pending()
+    except Exception:  # never let the timer thread die; the next tick tries again
+        logger.exception("background counter flush failed")
+    finally:
+        # This thread's connection goes back (to the pool, or closed) between ticks.
+        connections.close_all()
 
 
 def _flush_at_exit() -> None:

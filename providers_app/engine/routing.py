@@ -1,79 +1,204 @@
-"""The routing snapshot a request follows, and the change token that invalidates it."""
+"""The routing snapshot a request follows, kept per process and reread only when it changed.
+
+Database triggers bump `RoutingVersion.version` in the same transaction as any
+write to a Provider or BreakerState row (admin save, reorder, bulk update,
+breaker transition, cooldown). A process keeps its snapshot with the token it
+was read at and reuses it while the token holds:
+
+- On PostgreSQL the trigger also sends a notification (`pg_notify`, delivered
+  at commit). A thread per process LISTENs; each notification moves a local
+  change epoch, so a request costs no database round trip at all while nothing
+  changes. A change is seen as soon as its notification arrives (well under a
+  millisecond on one host), normally before the next request.
+- Otherwise (SQLite; PostgreSQL while the listener is not connected or has not
+  heard from the server for a while; or inside a transaction, which sees its
+  own uncommitted changes) each request reads the one-row version, which a
+  change moves in the same transaction: the next request sees it.
+
+If the database cannot be read, the last snapshot this process saw is used
+and the failure is logged and counted: a request never fails because of it.
+"""
 
 import logging
+import os
 import threading
 import time
 
-from django.core.cache import cache
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connections, router, transaction
+from django.db.models import F
 
-from ..conf import get_setting
+from ..models import RoutingVersion
 from ..selectors import RouteEntry, provider_list_for_routing
+from . import metrics
 
 logger = logging.getLogger(__name__)
 
-ROUTING_VERSION_KEY = "fallback:routing-version"
+CHANNEL = "fallback_routing"  # the trigger's pg_notify channel (migration 0006)
 
 _lock = threading.Lock()
-_last: list[RouteEntry] | None = None
-_last_read_at = 0.0
-_last_token: int | None = None
+# (token it was read at, entries); swapped as one tuple so readers never see a
+# token paired with another snapshot. A token holding None never validates.
+_snapshot: tuple[tuple, list[RouteEntry]] | None = None
 
 
 def routing_snapshot() -> list[RouteEntry]:
-    """Enabled providers in priority order with breaker state.
-
-    One database query per call unless FALLBACK_ROUTING_CACHE_S is set, in
-    which case a snapshot is reused while it is young enough AND the shared
-    change token is unchanged. If the database cannot be read, the last
-    snapshot this process saw is used: a request never fails because of it.
-    """
-    global _last, _last_read_at, _last_token
-    cache_s = get_setting("ROUTING_CACHE_S")
-    token = _change_token() if cache_s > 0 else None
-    if (
-        cache_s > 0
-        and _last is not None
-        and token == _last_token
-        and time.monotonic() - _last_read_at < cache_s
-    ):
-        return _last
+    """Enabled providers in priority order with breaker state (treat as read-only)."""
+    global _snapshot
+    remembered = _snapshot
     try:
+        token = _current_token()
+        if remembered is not None and token[1] is not None and remembered[0] == token:
+            return remembered[1]
+        # Read after the token: the entries are at least as new as it, so a
+        # change committed in between only costs one more read next time.
         entries = provider_list_for_routing()
-    except DatabaseError:
-        logger.exception("routing read failed; using the last snapshot this process saw")
-        from . import metrics
-
+    except DatabaseError as error:
+        # One line, no traceback: during an outage every request comes here.
+        logger.warning("routing read failed (%s); using the last snapshot this process saw", error)
         metrics.store_error("routing_read")
-        return list(_last or [])
+        return list(remembered[1]) if remembered else []
     with _lock:
-        _last, _last_read_at, _last_token = entries, time.monotonic(), token
+        _snapshot = (token, entries)
     return entries
+
+
+def _current_token() -> tuple:
+    connection = connections[router.db_for_read(RoutingVersion)]
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        epoch = change_listener.epoch()
+        if epoch is not None:
+            return ("notified", epoch)
+    return ("version", routing_version())
+
+
+def routing_version() -> int | None:
+    """The current routing version (None when its row is missing, e.g. a flushed test DB)."""
+    connection = connections[router.db_for_read(RoutingVersion)]
+    with connection.cursor() as cursor:
+        cursor.execute(_VERSION_SQL)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+_VERSION_SQL = f"SELECT version FROM {RoutingVersion._meta.db_table} WHERE id = 1"  # noqa: S608
 
 
 def routing_snapshot_forget() -> None:
     """Drop the remembered snapshot (tests, and processes that fork)."""
-    global _last, _last_token
+    global _snapshot
     with _lock:
-        _last, _last_token = None, None
+        _snapshot = None
 
 
 def routing_changed() -> None:
-    """Bump the change token once the current transaction commits."""
-    transaction.on_commit(_bump_change_token)
+    """Say that routing changed, in the caller's transaction: once it commits, this
+    process drops its snapshot at once (without waiting for its own notification),
+    and every other process rereads as described above.
+
+    Writes to Provider and BreakerState rows bump the version by trigger already;
+    the explicit bump keeps callers (services, breaker transitions) working should
+    a snapshot ever depend on another table.
+    """
+    RoutingVersion.objects.filter(pk=1).update(version=F("version") + 1)
+    transaction.on_commit(_invalidate)
 
 
-def _bump_change_token() -> None:
-    try:
-        if not cache.add(ROUTING_VERSION_KEY, 1, timeout=None):
-            cache.incr(ROUTING_VERSION_KEY)
-    except Exception:  # a cache outage degrades to the cache's own expiry
-        logger.exception("could not bump the routing change token")
+def _invalidate() -> None:
+    """The next request rereads; the entries stay as the fallback for a database error."""
+    global _snapshot
+    with _lock:
+        if _snapshot is not None:
+            _snapshot = (("invalidated", None), _snapshot[1])
 
 
-def _change_token() -> int | None:
-    try:
-        return cache.get(ROUTING_VERSION_KEY)
-    except Exception:
-        logger.exception("could not read the routing change token")
-        return None
+class ChangeListener:
+    """PostgreSQL: one thread per process LISTENing for routing changes.
+
+    `epoch()` is a number that moves on every notification, and also whenever
+    the listener (re)connects or loses its connection (changes may have been
+    missed then). It is None, meaning "read the version row instead", until the
+    listener is connected, and whenever it has not heard from the server
+    (a notification or its own ping) within STALE_AFTER_S.
+    """
+
+    PING_S = 1.0  # how often an idle listener proves its connection is alive
+    STALE_AFTER_S = 3.0
+    RETRY_S = 2.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._epoch = 0
+        self._live = False
+        self._heard_at = 0.0
+        self._pid: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def epoch(self) -> int | None:
+        if self._pid != os.getpid():  # first use in this process (or a fork)
+            self._start()
+            return None
+        with self._lock:
+            if not self._live or time.monotonic() - self._heard_at > self.STALE_AFTER_S:
+                return None
+            return self._epoch
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop listening (tests, before their database is dropped)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self._lock:
+            self._pid, self._thread, self._live = None, None, False
+
+    def _start(self) -> None:
+        params = _listener_params()
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid, self._live = os.getpid(), False
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._run, args=(params,), name="fallback-routing-listener", daemon=True
+            )
+        self._thread.start()
+
+    def _heard(self, *, live: bool, changed: bool) -> None:
+        with self._lock:
+            self._epoch += 1 if changed else 0
+            self._live = live
+            self._heard_at = time.monotonic()
+
+    def _run(self, params: dict) -> None:
+        import psycopg
+
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(**params, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    # Anything before the LISTEN went unheard: count it as a change.
+                    self._heard(live=True, changed=True)
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=self.PING_S):
+                            self._heard(live=True, changed=True)
+                        conn.execute("SELECT 1")
+                        self._heard(live=True, changed=False)
+            except Exception as error:  # the thread must outlive any database trouble
+                logger.warning("routing change listener disconnected (%s); retrying", error)
+            self._heard(live=False, changed=True)
+            self._stop.wait(self.RETRY_S)
+
+
+def _listener_params() -> dict:
+    """Connection parameters of the database routing reads (its own connection, no pool)."""
+    connection = connections[router.db_for_read(RoutingVersion)]
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params["application_name"] = LISTENER_APPLICATION_NAME  # visible in pg_stat_activity
+    return params
+
+
+LISTENER_APPLICATION_NAME = "fallback-routing-listener"
+
+
+change_listener = ChangeListener()

@@ -1,9 +1,8 @@
-"""No key reaches events, breaker state or logs; the routing snapshot cache obeys its token."""
+"""No key reaches events, breaker state or logs."""
 
 import logging
 
 from providers_app.engine import fallback
-from providers_app.engine.routing import routing_snapshot
 from providers_app.models import BreakerState, FailoverEvent
 from tests.factories import provider_create
 
@@ -36,20 +35,3 @@ def test_an_echoed_key_never_reaches_events_state_or_logs(
     assert all(SECRET not in str(row) for row in stored)
     assert SECRET not in caplog.text
     assert all(SECRET not in str(reason) for reason in result.failures)
-
-
-def test_routing_cache_is_reused_until_the_change_token_moves(
-    db, settings, django_assert_num_queries, django_capture_on_commit_callbacks
-):
-    settings.FALLBACK_ROUTING_CACHE_S = 60.0
-    first = provider_create(name="a", priority=1)
-    provider_create(name="b", priority=2)
-    assert [e.name for e in routing_snapshot()] == ["a", "b"]
-    with django_assert_num_queries(0):
-        assert [e.name for e in routing_snapshot()] == ["a", "b"]
-
-    with django_capture_on_commit_callbacks(execute=True):
-        first.priority = 3
-        first.save()  # an admin save bumps the token once it commits
-
-    assert [e.name for e in routing_snapshot()] == ["b", "a"]

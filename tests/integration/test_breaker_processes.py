@@ -203,16 +203,22 @@ def _diff(seen: dict, expected: dict) -> dict:
 # ---------------------------------------------------------------------------
 
 
-def test_eight_processes_crossing_the_threshold_write_exactly_one_open_event(
-    worker_pool, providers, primary, secondary
+@pytest.mark.parametrize(
+    ("processes", "threads"),
+    [(8, 1), (4, 2)],
+    ids=["8-processes-x-1-thread", "4-threaded-processes-x-2-threads"],
+)
+def test_eight_requests_crossing_the_threshold_write_exactly_one_open_event(
+    worker_pool, providers, primary, secondary, processes, threads
 ):
-    """CLOSED with threshold-1 consecutive failures; 8 processes each make one
-    request, released by a barrier. The primary holds all 8 until the 8th has
-    arrived, then fails them all at once (dropped connection, one attempt each),
-    so 8 processes record the threshold-crossing failure together: exactly one
-    `breaker_opened` event, one transition (generation + 1), one `open_until`
-    (first cycle: FALLBACK_BREAKER_OPEN_BASE_S +- 20 %), and all 8 requests are served
-    by the secondary."""
+    """CLOSED with threshold-1 consecutive failures; 8 requests (8 processes x 1,
+    or 4 threaded processes x 2 threads sharing their process's snapshot and
+    buffers, as gthread workers do), released by a barrier. The primary holds
+    all 8 until the 8th has arrived, then fails them all at once (dropped
+    connection, one attempt each), so 8 requests record the threshold-crossing
+    failure together: exactly one `breaker_opened` event, one transition
+    (generation + 1), one `open_until` (first cycle: FALLBACK_BREAKER_OPEN_BASE_S
+    +- 20 %), and all 8 requests are served by the secondary."""
     first, _ = providers(failure_threshold=FAILURE_THRESHOLD)
     violations = []
     started = time.monotonic()
@@ -223,8 +229,8 @@ def test_eight_processes_crossing_the_threshold_write_exactly_one_open_event(
 
         outcomes, hold_timed_out = _run_holding_primary(
             worker_pool,
-            Burst(round_, requests=1, threads=1, barrier=8),
-            workers=8,
+            Burst(round_, requests=threads, threads=threads, barrier=processes),
+            workers=processes,
             primary=primary,
             release_when=lambda: primary.request_count >= 8,
         )

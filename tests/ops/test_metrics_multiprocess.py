@@ -60,7 +60,8 @@ def gunicorn(tmp_path):
         "DJANGO_LOG_LEVEL": "ERROR",
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(CONFIG), "-w", "2",
+        # One thread each, so that 4 requests at a time must spread over both workers.
+        [sys.executable, "-m", "gunicorn", "-c", str(CONFIG), "-w", "2", "--threads", "1",
          "-b", f"127.0.0.1:{port}", "--log-level", "warning", "tests.ops.gunicorn_app:application"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -89,7 +90,7 @@ def gunicorn(tmp_path):
 
 def _work(base: str, count: int) -> list[int]:
     """`count` requests, 4 at a time, each holding its worker briefly: both
-    sync workers must serve some."""
+    single-threaded workers must serve some."""
     with ThreadPoolExecutor(4) as pool:
         return [int(pid) for pid in pool.map(lambda _: _get(f"{base}/_test/work?sleep=0.15"),
                                              range(count))]  # fmt: skip

@@ -1,0 +1,434 @@
+"""Many chats at once through the production server, on SQLite and on PostgreSQL.
+
+    .venv/bin/python bench/concurrency.py [--clients 32,128,256] [--latency 4]
+        [--modes stream,plain] [--measure 16] [--postgres URL] [--workers N --threads N]
+
+For each database and each number of clients it starts the documented server
+(gunicorn with fallbackproject/gunicorn.conf.py and the production settings) in
+front of a local simulated upstream that answers after `--latency` seconds, and
+runs N clients, each sending chats back to back (streaming and not), for a
+warm-up then `--measure` seconds. It prints per row:
+
+- chats/s and the ideal (clients / latency), and their ratio;
+- added latency p50/p99: a chat's time minus the upstream's latency, over the
+  chats that started and ended within the window;
+- failed: chats not answered with a 200 and a complete body;
+- /healthz p99, polled every 50 ms during the load;
+- resident memory per gunicorn worker (at the end of the load);
+- PostgreSQL connections to the database: most open, most active (not idle);
+- the workers' CPU time per answered chat (what sizing the cores depends on);
+- the 1-minute load average (the machine may be shared).
+
+Everything runs on 127.0.0.1; every loop is bounded by the measuring window.
+A LiteLLM proxy would be the peer to compare with; it is not set up here (issue
+17), and the run says so.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+SCRATCH_DB = os.environ.get("BENCH_SCRATCH_DB", "bench_concurrency")
+# The targets of issue 11 for 256 streaming clients and an upstream answering in 4 s.
+TARGET_RATIO = 0.80
+TARGET_ADDED_P99_MS = 500.0
+TARGET_HEALTHZ_P99_MS = 100.0
+HELLO = {"messages": [{"role": "user", "content": "Say hello."}]}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
+
+
+# ---------------------------------------------------------------------------
+# Child modes: the upstream, and the database set-up
+# ---------------------------------------------------------------------------
+
+
+def _run_simulator(latency_s: float) -> None:
+    """A simulated upstream in its own process, so its threads do not share our GIL."""
+    sys.path.insert(0, str(ROOT))
+    from providers_app.simulator.server import UpstreamSimulator
+
+    sim = UpstreamSimulator("bench-upstream").start()
+    sim.set_fault("ok", delay_s=latency_s)
+    print(sim.base_url, flush=True)
+    sys.stdin.read()  # until the parent closes our stdin
+    sim.stop()
+
+
+def _set_up_database(database_url: str, upstream: str) -> None:
+    """Migrate, one provider on the upstream, one client key (printed)."""
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["DJANGO_SETTINGS_MODULE"] = "fallbackproject.settings.local"
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from providers_app.models import Provider
+    from providers_app.services.client_keys import client_key_create
+
+    call_command("migrate", verbosity=0)
+    Provider.objects.all().delete()
+    Provider.objects.create(
+        name="upstream", kind="simulated", base_url=upstream, model="m", priority=1, timeout_s=30
+    )
+    print(json.dumps({"key": client_key_create(name=f"bench-{time.time()}").raw_key}))
+
+
+# ---------------------------------------------------------------------------
+# The server under test
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    port: int
+
+    def worker_pids(self) -> list[int]:
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == self.process.pid:
+                pids.append(int(entry.name))
+        return pids
+
+    def cpu_s(self) -> float:
+        """CPU time (user + system) used so far by the workers."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.worker_pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / ticks
+
+    def rss_mb(self) -> list[float]:
+        sizes = []
+        for pid in self.worker_pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        sizes.append(int(line.split()[1]) / 1024)
+            except OSError:
+                continue
+        return sizes
+
+
+def _start_server(database_url: str, args, metrics_dir: str) -> Server:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "fallbackproject.settings.production",
+        "DJANGO_SECRET_KEY": "bench-only-" + "x" * 50,
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "DJANGO_LOG_LEVEL": "WARNING",
+        "DATABASE_URL": database_url,
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+    }
+    if args.workers:
+        env["WEB_CONCURRENCY"] = str(args.workers)
+    if args.threads:
+        env["WEB_THREADS"] = str(args.threads)
+    command = [PYTHON, "-m", "gunicorn", "-c", "fallbackproject/gunicorn.conf.py"]
+    command += ["--access-logfile", "/dev/null", "fallbackproject.wsgi"]
+    process = subprocess.Popen(  # noqa: S603 (our own command line)
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    server = Server(process, port)
+    give_up = time.monotonic() + 60
+    while time.monotonic() < give_up:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited: {process.stderr.read()[-2000:]}")
+        try:
+            status, _ = _get(port, "/healthz")
+            if status == 200:
+                return server
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("gunicorn did not answer /healthz within 60 s")
+
+
+def _stop_server(server: Server) -> None:
+    server.process.send_signal(signal.SIGTERM)
+    try:
+        server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+def _get(port: int, path: str) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers={"Connection": "close"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------------------
+# Load
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    chats: list[tuple[float, float, bool]] = field(default_factory=list)  # start, end, ok
+    healthz_ms: list[tuple[float, float]] = field(default_factory=list)  # at, latency
+    pg_open: list[int] = field(default_factory=list)
+    pg_active: list[int] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _client(port: int, key: str, stream: bool, stop_at: float, load: Load) -> None:
+    body = json.dumps({**HELLO, "stream": stream})
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    while time.monotonic() < stop_at:
+        started = time.monotonic()
+        try:
+            conn.request("POST", "/v1/chat/completions", body, headers)
+            response = conn.getresponse()
+            data = response.read()
+            complete = b"data: [DONE]" in data if stream else b'"choices"' in data
+            ok = response.status == 200 and complete
+        except (OSError, http.client.HTTPException):
+            ok = False
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        with load.lock:
+            load.chats.append((started, time.monotonic(), ok))
+    conn.close()
+
+
+def _poll_healthz(port: int, stop_at: float, load: Load) -> None:
+    while time.monotonic() < stop_at:
+        started = time.monotonic()
+        try:
+            status, _ = _get(port, "/healthz")
+            latency = (time.monotonic() - started) * 1000 if status == 200 else float("inf")
+        except OSError:
+            latency = float("inf")
+        load.healthz_ms.append((started, latency))
+        time.sleep(max(0.05 - (time.monotonic() - started), 0))
+
+
+def _poll_postgres(admin_url: str | None, database: str, stop_at: float, load: Load) -> None:
+    if not admin_url:
+        return
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        while time.monotonic() < stop_at:
+            row = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE state <> 'idle') "
+                "FROM pg_stat_activity WHERE datname = %s",
+                [database],
+            ).fetchone()
+            load.pg_open.append(row[0])
+            load.pg_active.append(row[1])
+            time.sleep(0.25)
+
+
+def _run_load(server: Server, key: str, clients: int, stream: bool, args, pg) -> dict:
+    load = Load()
+    warm_s = args.latency + 2
+    begin = time.monotonic()
+    window = (begin + warm_s, begin + warm_s + args.measure)
+    stop_at = window[1]
+    threads = [
+        threading.Thread(target=_client, args=(server.port, key, stream, stop_at, load))
+        for _ in range(clients)
+    ]
+    threads.append(threading.Thread(target=_poll_healthz, args=(server.port, stop_at, load)))
+    threads.append(threading.Thread(target=_poll_postgres, args=(*pg, stop_at, load)))
+    for thread in threads:
+        thread.start()
+    time.sleep(max(window[0] - time.monotonic(), 0))
+    cpu_at_start = server.cpu_s()
+    time.sleep(max(stop_at - time.monotonic() - 1, 0))
+    rss = server.rss_mb()
+    cpu_used = server.cpu_s() - cpu_at_start
+    for thread in threads:
+        thread.join(timeout=args.latency * 3 + 60)
+    # Throughput: chats answered within the window. Latency: chats that also
+    # started in it (the warm-up's opening burst queues by design).
+    in_window = [(s, e, ok) for s, e, ok in load.chats if window[0] <= e <= window[1]]
+    answered = [e - s for s, e, ok in in_window if ok]
+    added_ms = [(e - s - args.latency) * 1000 for s, e, ok in in_window if ok and s >= window[0]]
+    healthz = [ms for at, ms in load.healthz_ms if window[0] <= at <= window[1]]
+    ideal = clients / args.latency
+    return {
+        "chats_s": len(answered) / args.measure,
+        "ideal": ideal,
+        "ratio": len(answered) / args.measure / ideal,
+        "failed": sum(1 for _, _, ok in load.chats if not ok),
+        "added_p50": _percentile(added_ms, 0.5),
+        "added_p99": _percentile(added_ms, 0.99),
+        "healthz_p99": _percentile(healthz, 0.99),
+        "rss": rss,
+        "pg_open": max(load.pg_open, default=None),
+        "pg_active": max(load.pg_active, default=None),
+        "load": os.getloadavg()[0],
+        "cpu_ms": cpu_used * 1000 / max(len(answered), 1),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Databases and the table
+# ---------------------------------------------------------------------------
+
+
+def _postgres(base: str) -> tuple[str, str] | None:
+    """(scratch database URL, admin URL), or None when PostgreSQL is unreachable."""
+    try:
+        import psycopg
+
+        with psycopg.connect(base, autocommit=True, connect_timeout=2) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {SCRATCH_DB}")
+    except Exception as exc:
+        print(f"PostgreSQL at {base} unavailable ({exc}); skipping it.", file=sys.stderr)
+        return None
+    return base.rsplit("/", 1)[0] + "/" + SCRATCH_DB, base
+
+
+def _row(label: str, mode: str, clients: int, r: dict, target: bool) -> str:
+    rss = "/".join(f"{mb:.0f}" for mb in r["rss"]) or "?"
+    pg = f"{r['pg_open']}/{r['pg_active']}" if r["pg_open"] is not None else "-"
+    verdict = ""
+    if target:
+        ok = (
+            r["failed"] == 0
+            and r["ratio"] >= TARGET_RATIO
+            and r["added_p99"] <= TARGET_ADDED_P99_MS
+            and r["healthz_p99"] <= TARGET_HEALTHZ_P99_MS
+        )
+        verdict = "yes" if ok else "NO"
+    return (
+        f"{label:<10} {mode:<6} {clients:>7} {r['chats_s']:>7.1f} {r['ideal']:>6.1f} "
+        f"{r['ratio'] * 100:>5.0f}% {r['failed']:>6} {r['added_p50']:>8.0f} {r['added_p99']:>8.0f} "
+        f"{r['healthz_p99']:>8.1f} {rss:>9} {pg:>7} {r['cpu_ms']:>6.1f} {r['load']:>5.1f}  "
+        f"{verdict}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", default="32,128,256")
+    parser.add_argument("--modes", default="stream,plain")
+    parser.add_argument("--latency", type=float, default=4.0, help="upstream answer time, s")
+    parser.add_argument("--measure", type=float, default=16.0, help="measuring window, s")
+    parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--workers", type=int, default=0, help="default: gunicorn.conf.py")
+    parser.add_argument("--threads", type=int, default=0, help="default: gunicorn.conf.py")
+    parser.add_argument("--child-simulator", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--child-setup", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_simulator is not None:
+        return _run_simulator(args.child_simulator)
+    if args.child_setup:
+        return _set_up_database(*args.child_setup)
+
+    counts = [int(n) for n in args.clients.split(",")]
+    modes = args.modes.split(",")
+    simulator = subprocess.Popen(  # noqa: S603
+        [PYTHON, __file__, "--child-simulator", str(args.latency)],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    upstream = simulator.stdout.readline().strip()
+    databases: list[tuple[str, str, tuple[str | None, str]]] = []
+    if not args.no_sqlite:
+        sqlite_url = f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3"
+        databases.append(("SQLite", sqlite_url, (None, "")))
+    if not args.no_postgres:
+        found = _postgres(args.postgres)
+        if found:
+            databases.append(("PostgreSQL", found[0], (found[1], SCRATCH_DB)))
+
+    print(
+        f"upstream answers in {args.latency:g} s; warm-up {args.latency + 2:g} s, then "
+        f"{args.measure:g} s measured; {os.cpu_count()} CPUs; "
+        f"load average {os.getloadavg()[0]:.1f} at start"
+    )
+    print(
+        f"{'database':<10} {'mode':<6} {'clients':>7} {'chats/s':>7} {'ideal':>6} {'ratio':>6} "
+        f"{'failed':>6} {'add p50':>8} {'add p99':>8} {'hz p99':>8} {'RSS MB':>9} "
+        f"{'PG conn':>7} {'CPU ms':>6} {'load':>5}  target"
+    )
+    try:
+        for label, url, pg in databases:
+            setup = subprocess.run(  # noqa: S603
+                [PYTHON, __file__, "--child-setup", url, upstream],
+                cwd=ROOT, capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            key = json.loads(setup.stdout.strip().splitlines()[-1])["key"]
+            for mode in modes:
+                for clients in counts:
+                    metrics_dir = tempfile.mkdtemp()
+                    server = _start_server(url, args, metrics_dir)
+                    try:
+                        result = _run_load(server, key, clients, mode == "stream", args, pg)
+                    finally:
+                        _stop_server(server)
+                        shutil.rmtree(metrics_dir, ignore_errors=True)
+                    target = mode == "stream" and clients == 256 and args.latency == 4
+                    print(_row(label, mode, clients, result, target), flush=True)
+    finally:
+        simulator.stdin.close()
+        simulator.wait(timeout=30)
+    litellm = shutil.which("litellm")
+    print(
+        "LiteLLM proxy: not installed; skipped (issue 17 adds it as a peer)."
+        if not litellm
+        else f"LiteLLM proxy found at {litellm}, but the peer run is not written yet; skipped."
+    )
+    print(
+        "ms: added = chat time - upstream latency; hz = /healthz; RSS per worker; "
+        "PG conn = most open/most active; CPU ms = the workers' CPU per chat;\n"
+        "target (256 streaming, 4 s): every chat answered, "
+        f">= {TARGET_RATIO:.0%} of ideal, added p99 <= {TARGET_ADDED_P99_MS:.0f} ms, "
+        f"/healthz p99 <= {TARGET_HEALTHZ_P99_MS:.0f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
