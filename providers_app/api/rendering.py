@@ -52,6 +52,11 @@ def fallback_headers(outcome: ChatCompletion | ChatStream) -> dict[str, str]:
     }
 
 
+def finisher(stream: ChatStream) -> dict[str, Any]:
+    """``x_fallback`` of a stream's last chunk (docs/clients.md, "Mid-stream rescue")."""
+    return {"provider": stream.finished_by, "continued_from": list(stream.continued_from)}
+
+
 def tool_call_body(call: ToolCall) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": call.id,
@@ -143,8 +148,10 @@ class ChunkBuilder:
         """One entry per chunk: the SDK's accumulator keeps two entries of one index apart."""
         return self._chunk([self._choice({"tool_calls": [tool_call_delta_body(piece)]}, None)])
 
-    def finish(self, reason: str | None) -> dict[str, Any]:
-        return self._chunk([self._choice({}, finish_reason(reason))])
+    def finish(self, reason: str | None, stream: ChatStream) -> dict[str, Any]:
+        """The last choice chunk; it names who finished the answer, because the
+        headers (X-Fallback-Provider) were sent before a mid-stream rescue."""
+        return self._chunk([self._choice({}, finish_reason(reason))], x_fallback=finisher(stream))
 
     def usage(self, input_tokens: int | None, output_tokens: int | None) -> dict[str, Any]:
         return self._chunk([], usage=usage(input_tokens, output_tokens))

@@ -26,9 +26,13 @@ def chat_completions(request: HttpRequest) -> HttpResponse:
     require_client_key(request)
     body = read_body(request, limit=get_setting("MAX_REQUEST_BYTES"))
     chat = parse_chat_request(load_json_object(body))
-    call = fallback.stream if chat.stream else fallback.complete
+    options = chat.engine_options()
+    if chat.stream:
+        call, options["hold_back"] = fallback.stream, chat.hold_back
+    else:
+        call = fallback.complete
     try:
-        outcome = call(chat.messages, request_id=request_id_from(request), **chat.engine_options())
+        outcome = call(chat.messages, request_id=request_id_from(request), **options)
     except fallback.FallbackError as error:
         raise api_error_for(error) from error
     if isinstance(outcome, fallback.ChatStream):
