@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ..adapters.schema import ToolCall, ToolCallDelta
+from ..engine.capabilities import capabilities_in_force
 from ..engine.fallback import ChatCompletion, ChatStream
 
 # The engine's normalised finish reasons that OpenAI's vocabulary lacks.
@@ -209,6 +210,13 @@ def status_body(statuses: Iterable[Any], *, now: datetime, window_s: int) -> dic
                     "active": remaining(s.cooldown_until) is not None,
                     "until": moment(s.cooldown_until),
                     "remaining_s": remaining(s.cooldown_until),
+                },
+                # In force: the operator's switch, else the kind and model's default.
+                "capabilities": {
+                    name: value
+                    for name, value, _ in capabilities_in_force(
+                        kind=s.kind, model=s.model, overrides=s.capability_overrides
+                    )
                 },
                 "recent": {
                     "calls": s.recent.attempts,

@@ -5,6 +5,8 @@ Bearer-authenticated, so CSRF-exempt: a browser cannot attach the key on its own
 
 from __future__ import annotations
 
+import uuid
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -31,8 +33,10 @@ def chat_completions(request: HttpRequest) -> HttpResponse:
         call, options["hold_back"] = fallback.stream, chat.hold_back
     else:
         call = fallback.complete
+    # Known before the engine runs, so that even a bug of ours answers with it.
+    request.fallback_request_id = request_id_from(request) or uuid.uuid4().hex
     try:
-        outcome = call(chat.messages, request_id=request_id_from(request), **options)
+        outcome = call(chat.messages, request_id=request.fallback_request_id, **options)
     except fallback.FallbackError as error:
         raise api_error_for(error) from error
     if isinstance(outcome, fallback.ChatStream):
