@@ -365,14 +365,15 @@ class ChatStream:
             )  # fmt: skip
             return None
         delivered = "".join(self._delivered)
-        route = _Route(
-            continuation_request(self._route.request, delivered),
-            self.request_id,
-            None,
-            exclude=frozenset([*self.continued_from, cut.name]),
-            continuation=True,
-        )
+        route: _Route | None = None
         try:
+            route = _Route(
+                continuation_request(self._route.request, delivered),
+                self.request_id,
+                None,
+                exclude=frozenset([*self.continued_from, cut.name]),
+                continuation=True,
+            )
             routed = route.run(_open_stream)
         except FallbackError as failed:  # nobody capable, or every candidate failed
             logger.warning(
@@ -380,8 +381,12 @@ class ChatStream:
                 cut.name, failed, self.request_id,
             )  # fmt: skip
             return None
+        except Exception:  # a bug of ours: the client still gets the honest cut
+            logger.exception("stream rescue failed request_id=%s", self.request_id)
+            metrics.INTERNAL_ERRORS.labels(where="rescue").inc()
+            return None
         finally:
-            self.attempts += route.attempts
+            self.attempts += route.attempts if route else 0
         self._trim = held_whitespace(delivered)
         self.continued_from.append(cut.name)
         self.finished_by = routed.entry.name

@@ -226,3 +226,19 @@ def test_plain_dict_messages_keep_their_tool_fields_and_parts():
         "a cat",
     )
     assert "tools" in request.required_capabilities
+
+
+def test_a_bug_in_the_rescue_ends_the_stream_with_the_original_cut(scripted, monkeypatch):
+    scripted["primary"] = ScriptedAdapter("primary", [StreamDelta(text="Hi")], _cut("primary"))
+    scripted["secondary"] = ScriptedAdapter("secondary", [StreamDelta(text=" there.")])
+
+    def broken(request, delivered):
+        raise RuntimeError("a bug of ours")
+
+    monkeypatch.setattr(fallback, "continuation_request", broken)
+    stream = fallback.stream(HELLO)
+    with pytest.raises(fallback.StreamInterrupted) as raised:
+        _run(stream)
+
+    assert (raised.value.provider, raised.value.category) == ("primary", "transport")
+    assert scripted["secondary"].requests == []
