@@ -11,7 +11,7 @@ import json
 import time
 
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 
 from providers_app.conf import DEFAULTS
 from providers_app.models import BreakerState, FailoverEvent
@@ -72,12 +72,15 @@ def _final_chunk(events) -> dict:
     )
 
 
-def _continuations(from_provider, to_provider) -> float:
-    value = REGISTRY.get_sample_value(
-        "fallback_continuations_total",
-        {"from_provider": from_provider, "to_provider": to_provider, "reason": "transport"},
-    )
-    return value or 0.0
+def _continuations(client, from_provider, to_provider) -> float:
+    """fallback_continuations_total as GET /metrics reports it."""
+    labels = {"from_provider": from_provider, "to_provider": to_provider, "reason": "transport"}
+    text = client.get("/metrics").content.decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "fallback_continuations_total" and sample.labels == labels:
+                return sample.value
+    return 0.0
 
 
 def test_a_stream_cut_after_40_of_60_tokens_is_finished_by_the_next_provider(
@@ -86,7 +89,7 @@ def test_a_stream_cut_after_40_of_60_tokens_is_finished_by_the_next_provider(
     first, second = chain(("secondary", {"supports_prefill": True}))
     primary.set_fault("truncate_stream", chunks=40, text=ANSWER)
     secondary.set_fault("ok", text=ANSWER)
-    before = _continuations("primary", "secondary")
+    before = _continuations(client, "primary", "secondary")
 
     response = _post(client, auth)
     events = _events(response)
@@ -106,7 +109,7 @@ def test_a_stream_cut_after_40_of_60_tokens_is_finished_by_the_next_provider(
     assert (event.provider, event.to_provider, event.reason) == (first, second, "transport")
     assert "characters delivered" in event.detail
     assert BreakerState.objects.get(pk=first.pk).consecutive_failures == 1  # once
-    assert _continuations("primary", "secondary") == before + 1
+    assert _continuations(client, "primary", "secondary") == before + 1
 
 
 def test_a_stream_stalled_for_30_s_after_20_tokens_is_finished_well_inside_30_s(
@@ -261,3 +264,18 @@ def test_hold_back_must_be_a_boolean(client, auth, chain):
     response = _post(client, auth, x_fallback_hold_back="yes")
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "x_fallback_hold_back"
+
+
+def test_a_cut_that_opens_the_breaker_writes_one_opened_event_and_is_still_continued(
+    client, auth, chain, primary, secondary, settings
+):
+    settings.FALLBACK_BREAKER_FAILURE_THRESHOLD = 1
+    first, _ = chain(("secondary", {"supports_prefill": True}))
+    primary.set_fault("truncate_stream", chunks=40, text=ANSWER)
+    secondary.set_fault("ok", text=ANSWER)
+
+    assert _content(_events(_post(client, auth))) == ANSWER
+
+    opened = FailoverEvent.objects.filter(kind=FailoverEvent.Kind.BREAKER_OPENED, provider=first)
+    assert opened.count() == 1
+    assert BreakerState.objects.get(pk=first.pk).state == BreakerState.State.OPEN
