@@ -154,8 +154,13 @@ class ChunkBuilder:
         headers (X-Fallback-Provider) were sent before a mid-stream rescue."""
         return self._chunk([self._choice({}, finish_reason(reason))], x_fallback=finisher(stream))
 
-    def usage(self, input_tokens: int | None, output_tokens: int | None) -> dict[str, Any]:
-        return self._chunk([], usage=usage(input_tokens, output_tokens))
+    def usage(
+        self, input_tokens: int | None, output_tokens: int | None, stream: ChatStream
+    ) -> dict[str, Any]:
+        """The usage chunk, the very last one: it names the finisher too."""
+        return self._chunk(
+            [], usage=usage(input_tokens, output_tokens), x_fallback=finisher(stream)
+        )
 
 
 def model_list_body(models: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

@@ -104,7 +104,7 @@ def openai_sse(stream: ChatStream, *, include_usage: bool) -> Iterator[bytes]:
     def end(tally: _Tally) -> bytes:
         events = sse_event(builder.finish(tally.finish_reason, stream))
         if include_usage:
-            events += sse_event(builder.usage(tally.input_tokens, tally.output_tokens))
+            events += sse_event(builder.usage(tally.input_tokens, tally.output_tokens, stream))
         return events + SSE_DONE
 
     return _relay(

@@ -279,3 +279,16 @@ def test_a_cut_that_opens_the_breaker_writes_one_opened_event_and_is_still_conti
     opened = FailoverEvent.objects.filter(kind=FailoverEvent.Kind.BREAKER_OPENED, provider=first)
     assert opened.count() == 1
     assert BreakerState.objects.get(pk=first.pk).state == BreakerState.State.OPEN
+
+
+def test_with_usage_the_very_last_chunk_names_who_finished(client, auth, chain, primary, secondary):
+    chain(("secondary", {"supports_prefill": True}))
+    primary.set_fault("truncate_stream", chunks=40, text=ANSWER)
+    secondary.set_fault("ok", text=ANSWER)
+
+    events = _events(_post(client, auth, stream_options={"include_usage": True}))
+
+    last = json.loads(events[-2])  # before [DONE]
+    assert last["choices"] == []
+    assert last["usage"]["completion_tokens"] == 20  # the continuation's
+    assert last["x_fallback"] == {"provider": "secondary", "continued_from": ["primary"]}
