@@ -1,4 +1,4 @@
-"""THE policy: after a failed attempt, retry here, fail over, or stop.
+"""THE policy: after a failed attempt, retry here, fail over, continue, or stop.
 
 `decide()` is the only function in production that makes that choice. The route
 loop (`fallback._Route`) and tenacity's retry, wait and stop callbacks
@@ -6,7 +6,8 @@ loop (`fallback._Route`) and tenacity's retry, wait and stop callbacks
 the static table (`adapters.errors.POLICY`) with what the table cannot know: the
 settings in force (inline-wait cap, minimum attempt time, backoff), the time
 left, whether the attempt was a half-open probe, whether output already reached
-the client, whether this failure opened the breaker, and the retry budget.
+the client (then the answer is continued elsewhere or the stream stops; never a
+retry), whether this failure opened the breaker, and the retry budget.
 
 The other rules of conduct live here too, so that one module says how a
 request spends its deadline: the share a provider may use while others wait
