@@ -8,7 +8,11 @@ faulty and secondary healthy, with the default FALLBACK_ settings and providers
 with the model's defaults (30 s attempt timeout, two attempts). Real time,
 except the outage row, which steps a FakeClock every 4 s through a 60 s outage.
 Prints, per row: HTTP status, who answered, time to the answer (median of
-`--runs`), and how many requests each upstream saw. A temporary SQLite
+`--runs`), and how many requests each upstream saw. The stream rows (both
+upstreams answer the same 60-word text; the secondary is of kind `simulated`,
+which can continue a partial answer) also print who finished the answer
+(`x_fallback.provider` on the last chunk) and whether the client got the whole
+answer. A temporary SQLite
 database; nothing else is touched.
 """
 
@@ -23,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = [{"role": "user", "content": "Say hello."}]
+ANSWER = " ".join(f"word{n}" for n in range(1, 61))  # 60 stream chunks
 CONTEXT_LENGTH = {
     "status": 400,
     "message": "This model's maximum context length is 8192 tokens.",
@@ -65,13 +70,23 @@ def main() -> None:
     key = client_key_create(name="bench").raw_key
     client = Client(headers={"Authorization": f"Bearer {key}"})
 
-    def post(stream: bool):
-        body = {"model": "fallback", "messages": HELLO, "stream": stream}
+    def post(stream: bool, **extra):
+        body = {"model": "fallback", "messages": HELLO, "stream": stream, **extra}
         response = client.post(
             "/v1/chat/completions", json.dumps(body), content_type="application/json"
         )
+        response.stream_text, response.finished_by = None, None
         if stream and response.status_code == 200:
-            b"".join(response.streaming_content)  # the whole answer
+            text = []  # the whole answer
+            for line in b"".join(response.streaming_content).decode().splitlines():
+                if not line.startswith("data: {"):
+                    continue
+                event = json.loads(line[6:])
+                for choice in event.get("choices", []):
+                    text.append(choice.get("delta", {}).get("content") or "")
+                if "x_fallback" in event:
+                    response.finished_by = event["x_fallback"]["provider"]
+            response.stream_text = "".join(text)
         return response
 
     def fresh(primary, secondary):
@@ -84,7 +99,7 @@ def main() -> None:
             priority=1,
         )  # fmt: skip
         Provider.objects.create(
-            name="secondary", kind="openai_compatible", base_url=secondary.base_url, model="m",
+            name="secondary", kind="simulated", base_url=secondary.base_url, model="m",
             priority=2,
         )  # fmt: skip
 
@@ -93,6 +108,21 @@ def main() -> None:
             primary.set_fault(fault, **options)
             started = time.monotonic()
             response = post(stream)
+            return response, time.monotonic() - started
+
+        return run
+
+    def stream_row(fault, options, secondary_fault="ok", **extra):
+        """A committed stream's fault; both upstreams answer ANSWER."""
+
+        def run(primary, secondary):
+            primary.set_fault(fault, text=ANSWER, **options)
+            if secondary_fault == "ok":
+                secondary.set_fault("ok", text=ANSWER)
+            else:
+                secondary.set_fault(secondary_fault)
+            started = time.monotonic()
+            response = post(True, **extra)
             return response, time.monotonic() - started
 
         return run
@@ -128,12 +158,23 @@ def main() -> None:
         )(p, s),
         "503 Retry-After: 30": timed(False, "error", status=503, retry_after="30"),
         "2xx JSON 5000 deep": timed(False, "garbage", body="[" * 5000 + "]" * 5000),
+        "stream cut after 40 of 60 tokens": stream_row("truncate_stream", {"chunks": 40}),
+        "stream stalls 30 s after 20 tokens": stream_row(
+            "stall_stream", {"chunks": 20, "seconds": 30}
+        ),
+        "stream cut, the fallback rejects the prefill": stream_row(
+            "truncate_stream", {"chunks": 40}, secondary_fault="reject_prefill"
+        ),
+        "stream cut, hold-back": stream_row(
+            "truncate_stream", {"chunks": 40}, x_fallback_hold_back=True
+        ),
     }
     with UpstreamSimulator("primary") as primary, UpstreamSimulator("secondary") as secondary:
         print(
-            "| fault | status | answered by | time to answer (s) | primary / secondary requests |"
+            "| fault | status | answered by | finished by | whole answer | time to answer (s) "
+            "| primary / secondary requests |"
         )
-        print("|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|")
         for name, run in rows.items():
             if args.only and not any(o in name for o in args.only):
                 continue
@@ -143,8 +184,12 @@ def main() -> None:
                 response, seconds = run(primary, secondary)
                 times.append(seconds)
             provider = response.get("X-Fallback-Provider", "-")
+            whole = "-" if response.stream_text is None else response.stream_text == ANSWER
+            if not name.startswith("stream "):
+                whole = "-"  # not a stream row: the answer is the simulator's greeting
             print(
                 f"| {name} | {response.status_code} | {provider} | "
+                f"{response.finished_by or '-'} | {whole} | "
                 f"{statistics.median(times):.2f} | "
                 f"{primary.request_count} / {secondary.request_count} |",
                 flush=True,

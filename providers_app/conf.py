@@ -24,7 +24,9 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_BUDGET_MIN": 10,
     "FAILOVER_ON_CONTENT_FILTER": False,
     "STREAM_FIRST_TOKEN_S": 10.0,  # a slow-to-start provider hands over early
-    "STREAM_IDLE_S": 30.0,
+    # Well under 30 s: a stalled stream is continued on the next provider soon
+    # (docs/engine.md, "Mid-stream rescue").
+    "STREAM_IDLE_S": 10.0,
     # Once output has started a stream is limited by silence (STREAM_IDLE_S) and
     # by this generous maximum, never by the attempt timeout; reaching it is not
     # the provider's failure.

@@ -398,6 +398,8 @@ class FailoverEvent(models.Model):
         HEALTH_FAILED = "health_failed", "Health check failed"
         HEALTH_RECOVERED = "health_recovered", "Health check recovered"
         MANUAL = "manual", "Manual change"
+        # A committed stream failed and another provider finished the answer.
+        CONTINUATION = "continuation", "Answer continued on another provider"
 
     class SkipReason(models.TextChoices):
         """Why a request passed a provider by without calling it (results, metrics,

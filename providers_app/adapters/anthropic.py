@@ -71,6 +71,16 @@ def anthropic_messages(conversation: tuple[Message, ...]) -> list[dict[str, Any]
     return out
 
 
+def _strip_prefill(messages: list[dict[str, Any]]) -> None:
+    """Anthropic refuses a final assistant text ending in whitespace (400 "final
+    assistant content cannot end with trailing whitespace"): strip it. The model
+    then usually writes that whitespace first; the engine drops it once
+    (fallback.ChatStream) so the client does not see it twice."""
+    last = messages[-1] if messages else None
+    if last and last["role"] == "assistant" and isinstance(last["content"], str):
+        last["content"] = last["content"].rstrip()
+
+
 def _is_results(message: dict[str, Any]) -> bool:
     content = message["content"]
     return isinstance(content, list) and any(b.get("type") == "tool_result" for b in content)
@@ -192,6 +202,8 @@ class AnthropicAdapter(ProviderAdapter):
             "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
             "messages": anthropic_messages(request.conversation),
         }
+        if request.continue_final:
+            _strip_prefill(body["messages"])
         system = request.system_prompt
         form = request.response_format
         if form is not None and form.type == "json_object":

@@ -62,7 +62,8 @@ def default_capabilities(kind: str, model: str) -> Capabilities:
         # Images and prefill depend on the model; turn them on per provider.
         return Capabilities(True, True, images=False, prefill=False)
     if kind == "simulated":
-        return Capabilities(True, True, True, prefill=False)
+        # The simulator continues a trailing assistant message, as Claude 4.5 does.
+        return Capabilities(True, True, True, prefill=True)
     # openai_compatible: tools and JSON are common, vision and prefill need a model
     # or server flags that cannot be seen from here.
     return Capabilities(True, True, images=False, prefill=False)

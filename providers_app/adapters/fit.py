@@ -18,7 +18,15 @@ from .schema import ChatRequest, ToolCall
 
 
 def answer_misfit(request: ChatRequest, text: str, tool_calls: Sequence[ToolCall]) -> str | None:
-    """Why the answer does not fit ``request``, or None when it does."""
+    """Why the answer does not fit ``request``, or None when it does.
+
+    For a continuation (``request.continue_final``) the answer is the partial
+    answer already delivered followed by ``text``; the empty continuation of an
+    answer that was complete but for its terminating chunk is an answer too.
+    """
+    prefill = request.prefill_text
+    if prefill is not None:
+        text = prefill + text
     if not text and not tool_calls:
         return "the answer has no text and no tool calls"
     for call in tool_calls:

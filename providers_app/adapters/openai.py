@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from .base import ChatRequest, Completion, Message, ProviderAdapter, StreamDelta
 from .classify import content_filter_error, model_not_listed_error
+from .errors import Category, provider_error
 from .normalise import OPENAI_FINISH_REASONS, dig, token_count
 from .schema import ImagePart, ResponseFormat, Tool, ToolCall, ToolChoice
 from .sse import SSEEvent
@@ -170,12 +171,22 @@ class OpenAIAdapter(ProviderAdapter):
     # The current name; the older max_tokens is rejected by reasoning models.
     max_tokens_field: ClassVar[str] = "max_completion_tokens"
     chat_path: ClassVar[str] = "/chat/completions"
+    # OpenAI and Azure have no continuation: a trailing assistant message is
+    # history and the model starts a new answer, silently (docs/engine.md,
+    # "Mid-stream rescue"). Such a request is refused here, never sent.
+    continues_prefill: ClassVar[bool] = False
 
     def _auth_header(self) -> tuple[str, str] | None:
         key = self.config.api_key
         return ("Authorization", f"Bearer {key}") if key else None
 
     def _chat_call(self, request: ChatRequest, *, stream: bool) -> HttpCall:
+        if request.continue_final and not self.continues_prefill:
+            raise provider_error(
+                Category.INVALID_REQUEST,
+                f"{self.kind} cannot continue a partial answer (no assistant prefill)",
+                provider=self.config.provider,
+            )
         return self._call(
             "POST",
             self._chat_path(),
@@ -251,6 +262,10 @@ class OpenAICompatibleAdapter(OpenAIAdapter):
 
     kind = "openai_compatible"
     requires_api_key = False
+    # Groq and OpenRouter continue a plain trailing assistant message; vLLM,
+    # Mistral and DeepSeek need a flag of their own, so the capability is off by
+    # default and an operator turns it on per provider (docs/engine.md).
+    continues_prefill = True
     max_tokens_field = "max_tokens"  # what every compatible server reads
 
     def _probe_call(self) -> HttpCall:

@@ -151,6 +151,47 @@ class Message:
         return tuple(p for p in self.parts if isinstance(p, ImagePart))
 
 
+def message_from_dict(message: Mapping[str, Any]) -> Message:
+    """An OpenAI-shaped message dict as a Message, keeping its tool fields.
+
+    For Python callers of the engine (``fallback.complete(messages=[{...}])``);
+    the HTTP API validates client input itself (``api/parsing.py``). Tool calls
+    may be ToolCall objects or OpenAI ``{"id", "function": {"name",
+    "arguments"}}`` dicts; content may be text or a list of ``text`` and
+    ``image_url`` parts.
+    """
+    content = message.get("content")
+    if content is None:
+        content = ""
+    elif not isinstance(content, str):
+        content = tuple(_part_from_dict(part) for part in content)
+    return Message(
+        role=message["role"],
+        content=content,
+        tool_calls=tuple(_tool_call_from_dict(c) for c in message.get("tool_calls") or ()),
+        tool_call_id=message.get("tool_call_id"),
+        name=message.get("name"),
+    )
+
+
+def _part_from_dict(part: Any) -> ContentPart:
+    if isinstance(part, TextPart | ImagePart):
+        return part
+    if part.get("type") == "image_url":
+        image = part["image_url"]
+        if isinstance(image, str):
+            return ImagePart(url=image)
+        return ImagePart(url=image["url"], detail=image.get("detail"))
+    return TextPart(part["text"])
+
+
+def _tool_call_from_dict(call: Any) -> ToolCall:
+    if isinstance(call, ToolCall):
+        return call
+    function = call["function"]
+    return ToolCall(id=call["id"], name=function["name"], arguments=function.get("arguments", ""))
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     messages: tuple[Message, ...]
@@ -163,6 +204,9 @@ class ChatRequest:
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat | None = None
+    # The last message is a partial assistant answer to continue (a prefill), not
+    # history to answer: the mid-stream rescue's continuation request.
+    continue_final: bool = False
 
     @property
     def system_prompt(self) -> str | None:
@@ -185,7 +229,16 @@ class ChatRequest:
             needs.add(STRUCTURED_OUTPUT)
         if any(m.images for m in self.messages):
             needs.add(IMAGES)
+        if self.continue_final:
+            needs.add(PREFILL)
         return frozenset(needs)
+
+    @property
+    def prefill_text(self) -> str | None:
+        """The partial answer to continue, when ``continue_final`` is set."""
+        if not self.continue_final or not self.messages:
+            return None
+        return self.messages[-1].text
 
     @property
     def conversation(self) -> tuple[Message, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -234,9 +235,19 @@ def json_errors(*methods: str) -> Callable[[View], View]:
                     headers={"Retry-After": "1"},
                 ).response()
             except Exception:
-                logger.exception("unexpected error while serving %s", request.path)
+                # A bug of ours: never an HTML page; the request id ties the
+                # client's report to the traceback in the log.
+                request_id = getattr(request, "fallback_request_id", None) or uuid.uuid4().hex
+                logger.exception(
+                    "unexpected error while serving %s request_id=%s", request.path, request_id
+                )
                 return ApiError(
-                    500, "Internal error.", error_type="internal_error", code="internal_error"
+                    500,
+                    f"Internal error (request {request_id}).",
+                    error_type="internal_error",
+                    code="internal_error",
+                    headers={"X-Request-Id": request_id},
+                    extra={"request_id": request_id},
                 ).response()
 
         return wrapper

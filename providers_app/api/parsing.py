@@ -61,6 +61,8 @@ _IGNORED_NUMBERS: Mapping[str, tuple[float, float]] = {
     "presence_penalty": (-2.0, 2.0),
     "frequency_penalty": (-2.0, 2.0),
 }
+# Our own extension field (OpenAI SDKs send it with extra_body).
+HOLD_BACK_FIELD = "x_fallback_hold_back"
 _MESSAGE_REFUSED_KEYS = ("function_call", "audio")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -159,6 +161,9 @@ class ChatCompletionRequest:
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat | None = None
+    # x_fallback_hold_back: buffer the whole streamed answer before sending it
+    # (docs/clients.md, "Hold-back"); meaningless without stream.
+    hold_back: bool = False
 
     def engine_options(self) -> dict[str, Any]:
         return {
@@ -200,6 +205,7 @@ def parse_chat_request(data: dict[str, Any]) -> ChatCompletionRequest:
         top_p=_number(data, "top_p", 0.0, 1.0),
         stop=_stop(data.get("stop")),
         user=_optional_str(data, "user"),
+        hold_back=_optional_bool(data, HOLD_BACK_FIELD) or False,
     )
 
 

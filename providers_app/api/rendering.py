@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ..adapters.schema import ToolCall, ToolCallDelta
+from ..engine.capabilities import capabilities_in_force
 from ..engine.fallback import ChatCompletion, ChatStream
 
 # The engine's normalised finish reasons that OpenAI's vocabulary lacks.
@@ -50,6 +51,11 @@ def fallback_headers(outcome: ChatCompletion | ChatStream) -> dict[str, str]:
         "X-Fallback-Failovers": str(outcome.failovers),
         "X-Request-Id": outcome.request_id,
     }
+
+
+def finisher(stream: ChatStream) -> dict[str, Any]:
+    """``x_fallback`` of a stream's last chunk (docs/clients.md, "Mid-stream rescue")."""
+    return {"provider": stream.finished_by, "continued_from": list(stream.continued_from)}
 
 
 def tool_call_body(call: ToolCall) -> dict[str, Any]:
@@ -143,11 +149,18 @@ class ChunkBuilder:
         """One entry per chunk: the SDK's accumulator keeps two entries of one index apart."""
         return self._chunk([self._choice({"tool_calls": [tool_call_delta_body(piece)]}, None)])
 
-    def finish(self, reason: str | None) -> dict[str, Any]:
-        return self._chunk([self._choice({}, finish_reason(reason))])
+    def finish(self, reason: str | None, stream: ChatStream) -> dict[str, Any]:
+        """The last choice chunk; it names who finished the answer, because the
+        headers (X-Fallback-Provider) were sent before a mid-stream rescue."""
+        return self._chunk([self._choice({}, finish_reason(reason))], x_fallback=finisher(stream))
 
-    def usage(self, input_tokens: int | None, output_tokens: int | None) -> dict[str, Any]:
-        return self._chunk([], usage=usage(input_tokens, output_tokens))
+    def usage(
+        self, input_tokens: int | None, output_tokens: int | None, stream: ChatStream
+    ) -> dict[str, Any]:
+        """The usage chunk, the very last one: it names the finisher too."""
+        return self._chunk(
+            [], usage=usage(input_tokens, output_tokens), x_fallback=finisher(stream)
+        )
 
 
 def model_list_body(models: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -202,6 +215,13 @@ def status_body(statuses: Iterable[Any], *, now: datetime, window_s: int) -> dic
                     "active": remaining(s.cooldown_until) is not None,
                     "until": moment(s.cooldown_until),
                     "remaining_s": remaining(s.cooldown_until),
+                },
+                # In force: the operator's switch, else the kind and model's default.
+                "capabilities": {
+                    name: value
+                    for name, value, _ in capabilities_in_force(
+                        kind=s.kind, model=s.model, overrides=s.capability_overrides
+                    )
                 },
                 "recent": {
                     "calls": s.recent.attempts,

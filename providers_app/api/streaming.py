@@ -2,9 +2,11 @@
 
 The engine routes until the first model output before a response starts, so
 failover before that point is invisible and the headers can already name the
-provider. After it, a failure ends the body with an error event marked
-``partial``; the OpenAI SSE stream then has no ``[DONE]``, so OpenAI clients raise
-instead of returning a truncated answer as if it were whole.
+provider. After it, the engine may have another provider continue the answer
+(the last chunk then names it in ``x_fallback``); when none can, a failure
+ends the body with an error event marked ``partial``; the OpenAI SSE stream
+then has no ``[DONE]``, so OpenAI clients raise instead of returning a
+truncated answer as if it were whole.
 
 A client that goes away closes the response: ``StreamBody.close`` then abandons
 the engine stream, which returns a half-open probe slot instead of blaming the
@@ -28,6 +30,7 @@ from .rendering import (
     ChunkBuilder,
     fallback_headers,
     finish_reason,
+    finisher,
     tool_call_delta_body,
     usage,
 )
@@ -99,9 +102,9 @@ def openai_sse(stream: ChatStream, *, include_usage: bool) -> Iterator[bytes]:
     builder = ChunkBuilder(stream, include_usage=include_usage)
 
     def end(tally: _Tally) -> bytes:
-        events = sse_event(builder.finish(tally.finish_reason))
+        events = sse_event(builder.finish(tally.finish_reason, stream))
         if include_usage:
-            events += sse_event(builder.usage(tally.input_tokens, tally.output_tokens))
+            events += sse_event(builder.usage(tally.input_tokens, tally.output_tokens, stream))
         return events + SSE_DONE
 
     return _relay(
@@ -141,6 +144,7 @@ def chat_page_ndjson(stream: ChatStream) -> Iterator[bytes]:
                 "type": "done",
                 "finish_reason": finish_reason(tally.finish_reason),
                 "usage": usage(tally.input_tokens, tally.output_tokens),
+                **finisher(stream),
             }
         )
 

@@ -5,6 +5,8 @@ Bearer-authenticated, so CSRF-exempt: a browser cannot attach the key on its own
 
 from __future__ import annotations
 
+import uuid
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -26,9 +28,15 @@ def chat_completions(request: HttpRequest) -> HttpResponse:
     require_client_key(request)
     body = read_body(request, limit=get_setting("MAX_REQUEST_BYTES"))
     chat = parse_chat_request(load_json_object(body))
-    call = fallback.stream if chat.stream else fallback.complete
+    options = chat.engine_options()
+    if chat.stream:
+        call, options["hold_back"] = fallback.stream, chat.hold_back
+    else:
+        call = fallback.complete
+    # Known before the engine runs, so that even a bug of ours answers with it.
+    request.fallback_request_id = request_id_from(request) or uuid.uuid4().hex
     try:
-        outcome = call(chat.messages, request_id=request_id_from(request), **chat.engine_options())
+        outcome = call(chat.messages, request_id=request.fallback_request_id, **options)
     except fallback.FallbackError as error:
         raise api_error_for(error) from error
     if isinstance(outcome, fallback.ChatStream):

@@ -1,4 +1,4 @@
-"""THE policy: after a failed attempt, retry here, fail over, or stop.
+"""THE policy: after a failed attempt, retry here, fail over, continue, or stop.
 
 `decide()` is the only function in production that makes that choice. The route
 loop (`fallback._Route`) and tenacity's retry, wait and stop callbacks
@@ -6,7 +6,8 @@ loop (`fallback._Route`) and tenacity's retry, wait and stop callbacks
 the static table (`adapters.errors.POLICY`) with what the table cannot know: the
 settings in force (inline-wait cap, minimum attempt time, backoff), the time
 left, whether the attempt was a half-open probe, whether output already reached
-the client, whether this failure opened the breaker, and the retry budget.
+the client (then the answer is continued elsewhere or the stream stops; never a
+retry), whether this failure opened the breaker, and the retry budget.
 
 The other rules of conduct live here too, so that one module says how a
 request spends its deadline: the share a provider may use while others wait
@@ -36,6 +37,9 @@ class Action(StrEnum):
     RETRY = "retry"  # the same provider again, after `wait_s`
     FAIL_OVER = "fail_over"  # the next provider in the route
     STOP = "stop"  # answer the caller with this error now
+    # After output reached the client: the next provider that can continue the
+    # partial answer (a prefill) finishes it; see docs/engine.md "Mid-stream rescue".
+    CONTINUE = "continue"
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ def decide(
     time_left_s: float,
     probe: bool = False,
     output_sent: bool = False,
+    tool_calls_sent: bool = False,
     breaker_opened: bool = False,
     budget_allows: Callable[[], bool] | None = None,
 ) -> Decision:
@@ -73,13 +78,13 @@ def decide(
     `attempt_timeout_s`). `budget_allows` is asked last, only when a retry is
     otherwise allowed, because a refusal is counted.
     """
-    if output_sent:
-        return Decision(Action.STOP, "output already reached the client")
     policy = error.policy
     category = error.category
     can_fail_over = policy.failover
     if category == Category.CONTENT_FILTER:
         can_fail_over = bool(get_setting("FAILOVER_ON_CONTENT_FILTER"))
+    if output_sent:
+        return _after_output(error, can_fail_over=can_fail_over, tool_calls_sent=tool_calls_sent)
     hint = _usable_hint(error.retry_after)
 
     why = _why_not_retry(
@@ -116,6 +121,22 @@ def decide(
         cooldown_s=cooldown,
         only_larger_window=policy.failover_only_to_larger_window,
     )
+
+
+def _after_output(error: ProviderError, *, can_fail_over: bool, tool_calls_sent: bool) -> Decision:
+    """A committed stream failed: continue the answer elsewhere, or end it honestly.
+
+    Never a retry on the same provider (the client already has part of its
+    answer). A half-sent tool call cannot be continued: no vendor resumes a
+    partial tool call from a prefill.
+    """
+    if error.category == Category.STREAM_MAX_DURATION:
+        return Decision(Action.STOP, "the stream reached its maximum duration")
+    if not can_fail_over:
+        return Decision(Action.STOP, f"{error.category} is not failed over")
+    if tool_calls_sent:
+        return Decision(Action.STOP, "a tool call was partly sent; it cannot be continued")
+    return Decision(Action.CONTINUE, f"continue the answer after {error.category}")
 
 
 def _why_not_retry(

@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from ..adapters.base import ChatRequest, ChatResult, Message, ProviderAdapter, StreamDelta
 from ..adapters.errors import Category, ProviderBadResponseError, ProviderError, provider_error
-from ..adapters.schema import ToolCall, ToolCallDelta
+from ..adapters.schema import ToolCall, ToolCallDelta, message_from_dict
 from ..adapters.timing import Deadline
 from ..conf import get_setting
 from ..models import BreakerState, FailoverEvent
@@ -37,6 +37,7 @@ from .breaker import (
 )
 from .capabilities import capable_entries
 from .clock import get_clock
+from .continuation import continuation_request, held_whitespace
 from .decision import (
     Action,
     Decision,
@@ -136,6 +137,10 @@ class CapabilityMissing(FallbackError):
         self.capability = capability
 
 
+class NoContinuation(FallbackError):
+    """No provider continued a cut stream (internal to ChatStream's rescue)."""
+
+
 class StreamInterrupted(FallbackError):
     """A committed stream failed: output was already sent, so no failover. `partial`."""
 
@@ -154,10 +159,7 @@ class StreamInterrupted(FallbackError):
 
 
 def build_request(messages: Sequence[Message | dict], **options: Any) -> ChatRequest:
-    converted = tuple(
-        m if isinstance(m, Message) else Message(role=m["role"], content=m["content"])
-        for m in messages
-    )
+    converted = tuple(m if isinstance(m, Message) else message_from_dict(m) for m in messages)
     if options.get("stop") is not None and not isinstance(options["stop"], tuple):
         options["stop"] = tuple(options["stop"])
     return ChatRequest(messages=converted, **{k: v for k, v in options.items() if v is not None})
@@ -174,8 +176,12 @@ def complete(
     route = _Route(build_request(messages, **options), request_id, deadline_s)
     routed = route.run(lambda adapter, request, timeout: adapter.complete(request, timeout=timeout))
     result: ChatResult = routed.value
-    _answered(routed, total_s=routed.latency_s)
-    route.finished(routed.entry)
+    try:
+        _answered(routed.entry, routed.permit, latency_s=routed.latency_s, total_s=routed.latency_s)
+        route.finished(routed.entry)
+    except Exception:  # a bug in the bookkeeping must not cost the caller the answer
+        logger.exception("internal error after the answer request_id=%s", route.request_id)
+        metrics.INTERNAL_ERRORS.labels(where="success").inc()
     return ChatCompletion(
         text=result.text,
         tool_calls=result.tool_calls,
@@ -199,16 +205,22 @@ def stream(
     *,
     request_id: str | None = None,
     deadline_s: float | None = None,
+    hold_back: bool = False,
     **options: Any,
 ) -> "ChatStream":
     """Route until a provider produces its first piece of output (the commit point).
 
     Before it, every failure fails over invisibly, exactly as `complete()` does,
-    and errors are raised from here. After it, the returned ChatStream never
-    switches providers: a failure ends it with StreamInterrupted (partial).
+    and errors are raised from here. After it, a failure of the stream is
+    rescued by a provider that can continue the partial answer (see ChatStream),
+    or ends it with StreamInterrupted (partial).
+
+    `hold_back` moves the commit point to the end of the answer: each attempt's
+    whole stream is read before anything is returned, so a failure anywhere in
+    it fails over (or retries) like a request that was never streamed.
     """
     route = _Route(build_request(messages, **options), request_id, deadline_s)
-    routed = route.run(_open_stream)
+    routed = route.run(_open_held_stream if hold_back else _open_stream)
     return ChatStream(route, routed)
 
 
@@ -223,6 +235,9 @@ class _OpenedStream:
     rest: Iterator[StreamDelta]
     model: str | None
     upstream_request_id: str | None
+    # Held back: the time to the first output, which the breaker judges (not the
+    # time the whole answer took).
+    first_output_s: float | None = None
 
 
 def _open_stream(adapter: ProviderAdapter, request: ChatRequest, timeout: float) -> _OpenedStream:
@@ -238,7 +253,8 @@ def _open_stream(adapter: ProviderAdapter, request: ChatRequest, timeout: float)
     for delta in deltas:
         model = delta.model or model
         upstream_id = delta.request_id or upstream_id
-        if delta.is_output:
+        if delta.is_output or (request.continue_final and delta.finish_reason):
+            # A continuation may be empty: the cut answer was whole but for its end.
             return _OpenedStream(delta, deltas, model, upstream_id)
     raise ProviderBadResponseError(
         "The stream ended without any output.",
@@ -247,13 +263,35 @@ def _open_stream(adapter: ProviderAdapter, request: ChatRequest, timeout: float)
     )
 
 
+def _open_held_stream(
+    adapter: ProviderAdapter, request: ChatRequest, timeout: float
+) -> _OpenedStream:
+    """Read the whole stream before anything reaches the client (hold-back)."""
+    clock = get_clock()
+    started = clock.monotonic()
+    opened = _open_stream(adapter, request, timeout)
+    first_output_s = clock.monotonic() - started
+    rest = list(opened.rest)  # a failure anywhere is this attempt's failure
+    return replace(opened, rest=iter(rest), first_output_s=first_output_s)
+
+
 class ChatStream:
     """A committed stream: iterate for StreamChunks. `provider`, `attempts`,
-    `failovers` and `model` are known before the first chunk is sent."""
+    `failovers` and `model` are known before the first chunk is sent.
+
+    Mid-stream rescue: when the stream fails after output was sent, `decide()`
+    says whether the answer may be continued (not after a half-sent tool call,
+    not after our own maximum duration). If so, the same request plus the text
+    already delivered as an assistant prefill goes down the route again, to the
+    providers that can continue a partial answer (capability ``prefill``),
+    skipping the ones whose stream was cut; only the continuation reaches the
+    client. `finished_by` and `continued_from` then name who finished the
+    answer and whose streams were cut (docs/engine.md, "Mid-stream rescue").
+    """
 
     def __init__(self, route: "_Route", routed: "_Routed[_OpenedStream]"):
         self._route = route
-        self._routed = routed
+        self._current = routed
         opened = routed.value
         self.provider = routed.entry.name
         self.model = opened.model or routed.entry.model
@@ -263,47 +301,153 @@ class ChatStream:
         self.failovers = route.failovers
         self.skipped = tuple(route.skipped)
         self.failures = tuple(route.failures)
-        self._finished = False
+        self.finished_by = self.provider
+        self.continued_from: list[str] = []
+        self._settled = False  # the current provider's permit got its outcome
+        self._delivered: list[str] = []
+        self._tool_calls_sent = False
+        self._trim = ""  # whitespace a continuation may repeat (see held_whitespace)
 
     def __iter__(self) -> Iterator[StreamChunk]:
-        entry, permit, opened = self._routed.entry, self._routed.permit, self._routed.value
         try:
-            yield _chunk(opened.first)
-            for delta in _classified(opened.rest, entry):
-                if delta.is_output or delta.finish_reason or delta.output_tokens is not None:
-                    yield _chunk(delta)
-        except ProviderError as error:
-            self._finished = True
-            # A stream that reached our maximum duration is healthy: "ignore".
-            breaker_record_failure(entry=entry, permit=permit, error=error)
-            metrics.REQUESTS.labels(provider=entry.name, outcome="interrupted").inc()
-            logger.warning(
-                "stream interrupted after output provider=%s category=%s request_id=%s",
-                entry.name, error.category, self.request_id,
-            )  # fmt: skip
-            raise StreamInterrupted(error, request_id=self.request_id) from error
+            while True:
+                try:
+                    yield from self._relay_current()
+                    return
+                except ProviderError as error:
+                    entry, permit = self._current.entry, self._current.permit
+                    self._settled = True
+                    # Recorded once, whoever finishes the answer. A stream that
+                    # reached our maximum duration is healthy: "ignore".
+                    breaker_record_failure(entry=entry, permit=permit, error=error)
+                    rescue = self._rescue(entry, error)
+                    if rescue is None:
+                        metrics.REQUESTS.labels(provider=entry.name, outcome="interrupted").inc()
+                        logger.warning(
+                            "stream interrupted after output provider=%s category=%s "
+                            "request_id=%s", entry.name, error.category, self.request_id,
+                        )  # fmt: skip
+                        raise StreamInterrupted(error, request_id=self.request_id) from error
+                    self._current, self._settled = rescue, False
         finally:
-            if not self._finished:
-                self._finished = True
-                if _stream_completed(opened):
-                    # The breaker judges the time to the first output: a long
-                    # answer is not a slow provider.
-                    _answered(self._routed, total_s=get_clock().monotonic() - self._routed.started)
-                    self._route.finished(entry)
-                else:  # the client went away mid-stream: not the provider's fault
-                    breaker_release(permit=permit)
-                close = getattr(opened.rest, "close", None)
-                if close:
-                    close()
+            self._settle(completed=False)
+
+    def _relay_current(self) -> Iterator[StreamChunk]:
+        entry, opened = self._current.entry, self._current.value
+        for delta in _deltas(opened, entry):
+            if delta.skipped_events:
+                _report_skipped_events(entry, delta.skipped_events, self.request_id)
+            if not (delta.is_output or delta.finish_reason or delta.output_tokens is not None):
+                continue
+            chunk = _chunk(delta)
+            if self._trim and chunk.text:
+                chunk = replace(chunk, text=chunk.text.removeprefix(self._trim))
+                self._trim = ""
+            self._delivered.append(chunk.text)
+            self._tool_calls_sent = self._tool_calls_sent or bool(chunk.tool_calls)
+            yield chunk
+        self._settle(completed=True)
+
+    def _rescue(self, cut: RouteEntry, error: ProviderError) -> "_Routed[_OpenedStream] | None":
+        """The next provider's continuation of the partial answer, or None."""
+        decision = decide(
+            error,
+            attempt=1,
+            max_attempts=1,
+            time_left_s=0.0,
+            output_sent=True,
+            tool_calls_sent=self._tool_calls_sent,
+        )
+        if decision.action is not Action.CONTINUE:
+            logger.info(
+                "stream not continued provider=%s why=%s request_id=%s",
+                cut.name, decision.why, self.request_id,
+            )  # fmt: skip
+            return None
+        delivered = "".join(self._delivered)
+        route: _Route | None = None
+        try:
+            route = _Route(
+                continuation_request(self._route.request, delivered),
+                self.request_id,
+                None,
+                exclude=frozenset([*self.continued_from, cut.name]),
+                continuation=True,
+            )
+            routed = route.run(_open_stream)
+        except FallbackError as failed:  # nobody capable, or every candidate failed
+            logger.warning(
+                "stream not continued provider=%s: %s request_id=%s",
+                cut.name, failed, self.request_id,
+            )  # fmt: skip
+            return None
+        except Exception:  # a bug of ours: the client still gets the honest cut
+            logger.exception("stream rescue failed request_id=%s", self.request_id)
+            metrics.INTERNAL_ERRORS.labels(where="rescue").inc()
+            return None
+        finally:
+            self.attempts += route.attempts if route else 0
+        self._trim = held_whitespace(delivered)
+        self.continued_from.append(cut.name)
+        self.finished_by = routed.entry.name
+        failover_event_record(
+            kind=FailoverEvent.Kind.CONTINUATION,
+            provider_id=cut.id,
+            to_provider_id=routed.entry.id,
+            reason=error.category,
+            status_code=error.status_code,
+            detail=f"{decision.why}; {len(delivered)} characters delivered; {error.message}",
+            request_id=self.request_id,
+        )
+        metrics.CONTINUATIONS.labels(
+            from_provider=cut.name, to_provider=routed.entry.name, reason=error.category
+        ).inc()
+        logger.info(
+            "stream continued from=%s to=%s reason=%s delivered_chars=%d request_id=%s",
+            cut.name, routed.entry.name, error.category, len(delivered), self.request_id,
+        )  # fmt: skip
+        return routed
+
+    def _settle(self, *, completed: bool) -> None:
+        """Give the current provider's permit its outcome, once."""
+        if self._settled:
+            return
+        self._settled = True
+        entry, permit, opened = self._current.entry, self._current.permit, self._current.value
+        if completed or _stream_completed(opened):
+            # The breaker judges the time to the first output: a long answer is
+            # not a slow provider.
+            latency = opened.first_output_s or self._current.latency_s
+            total = get_clock().monotonic() - self._current.started
+            _answered(entry, permit, latency_s=latency, total_s=total)
+            self._route.finished(entry)
+        else:  # the client went away mid-stream: not the provider's fault
+            breaker_release(permit=permit)
+        close = getattr(opened.rest, "close", None)
+        if close:
+            close()
 
     def close(self) -> None:
         """Abandon the stream before iterating it (returns a probe slot)."""
-        if not self._finished:
-            self._finished = True
-            breaker_release(permit=self._routed.permit)
-            close = getattr(self._routed.value.rest, "close", None)
+        if not self._settled:
+            self._settled = True
+            breaker_release(permit=self._current.permit)
+            close = getattr(self._current.value.rest, "close", None)
             if close:
                 close()
+
+
+def _deltas(opened: _OpenedStream, entry: RouteEntry) -> Iterator[StreamDelta]:
+    yield opened.first
+    yield from _classified(opened.rest, entry)
+
+
+def _report_skipped_events(entry: RouteEntry, count: int, request_id: str) -> None:
+    metrics.SKIPPED_STREAM_EVENTS.labels(provider=entry.name).inc(count)
+    logger.warning(
+        "stream skipped %d undecodable event(s) provider=%s request_id=%s",
+        count, entry.name, request_id,
+    )  # fmt: skip
 
 
 def _classified(deltas: Iterator[StreamDelta], entry: RouteEntry) -> Iterator[StreamDelta]:
@@ -333,13 +477,11 @@ def _unexpected(exc: Exception, entry: RouteEntry) -> ProviderError:
     )
 
 
-def _answered(routed: "_Routed", *, total_s: float) -> None:
+def _answered(entry: RouteEntry, permit: Permit, *, latency_s: float, total_s: float) -> None:
     """Record an answer: time to first output and total time, to the counters the
     dashboard reads and to /metrics, under the same two definitions."""
-    breaker_record_success(
-        entry=routed.entry, permit=routed.permit, latency_s=routed.latency_s, total_s=total_s
-    )
-    metrics.ANSWER_SECONDS.labels(routed.entry.name).observe(total_s)
+    breaker_record_success(entry=entry, permit=permit, latency_s=latency_s, total_s=total_s)
+    metrics.ANSWER_SECONDS.labels(entry.name).observe(total_s)
 
 
 def _stream_completed(opened: _OpenedStream) -> bool:
@@ -400,6 +542,11 @@ class _Route:
     failovers: int = 0
     skipped: list[ProviderReason] = field(default_factory=list)
     failures: list[ProviderReason] = field(default_factory=list)
+    # A continuation (mid-stream rescue): the providers whose stream was cut are
+    # not asked, and a provider's refusal (a 400 to the prefill) moves on to the
+    # next capable provider instead of answering the client with it.
+    exclude: frozenset[str] = frozenset()
+    continuation: bool = False
 
     def __post_init__(self) -> None:
         self.request_id = self.request_id or uuid.uuid4().hex
@@ -411,10 +558,9 @@ class _Route:
     def run(self, call: Callable[[ProviderAdapter, ChatRequest, float], T]) -> _Routed[T]:
         too_small: list[tuple[str, int | None]] = []  # (provider, window) too small
         context_error: ProviderError | None = None
+        snapshot = [e for e in routing_snapshot() if e.name not in self.exclude]
         entries = list(
-            capable_entries(
-                routing_snapshot(), self.request, skip=self._skip, request_id=self.request_id
-            )
+            capable_entries(snapshot, self.request, skip=self._skip, request_id=self.request_id)
         )
         for position, entry in enumerate(entries):
             if too_small and not window_may_fit(entry.context_window, [w for _, w in too_small]):
@@ -424,16 +570,29 @@ class _Route:
                 self._skip(entry, Denial(Skip.DEADLINE))
                 continue
             self._others_waiting = position < len(entries) - 1
-            timeout = self._attempt_timeout(entry)
-            permission = breaker_acquire(entry=entry, attempt_timeout_s=timeout)
-            if isinstance(permission, Denial):
-                self._skip(entry, permission)
+            permission: Permit | Denial | None = None
+            try:
+                timeout = self._attempt_timeout(entry)
+                permission = breaker_acquire(entry=entry, attempt_timeout_s=timeout)
+                if isinstance(permission, Denial):
+                    self._skip(entry, permission)
+                    continue
+                self._flush_failover(to=entry)
+            except Exception as exc:  # a bug of ours before the call: the next provider
+                self._internal_error(entry, exc, where="route")
+                if isinstance(permission, Permit):
+                    breaker_release(permit=permission)
                 continue
-            self._flush_failover(to=entry)
             try:
                 return self._call_provider(entry, permission, call)
             except _ProviderFailed as failed:
                 error, decision = failed.error, failed.decision
+                if decision.action is Action.STOP and self.continuation:
+                    logger.warning(
+                        "continuation refused provider=%s category=%s request_id=%s: %s",
+                        entry.name, error.category, self.request_id, error.message,
+                    )  # fmt: skip
+                    continue
                 if decision.action is Action.STOP:
                     raise RequestFailed(
                         error, request_id=self.request_id, attempts=self.attempts
@@ -441,7 +600,18 @@ class _Route:
                 if decision.only_larger_window:
                     too_small.append((entry.name, entry.context_window))
                     context_error = error
+            except FallbackError:
+                raise
+            except Exception as exc:  # a bug of ours around the call (permit released)
+                self._internal_error(entry, exc, where="attempt")
         self._flush_failover(to=None)
+        if self.continuation:
+            raise NoContinuation(
+                "no provider continued the answer ("
+                + "; ".join(f"{r.provider}: {r.reason}" for r in self.failures + self.skipped)
+                + ")",
+                request_id=self.request_id,
+            )
         if context_error is not None and not any(
             f.reason != Category.CONTEXT_LENGTH for f in self.failures
         ):
@@ -455,6 +625,19 @@ class _Route:
 
     def finished(self, entry: RouteEntry) -> None:
         metrics.REQUESTS.labels(provider=entry.name, outcome="success").inc()
+
+    def _internal_error(self, entry: RouteEntry, exc: Exception, *, where: str) -> None:
+        """A bug in the engine's own code while serving one provider: logged with
+        its traceback and counted; the request moves on to the next provider (no
+        upstream output was sent, so that is safe)."""
+        logger.error(
+            "internal error in the %s step provider=%s request_id=%s",
+            where, entry.name, self.request_id, exc_info=exc,
+        )  # fmt: skip
+        metrics.INTERNAL_ERRORS.labels(where=where).inc()
+        self.failures.append(
+            ProviderReason(entry.name, "internal_error", None, f"{type(exc).__name__} (logged)")
+        )
 
     def _call_provider(
         self,

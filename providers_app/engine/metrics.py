@@ -39,6 +39,21 @@ FAILOVERS = Counter(
     "Moves to the next provider.",
     ["from_provider", "to_provider", "reason"],
 )
+CONTINUATIONS = Counter(
+    "fallback_continuations_total",
+    "Committed streams whose answer another provider finished (mid-stream rescue).",
+    ["from_provider", "to_provider", "reason"],
+)
+SKIPPED_STREAM_EVENTS = Counter(
+    "fallback_stream_skipped_events_total",
+    "Undecodable stream events skipped inside otherwise valid streams.",
+    ["provider"],
+)
+INTERNAL_ERRORS = Counter(
+    "fallback_internal_errors_total",
+    "Exceptions from the failover layer's own code, by where they were caught.",
+    ["where"],
+)
 SKIPS = Counter("fallback_skips_total", "Providers skipped without a call.", ["provider", "reason"])
 RETRIES = Counter("fallback_retries_total", "Retries on the same provider.", ["provider"])
 BUDGET_REFUSALS = Counter(

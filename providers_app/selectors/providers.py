@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,6 +34,9 @@ class ProviderStatus:
     consecutive_failures: int
     health_failures: int  # failed health checks in a row (0 after a pass or before any)
     recent: CallStats
+    # The operator's capability switches (None: the default for the kind and
+    # model, which the engine knows: engine/capabilities.py).
+    capability_overrides: dict[str, bool | None] = field(default_factory=dict)
 
 
 _STATUS_COLUMNS = {
@@ -49,6 +52,12 @@ _STATUS_COLUMNS = {
     "consecutive_failures": "breaker__consecutive_failures",
     "health_failures": "health_schedule__consecutive_failures",
 }
+_CAPABILITY_COLUMNS = {
+    "tools": "supports_tools",
+    "structured_output": "supports_structured_output",
+    "images": "supports_images",
+    "prefill": "supports_prefill",
+}
 
 
 def provider_status_list(
@@ -61,13 +70,22 @@ def provider_status_list(
     """
     since = now - window
     recent = call_stats_by_provider(CallBucket.objects.filter(bucket_start__gt=since))
-    rows = Provider.objects.in_priority_order().values(*_STATUS_COLUMNS.values())
+    rows = Provider.objects.in_priority_order().values(
+        *_STATUS_COLUMNS.values(), *_CAPABILITY_COLUMNS.values()
+    )
     statuses = []
     for row in rows:
         values = {attribute: row[column] for attribute, column in _STATUS_COLUMNS.items()}
         # A provider not yet health-checked may have no schedule row: no failed checks.
         values["health_failures"] = values["health_failures"] or 0
-        statuses.append(ProviderStatus(**values, recent=recent.get(row["id"], CallStats())))
+        overrides = {name: row[column] for name, column in _CAPABILITY_COLUMNS.items()}
+        statuses.append(
+            ProviderStatus(
+                **values,
+                recent=recent.get(row["id"], CallStats()),
+                capability_overrides=overrides,
+            )
+        )
     return statuses
 
 

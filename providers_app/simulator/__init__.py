@@ -21,8 +21,15 @@ html_502           nginx-style HTML error page; status (502)
 slow_first_token   keep-alives for delay_s every interval_s, then the answer
 midstream_error    stream: chunks_before chunks then an error event, no [DONE]
 truncate_stream    stream: chunks, then EOF with no finish_reason or [DONE]
+stall_stream       stream: chunks, silence for seconds (30), then the rest
+reject_prefill     400 to a request ending in an assistant message; status,
+                   message; any other request is answered as by ok
 sequence           steps=[{"mode": ..., "options": {...}}, ...]; last repeats
 =================  ==========================================================
+
+A healthy answer to a request ending in an assistant message (a prefill)
+is the rest of the answer after that text, as a model that continues a
+partial answer gives it.
 
 ``POST /_sim/fault``, ``GET /_sim/state`` and ``POST /_sim/reset`` do the same
 from another process.

@@ -162,6 +162,24 @@ _MODE_OPTIONS: dict[str, dict[str, tuple[Validator, Any]]] = {
         "text": (_optional_text, None),
     },
     "truncate_stream": {"chunks": (_optional_count, None), "text": (_optional_text, None)},
+    # Stream: `chunks` content chunks, then silence for `seconds` (released early
+    # by set_fault, reset or stop), then the rest of the answer.
+    "stall_stream": {
+        "chunks": (_count, 2),
+        "seconds": (_positive_seconds, 30.0),
+        "text": (_optional_text, None),
+    },
+    # Like Claude 4.6 and later: a request ending in an assistant message (a
+    # prefill) is refused with a 400; any other request is answered normally.
+    "reject_prefill": {
+        "status": (_error_status, 400),
+        "message": (
+            _text,
+            "This model does not support assistant message prefill. "
+            "The conversation must end with a user message.",
+        ),
+        "text": (_optional_text, None),
+    },
     "sequence": {},  # ``steps`` is parsed by ``_parse_steps``, not by a validator
 }
 

@@ -65,6 +65,8 @@ class Call:
     include_usage: bool = False
     prompt_tokens: int = 0
     answer: Answer | None = None  # what a healthy upstream says to this request
+    # The text of a trailing assistant message: a healthy upstream continues it.
+    prefill: str | None = None
 
     def option(self, name: str) -> Any:
         return self.ticket.fault.option(name)
@@ -263,6 +265,7 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         )
         answer = plan_answer(request, self.ctx.default_text)
         return Call(
+            prefill=_prefill(messages),
             ticket=ticket,
             model=model,
             answer=answer,
@@ -292,9 +295,9 @@ class SimulatorHandler(BaseHTTPRequestHandler):
 
     def _text(self, call: Call) -> str:
         text = call.option("text")
-        if text is not None:
-            return text
-        return call.answer.text if call.answer else self.ctx.default_text
+        if text is None:
+            text = call.answer.text if call.answer else self.ctx.default_text
+        return _continuation(text, call.prefill)
 
     def _tool_call(self, call: Call) -> dict[str, Any] | None:
         """The tool call a healthy upstream makes here (none when ``text`` is forced)."""
@@ -478,6 +481,35 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             self.wfile.write(body[: len(body) // 2])
         self.close_connection = True
 
+    def _fault_stall_stream(self, call: Call) -> None:
+        if not call.stream:
+            self._fault_ok(self._with_options(call, "ok", {"text": call.option("text")}))
+            return
+        pieces = payloads.split_words(self._text(call))
+        count = call.option("chunks")
+        self._start_stream()
+        chunks = self._chunks(call)
+        self._send_event(chunks.role())
+        for piece in pieces[:count]:
+            self._send_event(chunks.content(piece))
+        # Silent, but the connection stays open: only the client's idle limit ends it.
+        if call.ticket.release.wait(timeout=call.option("seconds")) or self.ctx.stopping.is_set():
+            self._abort(rst=False)
+            return
+        for piece in pieces[count:]:
+            self._send_event(chunks.content(piece))
+        self._send_event(chunks.finish("stop"))
+        self._send_event("[DONE]")
+        self._end_chunks()
+
+    def _fault_reject_prefill(self, call: Call) -> None:
+        if call.prefill is None:
+            self._fault_ok(self._with_options(call, "ok", {"text": call.option("text")}))
+            return
+        status = call.option("status")
+        body = payloads.invalid_request(call.option("message"), param="messages")
+        self._send_json(status, body)
+
     def _with_options(self, call: Call, mode: str, options: dict[str, Any]) -> Call:
         fault = parse_fault(mode, options)
         return Call(
@@ -487,6 +519,8 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             stream=call.stream,
             include_usage=call.include_usage,
             prompt_tokens=call.prompt_tokens,
+            answer=call.answer,
+            prefill=call.prefill,
         )
 
     # -- health requests -------------------------------------------------------
@@ -560,7 +594,33 @@ SimulatorHandler._FAULTS = {
     "slow_first_token": SimulatorHandler._fault_slow_first_token,
     "midstream_error": SimulatorHandler._fault_midstream_error,
     "truncate_stream": SimulatorHandler._fault_truncate_stream,
+    "stall_stream": SimulatorHandler._fault_stall_stream,
+    "reject_prefill": SimulatorHandler._fault_reject_prefill,
 }
+
+
+def _prefill(messages: list[Any]) -> str | None:
+    """The text of a trailing assistant message without tool calls, else None."""
+    last = messages[-1] if messages else None
+    if not isinstance(last, dict) or last.get("role") != "assistant" or last.get("tool_calls"):
+        return None
+    content = last.get("content")
+    if isinstance(content, list):
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else None
+
+
+def _continuation(text: str, prefill: str | None) -> str:
+    """What follows ``prefill`` in ``text``: a model continuing a partial answer.
+
+    A prefill with its trailing whitespace stripped (as Anthropic requires) is
+    continued from the same place, so the whitespace comes first.
+    """
+    if not prefill:
+        return text
+    if text.startswith(prefill):
+        return text[len(prefill) :]
+    return text  # not our own partial answer: a fresh one, as some models do
 
 
 def _dumps(payload: dict[str, Any]) -> bytes:

@@ -117,6 +117,35 @@ def test_failure_after_content_ends_in_an_error_the_sdk_raises(sdk, primary, sec
     assert (primary.request_count, secondary.request_count) == (1, 0)
 
 
+def test_a_stream_continued_after_a_cut_reads_as_one_answer_with_its_finisher(
+    sdk, primary, secondary
+):
+    """Mid-stream rescue through the unchanged SDK: one answer, no error, and
+    `x_fallback` readable from the extra fields of the finishing chunk; the hold-back
+    option goes in extra_body."""
+    Provider.objects.filter(name="secondary").update(supports_prefill=True)
+    text = "one two three four five six"
+    primary.set_fault("truncate_stream", chunks=3, text=text)
+    secondary.set_fault("ok", text=text)
+
+    chunks = list(sdk.chat.completions.create(model="fallback", messages=HELLO, stream=True))
+
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
+    finisher = next(c for c in chunks if c.choices and c.choices[0].finish_reason)
+    assert finisher.model_extra["x_fallback"] == {
+        "provider": "secondary",
+        "continued_from": ["primary"],
+    }
+
+    held = sdk.chat.completions.create(
+        model="fallback",
+        messages=HELLO,
+        stream=True,
+        extra_body={"x_fallback_hold_back": True},
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in held if c.choices) == text
+
+
 def test_every_provider_failing_is_a_503_with_retry_after(sdk, primary, secondary):
     primary.set_fault("error", status=500)
     secondary.set_fault("rate_limit", retry_after="30")

@@ -5,8 +5,7 @@ zeroed backoff); the providers have the model's defaults (two attempts each)
 except where a row needs a shorter attempt timeout to keep the test quick,
 which is the provider's own configuration, not a setting. Rows that need
 minutes of outage run on a FakeClock. The stream-rescue rows (continuation
-after a cut or stall, prefill) are not here: they need per-provider
-capabilities.
+after a cut or stall, a rejected prefill) are in test_stream_rescue.py.
 """
 
 import itertools

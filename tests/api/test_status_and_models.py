@@ -113,3 +113,26 @@ def test_status_shows_an_open_breaker(staff_client, providers, primary, settings
     assert first["breaker"]["state"] == "open"
     assert first["breaker"]["open_until"] is not None
     assert first["recent"]["failures"] == 1
+
+
+def test_status_shows_the_capabilities_in_force(staff_client, db):
+    provider_create(
+        name="claude", kind="anthropic", model="claude-opus-4-6", priority=1,
+        api_key_env="FB_TEST_ANTHROPIC_KEY",
+    )  # fmt: skip
+    provider_create(
+        name="compatible", model="m", priority=2, supports_prefill=True, supports_images=False
+    )
+
+    claude, compatible = staff_client.get("/api/status").json()["providers"]
+
+    assert claude["capabilities"] == {
+        "tools": True,
+        "structured_output": True,
+        "images": True,
+        "prefill": False,  # Claude 4.6 refuses a prefill: the default
+    }
+    assert (compatible["capabilities"]["prefill"], compatible["capabilities"]["images"]) == (
+        True,
+        False,
+    )  # the operator's switches

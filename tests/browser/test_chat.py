@@ -52,6 +52,25 @@ def test_a_failover_shows_who_failed_and_who_answered(chat, primary):
     chat.shot("chat-failover")
 
 
+def test_an_answer_continued_after_a_cut_names_who_finished_it(
+    chat, primary, secondary, three_providers
+):
+    from providers_app.models import Provider
+
+    Provider.objects.filter(name="secondary").update(supports_prefill=True)
+    page = chat.page
+    text = "one two three four five six"
+    primary.set_fault("truncate_stream", chunks=3, text=text)
+    secondary.set_fault("ok", text=text)
+    _send(page, "Tell me.")
+
+    answer = _last_answer(page)
+    assert answer.locator(".text").inner_text() == text  # one answer, seamless
+    assert answer.locator(".provider").inner_text() == "primary"  # who started it
+    assert "finished by secondary after primary was cut" in answer.locator(".meta").inner_text()
+    assert not chat.layout_problems()
+
+
 def test_the_newest_answer_is_above_the_composer_once_the_page_is_full(
     screen_for, chat_user, three_providers, primary
 ):

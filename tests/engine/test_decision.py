@@ -100,9 +100,25 @@ def test_the_budget_is_asked_only_when_a_retry_is_otherwise_allowed():
     assert asked == []
 
 
-def test_output_already_sent_stops():
+def test_output_already_sent_continues_a_failover_category_and_never_retries():
     decision = _decide(_error(Category.SERVER_ERROR), output_sent=True)
+    assert decision.action is Action.CONTINUE
+
+
+@pytest.mark.parametrize(
+    ("category", "tool_calls_sent", "why"),
+    [
+        (Category.STREAM_MAX_DURATION, False, "maximum duration"),
+        (Category.CONTENT_FILTER, False, "not failed over"),
+        (Category.TIMEOUT, True, "tool call was partly sent"),
+    ],
+)
+def test_output_already_sent_stops_when_the_answer_cannot_be_continued(
+    category, tool_calls_sent, why
+):
+    decision = _decide(_error(category), output_sent=True, tool_calls_sent=tool_calls_sent)
     assert decision.action is Action.STOP
+    assert why in decision.why
 
 
 def test_content_filter_fails_over_only_when_the_setting_allows(settings):

@@ -108,3 +108,18 @@ def test_json_answers_are_asked_for_with_json(providers, primary):
 def test_an_unreadable_tools_file_is_a_clear_error(providers, tmp_path):
     with pytest.raises(CommandError, match="Cannot read tools"):
         chat("Hi", "--tools", str(tmp_path / "missing.json"))
+
+
+def test_a_stream_continued_after_a_cut_says_who_finished_it(providers, primary, secondary):
+    _, second = providers
+    second.supports_prefill = True
+    second.save()
+    text = "one two three four five six"
+    primary.set_fault("truncate_stream", chunks=3, text=text)
+    secondary.set_fault("ok", text=text)
+
+    out = chat("Tell me.", "--stream")
+
+    assert out.startswith(text + "\n")
+    assert "provider: primary" in out
+    assert "finished by secondary (continued from primary)" in out

@@ -417,6 +417,66 @@ def test_truncate_stream__non_streaming_body_is_cut_short(sim):
         chat(sim)
 
 
+# --- prefill, stalls and refusals -------------------------------------------------
+
+PREFILLED = [*MESSAGES, {"role": "assistant", "content": "one two"}]
+
+
+def _text(events: list[Any]) -> str:
+    return "".join(
+        e["choices"][0]["delta"].get("content") or "" for e in events if isinstance(e, dict)
+    )
+
+
+def test_a_prefill_is_continued_with_the_rest_of_the_answer(sim):
+    sim.set_fault("ok", text="one two three four")
+
+    streamed = _text(sse_data(chat(sim, stream=True, messages=PREFILLED)))
+    whole = chat(sim, messages=PREFILLED).json()["choices"][0]["message"]["content"]
+
+    assert streamed == whole == " three four"
+
+
+def test_a_prefill_ending_in_a_space_is_continued_after_it(sim):
+    sim.set_fault("ok", text="one two three")
+    messages = [*MESSAGES, {"role": "assistant", "content": "one two "}]
+    assert _text(sse_data(chat(sim, stream=True, messages=messages))) == "three"
+
+
+def test_stall_stream__sends_chunks_then_silence_then_the_rest(sim):
+    sim.set_fault("stall_stream", chunks=2, seconds=0.3, text="a b c d")
+    started = time.monotonic()
+
+    events = sse_data(chat(sim, stream=True))
+
+    assert time.monotonic() - started >= 0.3
+    assert _text(events) == "a b c d"
+    assert events[-1] == "[DONE]"
+
+
+def test_stall_stream__is_released_by_a_new_fault(sim):
+    sim.set_fault("stall_stream", chunks=1, seconds=30, text="a b c")
+    response = chat(sim, stream=True, timeout=10)
+    lines = response.iter_lines(decode_unicode=True)
+    assert next(line for line in lines if '"content":"a"' in line)
+
+    sim.set_fault("ok")
+
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        list(lines)  # the stalled connection closes without the rest
+
+
+def test_reject_prefill__refuses_a_trailing_assistant_message_only(sim):
+    sim.set_fault("reject_prefill")
+
+    refused = chat(sim, messages=PREFILLED)
+    answered = chat(sim)
+
+    assert refused.status_code == 400
+    assert "does not support assistant message prefill" in refused.json()["error"]["message"]
+    assert answered.status_code == 200
+
+
 # --- sequences --------------------------------------------------------------------
 
 

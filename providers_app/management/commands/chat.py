@@ -99,6 +99,10 @@ class Command(BaseCommand):
         )
         if outcome.failures:
             line += " · failed: " + ", ".join(_reason(f) for f in outcome.failures)
+        continued_from = getattr(outcome, "continued_from", None)
+        if continued_from:  # a mid-stream rescue: another provider finished the answer
+            line += f" · finished by {outcome.finished_by} (continued from "
+            line += ", ".join(continued_from) + ")"
         self.stdout.write(self.style.SUCCESS(line + f" · request {outcome.request_id}"))
 
 

@@ -81,6 +81,11 @@
       badge.textContent = "no failover";
       footer.append(" · ", badge);
     }
+    if (meta.finishedBy) {
+      footer.append(
+        " · finished by " + meta.finishedBy + " after " + meta.continuedFrom.join(", ") + " was cut"
+      );
+    }
   }
 
   // A failure as a person reads it, and a way out: try again, or sign in again.
@@ -203,6 +208,14 @@
             reveal(view.bubble);
           } else if (event.type === "done") {
             finished = true;
+            if (meta && event.continued_from && event.continued_from.length) {
+              // Another provider finished the answer after the first one's stream was cut.
+              meta = Object.assign({}, meta, {
+                finishedBy: event.provider,
+                continuedFrom: event.continued_from,
+              });
+              describe(view.footer, meta);
+            }
           } else if (event.type === "error") {
             throw new Problem({
               message: "The answer broke off: " + event.message,
