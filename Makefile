@@ -39,9 +39,11 @@ format: setup ## ruff format and import order
 migrations-check: setup ## Fail when models and migrations disagree
 	$(LOCAL) $(PY) manage.py makemigrations --check --dry-run
 
-bench: setup ## Overhead and concurrency benchmarks (print tables; ~10 min, PostgreSQL if reachable)
+bench: setup ## Every benchmark: overhead, concurrency, provider faults and the side-by-side tables against LiteLLM (its side runs when `make bench-peer` installed it); prints tables, ~25 min
 	$(PY) bench/overhead.py
 	$(PY) bench/concurrency.py
+	$(PY) bench/provider_faults.py
+	$(PY) bench/all.py
 
 PEER_VENV := bench/.peer-venv
 
