@@ -20,7 +20,6 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 __all__ = ["TOOL_CALL_EXAMPLE", "TrafficGenerator", "request_mix"]
@@ -86,7 +85,8 @@ class TrafficGenerator:
         self._wait_for = wait_for
         self._report = report
         self._report_every_s = report_every_s
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="demo-traffic")
+        # At most `workers` requests in flight, each on a daemon thread: a
+        # request still waiting when the demo stops must not delay its exit.
         self._free = threading.Semaphore(workers)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -105,8 +105,6 @@ class TrafficGenerator:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
-        # In-flight requests end with their own timeout; do not wait for them.
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
         while self._wait_for is not None and not self._wait_for():
@@ -120,7 +118,9 @@ class TrafficGenerator:
                 self._report(self.summary())
                 report_at += self._report_every_s
             if self._free.acquire(blocking=False):
-                self._pool.submit(self._send_one, next(self._bodies))
+                threading.Thread(
+                    target=self._send_one, args=(next(self._bodies),), daemon=True
+                ).start()
             else:
                 self._count("skipped")
             next_at += interval

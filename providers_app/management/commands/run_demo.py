@@ -122,6 +122,7 @@ class Command(BaseCommand):
         # A SIGTERM (a supervisor, `kill`) must run the cleanup below like Ctrl-C
         # does; Python's default would exit at once and orphan the worker and beat.
         previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        previous_sigint = signal.getsignal(signal.SIGINT)
         schedule = None if options["no_schedule"] else DEMO_SCHEDULE
         simulators = run_simulators(demo_specs(options["sim_port"], primary_schedule=schedule))
         background: list[subprocess.Popen] = []
@@ -145,14 +146,13 @@ class Command(BaseCommand):
             for line in banner(web=web, credentials=credentials):
                 self.stdout.write(line)
             traffic = self._traffic(web, credentials, options)
-            if traffic is not None:
-                # Three request lines a second would bury everything else;
-                # errors (4xx, 5xx) are still logged.
-                logging.getLogger("django.server").setLevel(logging.WARNING)
             self.stdout.write("Ctrl-C stops everything.\n")
             # No autoreloader: it would restart this process and the upstreams with it.
             call_command("runserver", addrport, use_reloader=False)
         finally:
+            # A second Ctrl-C (or the terminal signalling the whole group) must
+            # not cut the cleanup short and orphan the worker: it is bounded.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             if traffic is not None:
                 traffic.stop()
             for process in background:
@@ -160,6 +160,7 @@ class Command(BaseCommand):
             for sim in simulators:
                 sim.stop()
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_sigint)
 
     def _traffic(self, web: str, credentials, options) -> TrafficGenerator | None:
         if options["no_traffic"]:
@@ -177,9 +178,19 @@ class Command(BaseCommand):
             base_url,
             credentials.client_key,
             rate_per_s=options["traffic_rate"],
-            wait_for=lambda: web_is_up(base_url),
+            wait_for=lambda: web_is_up(base_url) and _quiet_request_log(),
             report=lambda line: self.stdout.write(line),
         ).start()
+
+
+def _quiet_request_log() -> bool:
+    """Three request lines a second would bury everything else; 4xx and 5xx still show.
+
+    Called once the server answers: runserver configures logging again when it
+    loads the WSGI application, which would undo an earlier setting.
+    """
+    logging.getLogger("django.server").setLevel(logging.WARNING)
+    return True
 
 
 def _page(sim) -> str:
