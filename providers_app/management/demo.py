@@ -15,6 +15,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from providers_app.simulator.traffic import TOOL_CALL_EXAMPLE
+
 CREDENTIALS_MODE = 0o600
 CURL_BODY = '{"model": "fallback", "messages": [{"role": "user", "content": "Say hello"}]}'
 
@@ -51,7 +53,17 @@ def credentials_save(credentials: DemoCredentials, path: Path | None = None) -> 
     return path
 
 
-def banner(*, web: str, credentials: DemoCredentials | None) -> list[str]:
+def tool_call_example_save(credentials_file: Path | None = None) -> Path:
+    """The demo's tool-calling request, next to the credentials, for `curl -d @file`."""
+    path = (credentials_file or credentials_path()).with_name("tool-call.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(TOOL_CALL_EXAMPLE, indent=2) + "\n")
+    return path
+
+
+def banner(
+    *, web: str, credentials: DemoCredentials | None, tool_call_file: Path | None = None
+) -> list[str]:
     """The short block `make run` prints: where everything is and how to call it."""
     base = f"http://{web}"
     key = credentials.client_key if credentials else "fbk_... (run `manage.py demo_setup`)"
@@ -69,6 +81,15 @@ def banner(*, web: str, credentials: DemoCredentials | None) -> list[str]:
         f"    curl -s {base}/v1/chat/completions -H 'Authorization: Bearer {key}' \\",
         "      -H 'Content-Type: application/json' \\",
         f"      -d '{CURL_BODY}'",
+        *(
+            [
+                "  a tool call (the answer asks for get_weather):",
+                f"    curl -s {base}/v1/chat/completions -H 'Authorization: Bearer {key}' \\",
+                f"      -H 'Content-Type: application/json' -d @{tool_call_file}",
+            ]
+            if tool_call_file is not None
+            else []
+        ),
         "",
         "  OpenAI SDK (pip install openai):",
         "    import openai",

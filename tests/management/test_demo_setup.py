@@ -13,6 +13,7 @@ from django.core.management import call_command
 from providers_app.management.demo import banner, credentials_load
 from providers_app.models import ClientKey, FailoverEvent, Provider
 from providers_app.services.client_keys import client_key_authenticate, client_key_revoke
+from providers_app.simulator.traffic import TOOL_CALL_EXAMPLE
 
 pytestmark = pytest.mark.django_db
 
@@ -123,6 +124,21 @@ def test_a_password_the_admin_changed_is_kept_and_not_shown(tmp_path):
     assert "(changed since; not shown)" in "\n".join(
         banner(web="127.0.0.1:8000", credentials=credentials_load(path))
     )
+
+
+def test_the_tool_calling_example_is_seeded_next_to_the_credentials(tmp_path):
+    path = tmp_path / "credentials.json"
+    _setup(path)
+    example = json.loads((tmp_path / "tool-call.json").read_text())
+    assert example == TOOL_CALL_EXAMPLE
+    text = "\n".join(
+        banner(
+            web="127.0.0.1:8000",
+            credentials=credentials_load(path),
+            tool_call_file=tmp_path / "tool-call.json",
+        )
+    )
+    assert f"-d @{tmp_path / 'tool-call.json'}" in text
 
 
 def test_the_banner_has_every_address_and_the_key_in_the_curl_and_the_sdk(tmp_path):

@@ -152,21 +152,22 @@ def _manage(*args: str, env: dict) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-def _chat(web: str, key: str) -> int:
+HELLO = {"model": "fallback", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def _chat(web: str, key: str, body: dict = HELLO) -> tuple[int, dict]:
     request = urllib.request.Request(
         f"http://{web}/v1/chat/completions",
-        data=json.dumps(
-            {"model": "fallback", "messages": [{"role": "user", "content": "hi"}]}
-        ).encode(),
+        data=json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status
+            return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code
+        return error.code, {}
     except OSError:
-        return 0
+        return 0, {}
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc (Linux)")
@@ -195,10 +196,17 @@ def test_ctrl_c_stops_every_process_it_started(tmp_path):
     try:
         # The printed curl answers (the schedule starts healthy, then fails over).
         deadline = time.monotonic() + 60
-        while _chat(web, key) != 200:
+        while _chat(web, key)[0] != 200:
             assert demo.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "the demo never answered"
             time.sleep(0.5)
+        # So does the seeded tool-calling example.
+        tool_call = json.loads((tmp_path / "tool-call.json").read_text())
+        status, answer = _chat(web, key, tool_call)
+        assert status == 200
+        assert answer["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == (
+            "get_weather"
+        )
         children = _descendants(demo.pid)
         assert len(children) >= 2, "a Celery worker and beat"
 
@@ -214,6 +222,7 @@ def test_ctrl_c_stops_every_process_it_started(tmp_path):
         assert "The primary's fault schedule" in printed
         assert f"Bearer {key}" in printed
         assert "Demo traffic: 2 chats/s" in printed
+        assert f"-d @{tmp_path / 'tool-call.json'}" in printed
         assert "Traceback" not in printed
     finally:
         for pid in [demo.pid, *children]:  # only what this test started

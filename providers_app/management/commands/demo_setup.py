@@ -20,6 +20,7 @@ from providers_app.management.demo import (
     DemoCredentials,
     credentials_load,
     credentials_save,
+    tool_call_example_save,
 )
 from providers_app.models import ClientKey, Provider
 from providers_app.services.client_keys import (
@@ -64,6 +65,7 @@ class Command(BaseCommand):
             self._providers(sim_port)
             self._routes()
         path = credentials_save(DemoCredentials(username, password, key), credentials)
+        tool_call_example_save(path)
         self.stdout.write(f"Demo credentials kept in {path} (mode 0600, not in the database).")
 
     # -- the admin ------------------------------------------------------------

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from providers_app.management.demo import banner, credentials_load
+from providers_app.management.demo import banner, credentials_load, credentials_path
 from providers_app.simulator.schedule import DEMO_SCHEDULE
 from providers_app.simulator.server import DEMO_FIRST_PORT, demo_specs, run_simulators
 from providers_app.simulator.traffic import TrafficGenerator
@@ -143,7 +143,13 @@ class Command(BaseCommand):
             credentials = credentials_load(options["credentials"])
             web = f"{host}:{port}"
             self.stdout.write(self.style.SUCCESS(f"\nThe demo is at http://{web}/"))
-            for line in banner(web=web, credentials=credentials):
+            tool_call = (options["credentials"] or credentials_path()).with_name("tool-call.json")
+            lines = banner(
+                web=web,
+                credentials=credentials,
+                tool_call_file=tool_call if tool_call.exists() else None,
+            )
+            for line in lines:
                 self.stdout.write(line)
             traffic = self._traffic(web, credentials, options)
             self.stdout.write("Ctrl-C stops everything.\n")
