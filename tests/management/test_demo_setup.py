@@ -4,6 +4,7 @@ and the raw key lives in a 0600 file, never in the database."""
 import io
 import json
 import stat
+from unittest import mock
 
 import pytest
 from django.apps import apps
@@ -168,3 +169,73 @@ def test_routes_are_seeded_only_when_the_route_model_exists(tmp_path):
         return
     assert set(route_model.objects.values_list("name", flat=True)) >= {"chat", "chat-fast"}
     assert route_model.objects.filter(is_default=True).count() == 1
+
+
+class _FakeRoutes:
+    """Stands in for the Route model (issue 14) until it lands: name, is_default."""
+
+    def __init__(self, existing=()):
+        self.rows = [mock.Mock(name=n, is_default=d) for n, d in existing]
+        for row, (name, _) in zip(self.rows, existing, strict=True):
+            row.name = name
+        self.objects = self
+
+    def filter(self, **lookup):
+        rows = [r for r in self.rows if all(getattr(r, k) == v for k, v in lookup.items())]
+        return mock.Mock(first=lambda: rows[0] if rows else None)
+
+    def create(self, *, name, is_default):
+        row = mock.Mock(is_default=is_default)
+        row.name = name
+        self.rows.append(row)
+        return row
+
+
+class _FakeMembership:
+    def __init__(self, counts=None):
+        self.added, self.counts = {}, counts or {}
+
+    def count(self, route):
+        return self.counts.get(route.name, 0)
+
+    def add(self, route, providers):
+        self.added[route.name] = [p.name for p in providers]
+
+
+@pytest.mark.parametrize(
+    ("existing", "counts", "expected"),
+    [
+        # No routes yet: the default chain and the fast one.
+        (
+            (),
+            {},
+            {"chat": ["primary", "secondary", "tertiary"], "chat-fast": ["secondary", "tertiary"]},
+        ),
+        # The migration made an empty default route: it gets the demo chain.
+        (
+            (("default", True),),
+            {},
+            {
+                "default": ["primary", "secondary", "tertiary"],
+                "chat-fast": ["secondary", "tertiary"],
+            },
+        ),
+        # A default route with members and chat-fast exist: nothing is touched.
+        ((("default", True), ("chat-fast", False)), {"default": 3}, {}),
+    ],
+)
+def test_demo_routes_are_seeded_around_what_exists(
+    tmp_path, monkeypatch, existing, counts, expected
+):
+    from providers_app.management.commands import demo_setup
+
+    routes, membership = _FakeRoutes(existing), _FakeMembership(counts)
+    monkeypatch.setattr(demo_setup, "_route_model", lambda: routes)
+    monkeypatch.setattr(demo_setup, "_membership", lambda model: membership)
+
+    printed = _setup(tmp_path / "credentials.json")
+
+    assert membership.added == expected
+    assert ("Seeded the routes" in printed) == bool(expected)
+    defaults = [name for name, is_default in existing if is_default] or ["chat"]
+    assert [r.name for r in routes.rows if r.is_default] == defaults

@@ -142,44 +142,80 @@ class Command(BaseCommand):
         self.stdout.write(f"Reusing the {Provider.objects.count()} existing providers{note}.")
 
     def _routes(self) -> None:
-        try:
-            route_model = apps.get_model("providers_app", "Route")
-        except LookupError:
+        route_model = _route_model()
+        if route_model is None:
             return  # before named routes exist: one global order
+        membership = _membership(route_model)
+        if membership is None:
+            self.stdout.write("Routes not seeded: no model links a route to its providers.")
+            return
         providers = {p.name: p for p in Provider.objects.filter(kind=Provider.Kind.SIMULATED)}
-        has_default = route_model.objects.filter(is_default=True).exists()
+        default = route_model.objects.filter(is_default=True).first()
         seeded = []
         for name, members, is_default in DEMO_ROUTES:
             chain = [providers[m] for m in members if m in providers]
-            if chain and not route_model.objects.filter(name=name).exists():
-                is_default = is_default and not has_default
-                _route_create(route_model, name=name, providers=chain, is_default=is_default)
-                seeded.append(name)
+            route = route_model.objects.filter(name=name).first()
+            if is_default and default is not None:
+                route = default  # the migration's default route: fill it if it is empty
+                if membership.count(route):
+                    continue
+            elif route is not None or not chain:
+                continue
+            else:
+                route = route_model.objects.create(name=name, is_default=is_default)
+            membership.add(route, chain)
+            seeded.append(route.name)
         if seeded:
             self.stdout.write(f"Seeded the routes {', '.join(seeded)}.")
+
+
+def _route_model():
+    try:
+        return apps.get_model("providers_app", "Route")
+    except LookupError:
+        return None
 
 
 def _base_url(spec) -> str:
     return f"http://{spec.host}:{spec.port}/v1"
 
 
-def _route_create(route_model, *, name: str, providers: list, is_default: bool) -> None:
-    """Create a route and its ordered members, whatever the membership model is named.
+class _Membership:
+    """The model linking a route to its ordered providers, whatever it is named.
 
-    Written before the Route model landed: it finds the model that links a route
-    to a provider and sets its first integer ordering field (position/priority).
+    Written before the Route model landed: it finds the model with a foreign key
+    to each and uses its first integer field (position, priority) for the order.
     """
-    route = route_model.objects.create(name=name, is_default=is_default)
+
+    ORDER_TYPES = frozenset(
+        {"PositiveIntegerField", "PositiveSmallIntegerField", "IntegerField", "SmallIntegerField"}
+    )
+
+    def __init__(self, model, route_field: str, provider_field: str, order_field: str) -> None:
+        self.model = model
+        self.route_field, self.provider_field, self.order_field = (
+            route_field,
+            provider_field,
+            order_field,
+        )
+
+    def count(self, route) -> int:
+        return self.model.objects.filter(**{self.route_field: route}).count()
+
+    def add(self, route, providers: list) -> None:
+        for position, provider in enumerate(providers, start=1):
+            self.model.objects.create(
+                **{self.route_field: route, self.provider_field: provider},
+                **{self.order_field: position},
+            )
+
+
+def _membership(route_model) -> _Membership | None:
     for model in apps.get_app_config("providers_app").get_models():
-        fields = {f.related_model: f.name for f in model._meta.fields if f.is_relation}
-        if fields.get(route_model) and fields.get(Provider):
-            order_field = next(
-                f.name
-                for f in model._meta.fields
-                if f.get_internal_type() in {"PositiveIntegerField", "PositiveSmallIntegerField",
-                                             "IntegerField", "SmallIntegerField"}
-            )  # fmt: skip
-            for position, provider in enumerate(providers, start=1):
-                member = {fields[route_model]: route, fields[Provider]: provider}
-                model.objects.create(**member, **{order_field: position})
-            return
+        relations = {f.related_model: f.name for f in model._meta.fields if f.is_relation}
+        orders = [
+            f.name for f in model._meta.fields if f.get_internal_type() in _Membership.ORDER_TYPES
+        ]
+        if route_model in relations and Provider in relations and orders:
+            return _Membership(model, relations[route_model], relations[Provider], orders[0])
+    return None
