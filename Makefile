@@ -26,7 +26,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 setup: $(STAMP) ## Create the virtualenv and install every dependency
 
-run: setup ## The demo: admin and client key printed, upstreams that fail by themselves, traffic, worker, beat, web on :$(PORT)
+run: setup ## The demo: admin and client key printed, upstreams that fail by themselves, traffic, worker, beat, web on :8000 (PORT=, SIM_PORT=)
 	@$(LOCAL) $(PY) manage.py migrate --noinput --verbosity 0
 	@$(LOCAL) $(PY) manage.py demo_setup --sim-port $(SIM_PORT)
 	@$(LOCAL) $(PY) manage.py run_demo 127.0.0.1:$(PORT) --sim-port $(SIM_PORT) $(DEMO_FLAGS)
