@@ -339,7 +339,9 @@ class ChatStream:
                     breaker_record_failure(entry=entry, permit=permit, error=error)
                     rescue = self._rescue(entry, error)
                     if rescue is None:
-                        metrics.REQUESTS.labels(provider=entry.name, outcome="interrupted").inc()
+                        metrics.REQUESTS.labels(
+                            provider=entry.name, outcome="interrupted", route=self.route
+                        ).inc()
                         logger.warning(
                             "stream interrupted after output provider=%s category=%s "
                             "request_id=%s", entry.name, error.category, self.request_id,
@@ -651,7 +653,9 @@ class _Route:
         raise self._all_failed()
 
     def finished(self, entry: RouteEntry) -> None:
-        metrics.REQUESTS.labels(provider=entry.name, outcome="success").inc()
+        metrics.REQUESTS.labels(
+            provider=entry.name, outcome="success", route=self.resolved.name
+        ).inc()
 
     def _internal_error(self, entry: RouteEntry, exc: Exception, *, where: str) -> None:
         """A bug in the engine's own code while serving one provider: logged with
@@ -806,7 +810,7 @@ class _Route:
             request_id=self.request_id,
             route=self.resolved.name,
         )
-        metrics.REQUESTS.labels(provider="", outcome="all_failed").inc()
+        metrics.REQUESTS.labels(provider="", outcome="all_failed", route=self.resolved.name).inc()
         return AllProvidersFailed(reasons, retry_after_s=retry_after, request_id=self.request_id)
 
 

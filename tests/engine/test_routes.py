@@ -139,3 +139,15 @@ def test_a_reorder_is_followed_by_the_next_request_with_one_version_read(two_rou
 
     assert fallback.complete(HELLO, route="fast").provider == "primary"
     assert fallback.complete(HELLO, route="large").provider == "primary"
+
+
+def test_requests_are_counted_per_route_in_metrics(two_routes):
+    from providers_app.engine import metrics
+
+    def count(route: str) -> float:
+        sample = metrics.REQUESTS.labels(provider="secondary", outcome="success", route=route)
+        return sample._value.get()
+
+    before = (count("fast"), count("large"))
+    fallback.complete(HELLO, route="fast")
+    assert (count("fast"), count("large")) == (before[0] + 1, before[1])
