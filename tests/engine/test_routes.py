@@ -151,3 +151,23 @@ def test_requests_are_counted_per_route_in_metrics(two_routes):
     before = (count("fast"), count("large"))
     fallback.complete(HELLO, route="fast")
     assert (count("fast"), count("large")) == (before[0] + 1, before[1])
+
+
+def test_a_cut_stream_is_continued_by_a_provider_of_the_same_route_only(db, primary, secondary):
+    from providers_app.models import FailoverEvent
+    from tests.factories import provider_create
+
+    first = provider_create(name="primary", base_url=primary.base_url, priority=1)
+    provider_create(name="outside", base_url=secondary.base_url, priority=2, supports_prefill=True)
+    inside = provider_create(
+        name="inside", base_url=secondary.base_url, priority=3, supports_prefill=True
+    )
+    route_create(name="chat", providers=[first, inside])
+    primary.set_fault("truncate_stream", chunks=3)
+
+    chat = fallback.stream(HELLO, route="chat")
+    "".join(chunk.text for chunk in chat)
+
+    assert (chat.finished_by, chat.continued_from) == ("inside", ["primary"])
+    event = FailoverEvent.objects.get(kind=FailoverEvent.Kind.CONTINUATION)
+    assert (event.to_provider.name, event.route) == ("inside", "chat")
