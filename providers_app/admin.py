@@ -206,7 +206,7 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
         "position",  # the number, and up/down buttons for the keyboard
         "name",
         "kind_short",
-        "model",
+        "model_and_routes",
         "enabled",
         "breaker_state",
         "open_until",
@@ -214,7 +214,6 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
         "health",
         "timeout",
         "attempts",
-        "route_names",
     )
     list_display_links = ("name",)
     list_filter = ("enabled", "kind")
@@ -370,9 +369,14 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
     def breaker_state(self, provider: Provider) -> str:
         return _state_badge(provider.breaker)
 
-    @admin.display(description="routes")
-    def route_names(self, provider: Provider) -> str:
-        return ", ".join(sorted(route.name for route in provider.routes.all())) or "-"
+    @admin.display(description="model, routes", ordering="model")
+    def model_and_routes(self, provider: Provider) -> str:
+        # Under the model rather than a column of their own: at 1366 px the list
+        # has no room for another column.
+        names = ", ".join(sorted(route.name for route in provider.routes.all()))
+        return format_html(
+            '{}<small class="routes">{}</small>', provider.model, f"routes: {names or '-'}"
+        )
 
     @admin.display(description="open until")
     def open_until(self, provider: Provider):
@@ -885,6 +889,16 @@ class RouteAdmin(ActionPermissionMixin, SortableAdminBase, admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("members__provider")
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "failover_on_content_filter":
+            kwargs["widget"] = forms.NullBooleanSelect()
+            kwargs["widget"].choices = [
+                ("unknown", "As FALLBACK_FAILOVER_ON_CONTENT_FILTER"),
+                ("true", "Fail over to the next provider"),
+                ("false", "Stop: answer the caller with the refusal"),
+            ]
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_formsets_with_inlines(self, request, obj=None):
         may_reorder = request.user.has_perm("providers_app.reorder_route")

@@ -695,4 +695,4 @@ class RouteMember(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.route_id}#{self.order}: {self.provider_id}"
+        return f"position {self.order}"

@@ -110,7 +110,7 @@ def test_the_route_page_shows_each_members_breaker_and_the_provider_list_its_rou
     providers_page = client.get(reverse("admin:providers_app_provider_changelist")).content
 
     assert page.count(b"Closed") >= 2
-    assert b"chat, docs" in providers_page
+    assert b"routes: chat, docs" in providers_page
 
 
 def test_adding_a_route_with_members_in_the_dragged_order(client, django_user_model, providers):  # noqa: F811
