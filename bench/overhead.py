@@ -1,7 +1,7 @@
 """What the failover layer costs per request, on SQLite and on PostgreSQL.
 
     .venv/bin/python bench/overhead.py [--requests 2000] [--rounds 5] [--threads 4]
-        [--postgres URL]
+        [--postgres URL] [--routes]
 
 With a local upstream that answers at once, it measures (median and p99 over
 `--requests` calls, then the median of `--rounds` rounds):
@@ -12,6 +12,11 @@ With a local upstream that answers at once, it measures (median and p99 over
 - skip:     a request whose first provider is OPEN minus one with no such provider
             (alternating blocks of 50);
 - all open: `complete()` failing because every provider is OPEN.
+
+With `--routes`, three named routes of three providers each share the same
+providers (a third, `spare`, sits last in every chain) and every call names the
+route `bench` (blocked, answering, spare); without it no route exists and every
+call follows the global priority order, as before routes.
 
 Each database runs in its own process (Django reads its settings once). Arms are
 interleaved call by call so the machine's noise hits them alike. Prints a table.
@@ -40,7 +45,9 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
 
 
-def _measure(database_url: str, requests: int, rounds: int, threads: int) -> dict:
+def _measure(
+    database_url: str, requests: int, rounds: int, threads: int, routes: bool = False
+) -> dict:
     """Runs inside the child process, against `database_url`."""
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fallbackproject.settings.test")
@@ -57,12 +64,14 @@ def _measure(database_url: str, requests: int, rounds: int, threads: int) -> dic
     from providers_app.adapters.schema import ChatRequest, Message
     from providers_app.engine import fallback
     from providers_app.engine.adapter_pool import adapter_for_entry
-    from providers_app.models import Provider
+    from providers_app.models import Provider, Route
     from providers_app.selectors import route_entry_for
+    from providers_app.services.routes import route_create
     from providers_app.simulator.server import UpstreamSimulator
     from providers_app.testing import breaker_state_set
 
     call_command("migrate", verbosity=0)
+    Route.objects.all().delete()
     Provider.objects.all().delete()
     sim = UpstreamSimulator("bench").start()
     try:
@@ -72,6 +81,15 @@ def _measure(database_url: str, requests: int, rounds: int, threads: int) -> dic
         answering = Provider.objects.create(
             name="answering", kind="simulated", base_url=sim.base_url, model="m", priority=2
         )
+        route = None
+        if routes:
+            spare = Provider.objects.create(
+                name="spare", kind="simulated", base_url=sim.base_url, model="m", priority=3
+            )
+            route_create(name="bench", providers=[blocked, answering, spare])
+            route_create(name="other", providers=[spare, answering, blocked])
+            route_create(name="third", providers=[answering, blocked, spare], is_default=True)
+            route = "bench"
         far = timezone.now() + timezone.timedelta(days=1)
         adapter = adapter_for_entry(route_entry_for(answering.pk))
         request = ChatRequest(messages=(Message("user", "Say hello."),))
@@ -90,7 +108,7 @@ def _measure(database_url: str, requests: int, rounds: int, threads: int) -> dic
 
         def all_open() -> None:
             try:
-                fallback.complete(HELLO)
+                fallback.complete(HELLO, route=route)
             except fallback.AllProvidersFailed:
                 return
             raise AssertionError("a provider answered while all were open")
@@ -107,7 +125,7 @@ def _measure(database_url: str, requests: int, rounds: int, threads: int) -> dic
             direct, routed = [], []
             for _ in range(requests):
                 direct.append(timed(lambda: adapter.complete(request, timeout=5)))
-                routed.append(timed(lambda: fallback.complete(HELLO)))
+                routed.append(timed(lambda: fallback.complete(HELLO, route=route)))
             results["added"].append(_difference(routed, direct))
 
             # The same with and without an OPEN provider to skip in front of it, in
@@ -115,9 +133,11 @@ def _measure(database_url: str, requests: int, rounds: int, threads: int) -> dic
             without, with_open = [], []
             for _ in range(0, requests, 50):
                 set_blocked("open")
-                with_open += [timed(lambda: fallback.complete(HELLO)) for _ in range(50)]
+                with_open += [
+                    timed(lambda: fallback.complete(HELLO, route=route)) for _ in range(50)
+                ]
                 set_blocked("closed", enabled=False)
-                without += [timed(lambda: fallback.complete(HELLO)) for _ in range(50)]
+                without += [timed(lambda: fallback.complete(HELLO, route=route)) for _ in range(50)]
             results["skip"].append(_difference(with_open, without))
 
             # The happy path again from several threads at once, as a threaded
@@ -130,7 +150,7 @@ def _measure(database_url: str, requests: int, rounds: int, threads: int) -> dic
                 mine_direct, mine_routed = [], []
                 for _ in range(requests // threads):
                     mine_direct.append(timed(lambda: adapter.complete(request, timeout=5)))
-                    mine_routed.append(timed(lambda: fallback.complete(HELLO)))
+                    mine_routed.append(timed(lambda: fallback.complete(HELLO, route=route)))
                 direct.extend(mine_direct)
                 routed.extend(mine_routed)
                 connection.close()
@@ -179,6 +199,7 @@ def _run_child(label: str, database_url: str, args) -> dict:
             str(args.rounds),
             "--threads",
             str(args.threads),
+            *(["--routes"] if args.routes else []),
         ],
         capture_output=True,
         text=True,
@@ -211,17 +232,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/test")
     parser.add_argument("--threads", type=int, default=4, help="threads of the threaded arm")
+    parser.add_argument(
+        "--routes", action="store_true", help="three routes of three providers (see above)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(_measure(args.child, args.requests, args.rounds, args.threads)))
+        figures = _measure(args.child, args.requests, args.rounds, args.threads, args.routes)
+        print(json.dumps(figures))
         return
 
     databases = [("SQLite", f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3")]
     postgres = _postgres_url(args.postgres)
     if postgres:
         databases.append(("PostgreSQL", postgres))
-    print(f"{args.requests} requests x {args.rounds} rounds; median of rounds; ms")
+    layout = "three routes of three providers" if args.routes else "the global order, no route"
+    print(f"{args.requests} requests x {args.rounds} rounds; {layout}; median of rounds; ms")
     print(f"{'database':<11} {'measure':<9} {'median':>8} {'p99':>8} {'target':>8}  ok")
     for label, url in databases:
         figures = _run_child(label, url, args)

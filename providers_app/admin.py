@@ -18,11 +18,16 @@ import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from adminsortable2.admin import SortableAdminMixin
+from adminsortable2.admin import (
+    CustomInlineFormSet,
+    SortableAdminBase,
+    SortableAdminMixin,
+    SortableTabularInline,
+)
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError
 from django.http import (
     Http404,
@@ -51,6 +56,8 @@ from .models import (
     FailoverEvent,
     HealthCheckResult,
     Provider,
+    Route,
+    RouteMember,
 )
 from .selectors import BREAKER_OVERRIDE_FIELDS
 from .services import operator
@@ -199,7 +206,7 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
         "position",  # the number, and up/down buttons for the keyboard
         "name",
         "kind_short",
-        "model",
+        "model_and_routes",
         "enabled",
         "breaker_state",
         "open_until",
@@ -255,7 +262,12 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
         self._reorder_.__func__.short_description = "drag"
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("breaker", "health_schedule")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("breaker", "health_schedule")
+            .prefetch_related("routes")
+        )
 
     def get_actions(self, request):
         # Sortable2's move-to-page actions shift rows with F()+1, which a unique
@@ -356,6 +368,15 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
     @admin.display(description="breaker")
     def breaker_state(self, provider: Provider) -> str:
         return _state_badge(provider.breaker)
+
+    @admin.display(description="model, routes", ordering="model")
+    def model_and_routes(self, provider: Provider) -> str:
+        # Under the model rather than a column of their own: at 1366 px the list
+        # has no room for another column.
+        names = ", ".join(sorted(route.name for route in provider.routes.all()))
+        return format_html(
+            '{}<small class="routes">{}</small>', provider.model, f"routes: {names or '-'}"
+        )
 
     @admin.display(description="open until")
     def open_until(self, provider: Provider):
@@ -589,6 +610,7 @@ class FailoverEventAdmin(ReadOnlyAdmin):
     list_display = (
         "time",
         "kind",
+        "route",
         "provider",
         "to_provider",
         "reason",
@@ -603,6 +625,7 @@ class FailoverEventAdmin(ReadOnlyAdmin):
     fields = (
         "time",
         "kind",
+        "route",
         "provider",
         "to_provider",
         "reason",
@@ -618,6 +641,7 @@ class FailoverEventAdmin(ReadOnlyAdmin):
     list_filter = (
         "kind",
         "reason",
+        "route",
         ("provider", admin.RelatedOnlyFieldListFilter),
         ("to_provider", admin.RelatedOnlyFieldListFilter),
         ("actor", admin.RelatedOnlyFieldListFilter),
@@ -710,8 +734,17 @@ class ClientKeyAdmin(ActionPermissionMixin, admin.ModelAdmin):
     not put in a message cookie, the session or the database (only its digest).
     """
 
-    list_display = ("name", "prefix", "created_at", "last_used_at", "revoked_at")
-    fields = ("name",)
+    list_display = ("name", "prefix", "routes_allowed", "created_at", "last_used_at", "revoked_at")
+    fields = ("name", "routes")
+    filter_horizontal = ("routes",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("routes")
+
+    @admin.display(description="routes")
+    def routes_allowed(self, key: ClientKey) -> str:
+        return ", ".join(route.name for route in key.routes.all()) or "all"
+
     actions = ("revoke",)
 
     def has_change_permission(self, request, obj=None) -> bool:
@@ -755,3 +788,126 @@ class ClientKeyAdmin(ActionPermissionMixin, admin.ModelAdmin):
                 self.log_change(request, key, "Revoked.")
                 revoked += 1
         self.message_user(request, f"Revoked {revoked} key(s).")
+
+
+class RouteMemberFormSet(CustomInlineFormSet):
+    """Sortable2's inline formset, refusing a new order without `reorder_route`.
+
+    `may_reorder` is set per request (RouteAdmin.get_formset). Adding or removing
+    a member is editing the route (change_route); changing the relative order of
+    the members that stay needs the reorder permission too.
+    """
+
+    may_reorder = True
+
+    def clean(self) -> None:
+        super().clean()
+        if self.may_reorder or self.instance.pk is None:
+            return
+        before = list(
+            RouteMember.objects.filter(route=self.instance)
+            .order_by("order", "id")
+            .values_list("provider_id", flat=True)
+        )
+        kept = [
+            form.cleaned_data
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        ]
+        after_members = sorted(
+            (data for data in kept if data.get("provider") and data.get("id")),
+            key=lambda data: data.get("order") or 0,
+        )
+        after = [data["provider"].pk for data in after_members]
+        common = set(before) & set(after)
+        if [p for p in before if p in common] != [p for p in after if p in common]:
+            raise ValidationError(
+                "You may not reorder the providers of a route (permission "
+                "'Can reorder the providers of a route'); nothing was saved."
+            )
+
+
+class RouteMemberInline(SortableTabularInline):
+    """The route's providers, dragged into order; each member's breaker beside it."""
+
+    model = RouteMember
+    formset = RouteMemberFormSet
+    fields = ("provider", "breaker_state")
+    readonly_fields = ("breaker_state",)
+    extra = 0
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("provider__breaker")
+
+    # A member is part of its route: the route's permissions decide.
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("providers_app.view_route") or self.has_change_permission(
+            request, obj
+        )
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("providers_app.change_route") or (
+            obj is None and request.user.has_perm("providers_app.add_route")
+        )
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self.has_add_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self.has_add_permission(request, obj)
+
+    @admin.display(description="breaker")
+    def breaker_state(self, member: RouteMember) -> str:
+        if member.provider_id is None:
+            return "-"
+        badge = _state_badge(member.provider.breaker)
+        if not member.provider.enabled:
+            return format_html("{} (provider disabled)", badge)
+        return badge
+
+
+@admin.register(Route)
+class RouteAdmin(ActionPermissionMixin, SortableAdminBase, admin.ModelAdmin):
+    """Named routes: what a client sends as `model`, and the providers it tries in order.
+
+    Saving the route (its members' order included) bumps the routing version,
+    so the very next request on the route follows it (docs/engine.md).
+    """
+
+    inlines = (RouteMemberInline,)
+    list_display = (
+        "name",
+        "is_default",
+        "providers_in_order",
+        "deadline_s",
+        "failover_on_content_filter",
+        "hold_back",
+    )
+    list_filter = ("is_default",)
+    search_fields = ("name",)
+    fields = ("name", "is_default", "deadline_s", "failover_on_content_filter", "hold_back")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("members__provider")
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "failover_on_content_filter":
+            kwargs["widget"] = forms.NullBooleanSelect()
+            kwargs["widget"].choices = [
+                ("unknown", "As FALLBACK_FAILOVER_ON_CONTENT_FILTER"),
+                ("true", "Fail over to the next provider"),
+                ("false", "Stop: answer the caller with the refusal"),
+            ]
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def get_formsets_with_inlines(self, request, obj=None):
+        may_reorder = request.user.has_perm("providers_app.reorder_route")
+        for formset, inline in super().get_formsets_with_inlines(request, obj):
+            if issubclass(formset, RouteMemberFormSet):
+                formset = type(formset.__name__, (formset,), {"may_reorder": may_reorder})
+            yield formset, inline
+
+    @admin.display(description="providers, in order")
+    def providers_in_order(self, route: Route) -> str:
+        members = sorted(route.members.all(), key=lambda m: (m.order, m.id))
+        return " → ".join(member.provider.name for member in members) or "-"

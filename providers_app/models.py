@@ -444,6 +444,9 @@ class FailoverEvent(models.Model):
         verbose_name="to provider",
     )
     reason = models.CharField("reason", max_length=64, blank=True, db_index=True)
+    # The route's name as the request resolved it (a name, not a key: the history
+    # outlives a renamed or deleted route). Empty for events outside a request.
+    route = models.CharField("route", max_length=100, blank=True, db_index=True)
     status_code = models.PositiveSmallIntegerField("status", null=True, blank=True)
     detail = models.CharField("detail", max_length=500, blank=True)
     attempt = models.PositiveSmallIntegerField("attempt", null=True, blank=True)
@@ -507,6 +510,13 @@ class ClientKey(models.Model):
         "prefix", max_length=16, help_text="The first characters, to recognise a key."
     )
     key_hash = models.CharField("key digest", max_length=64, unique=True)
+    routes = models.ManyToManyField(
+        "Route",
+        blank=True,
+        related_name="client_keys",
+        verbose_name="routes",
+        help_text="The routes this key may use as `model`. Empty: every route.",
+    )
     created_at = models.DateTimeField("created", auto_now_add=True)
     last_used_at = models.DateTimeField("last used", null=True, blank=True)
     revoked_at = models.DateTimeField("revoked", null=True, blank=True)
@@ -589,3 +599,100 @@ class RoutingVersion(models.Model):
 
     def __str__(self) -> str:
         return f"routing version {self.version}"
+
+
+class Route(models.Model):
+    """A name a client sends as `model`, with the providers to try in order.
+
+    A provider may sit in several routes; its breaker, cooldown and health stay
+    one per provider, shared by every route. With no route at all, every name
+    follows the global priority order (see engine/routing.py).
+    """
+
+    name = models.CharField(
+        "name",
+        max_length=100,
+        unique=True,
+        validators=[
+            RegexValidator(
+                r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$",
+                "Letters, digits and . _ : / - (what clients send as model).",
+            )
+        ],
+        help_text="What a client sends as `model`, e.g. chat or chat-large.",
+    )
+    is_default = models.BooleanField(
+        "default route",
+        default=False,
+        help_text="Serves every `model` that names no route. At most one route.",
+    )
+    deadline_s = models.FloatField(
+        "deadline (s)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.1), MaxValueValidator(600)],
+        help_text="The request deadline on this route. Empty: FALLBACK_DEADLINE_S.",
+    )
+    failover_on_content_filter = models.BooleanField(
+        "fail over on content filter",
+        null=True,
+        blank=True,
+        help_text="Try the next provider when one filters the content. "
+        "Empty: FALLBACK_FAILOVER_ON_CONTENT_FILTER.",
+    )
+    hold_back = models.BooleanField(
+        "hold back streams",
+        default=False,
+        help_text="Streams on this route send the answer only once it is complete, so a "
+        "failure restarts cleanly on the next provider (see docs/clients.md, Hold-back).",
+    )
+    providers = models.ManyToManyField(
+        Provider, through="RouteMember", related_name="routes", verbose_name="providers"
+    )
+    created_at = models.DateTimeField("created", auto_now_add=True)
+    updated_at = models.DateTimeField("updated", auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=models.Q(is_default=True),
+                name="route_one_default",
+            ),
+        ]
+        permissions = [("reorder_route", "Can reorder the providers of a route")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        deadline = self.deadline_s
+        if self.is_default:
+            others = Route.objects.filter(is_default=True).exclude(pk=self.pk)
+            if others.exists():
+                raise ValidationError(
+                    {"is_default": f"{others.first().name} is already the default route."}
+                )
+        if deadline is not None and deadline < get_setting("MIN_ATTEMPT_S"):
+            raise ValidationError(
+                {"deadline_s": "The deadline must leave time for at least one attempt."}
+            )
+
+
+class RouteMember(models.Model):
+    """One provider's place in one route (lower `order` is tried first)."""
+
+    route = models.ForeignKey(Route, on_delete=models.CASCADE, related_name="members")
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="route_members")
+    order = models.PositiveIntegerField("order", default=0, db_index=True)
+
+    class Meta:
+        ordering = ["order", "id"]
+        verbose_name = "route member"
+        constraints = [
+            models.UniqueConstraint(fields=["route", "provider"], name="route_member_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"position {self.order}"

@@ -29,9 +29,12 @@ from providers_app.models import (
     HealthCheckSchedule,
     ProbeLease,
     Provider,
+    Route,
+    RouteMember,
 )
 from providers_app.services.client_keys import client_key_create
 from providers_app.services.providers import provider_state_rows_create
+from providers_app.services.routes import route_create
 from tests.factories import provider_create
 
 APP = "providers_app"
@@ -45,6 +48,7 @@ class World:
     event: FailoverEvent
     result: HealthCheckResult
     key: ClientKey
+    route: Route
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,31 @@ VIEW_PROVIDER = ("view_provider", "change_provider")
 SEE_EVENTS = ("view_failoverevent", "change_failoverevent")
 SEE_HEALTH = ("view_healthcheckresult", "change_healthcheckresult")
 SEE_KEYS = ("view_clientkey", "change_clientkey")
+SEE_ROUTES = ("view_route", "change_route")
+
+
+def _route_form(w: World, order: tuple[int, int] = (1, 2), **overrides) -> dict:
+    """The route page's POST; `order` gives the members (first, second) new positions."""
+    members = list(w.route.members.order_by("order", "id"))
+    data = {
+        "name": w.route.name,
+        "deadline_s": "",
+        "failover_on_content_filter": "unknown",
+        "members-TOTAL_FORMS": str(len(members)),
+        "members-INITIAL_FORMS": str(len(members)),
+        "members-MIN_NUM_FORMS": "0",
+        "members-MAX_NUM_FORMS": "1000",
+    }
+    for i, (member, position) in enumerate(zip(members, order, strict=True)):
+        data |= {
+            f"members-{i}-id": str(member.pk),
+            f"members-{i}-route": str(w.route.pk),
+            f"members-{i}-provider": str(member.provider_id),
+            f"members-{i}-order": str(position),
+        }
+    return data | overrides
+
+
 FUTURE = (timezone.now() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
 
 
@@ -112,7 +141,7 @@ def _provider_form(w: World, **overrides) -> dict:
 
 def _action(name: str, model: str, *, needs: tuple[str, ...], extra=None, row="first") -> Case:
     def data(w: World) -> dict:
-        selected = w.key.pk if model == "clientkey" else getattr(w, row).pk
+        selected = {"clientkey": w.key.pk, "route": w.route.pk}.get(model) or getattr(w, row).pk
         return {"action": name, "_selected_action": [selected], **(extra or {})}
 
     return Case(
@@ -250,6 +279,33 @@ CASES: list[Case] = [
     _action("revoke", "clientkey", needs=("view_clientkey", "revoke_clientkey")),
     _action("delete_selected", "clientkey", needs=("view_clientkey", "delete_clientkey"),
             extra={"post": "yes"}),
+    # -- routes -------------------------------------------------------------------------
+    Case("route-changelist", f"{APP}_route_changelist", _u(f"{APP}_route_changelist"),
+         ("view_route",), gate=SEE_ROUTES),
+    Case("route-add-get", f"{APP}_route_add", _u(f"{APP}_route_add"), ("add_route",)),
+    Case("route-add-post", f"{APP}_route_add", _u(f"{APP}_route_add"),
+         ("view_route", "add_route"), method="post", allowed_status=(302,), changes=True,
+         data=lambda w: {"name": "matrix-route", "failover_on_content_filter": "unknown",
+                         "members-TOTAL_FORMS": "1", "members-INITIAL_FORMS": "0",
+                         "members-0-provider": str(w.second.pk), "members-0-order": "1"}),
+    Case("route-change-get", f"{APP}_route_change", _u(f"{APP}_route_change", _pk("route")),
+         ("view_route",), gate=SEE_ROUTES),
+    Case("route-change-post", f"{APP}_route_change", _u(f"{APP}_route_change", _pk("route")),
+         ("view_route", "change_route"), method="post", allowed_status=(302,), changes=True,
+         data=lambda w: _route_form(w, deadline_s="20")),
+    # Dragging the members into a new order: the route's change permission and the
+    # reorder permission (refused without it: the form comes back with the reason).
+    Case("route-reorder-post", f"{APP}_route_change",
+         _u(f"{APP}_route_change", _pk("route")), ("view_route", "change_route", "reorder_route"),
+         method="post", allowed_status=(302,), changes=True,
+         data=lambda w: _route_form(w, order=(2, 1)), gate=("change_route",)),
+    Case("route-history", f"{APP}_route_history", _u(f"{APP}_route_history", _pk("route")),
+         ("view_route",), gate=SEE_ROUTES),
+    Case("route-delete-post", f"{APP}_route_delete", _u(f"{APP}_route_delete", _pk("route")),
+         ("view_route", "delete_route"), method="post", data=lambda w: {"post": "yes"},
+         allowed_status=(302,), changes=True),
+    _action("delete_selected", "route", needs=("view_route", "delete_route"),
+            extra={"post": "yes"}),
 ]  # fmt: skip
 
 
@@ -262,7 +318,8 @@ def world(db) -> World:
     event = FailoverEvent.objects.create(kind="failover", provider=first, reason="server_error")
     result = HealthCheckResult.objects.create(provider=first, ok=True)
     key = client_key_create(name="existing").client_key
-    return World(first, second, event, result, key)
+    route = route_create(name="matrix", providers=[first, second])
+    return World(first, second, event, result, key, route)
 
 
 def _user(django_user_model, role: str, case: Case):
@@ -282,7 +339,8 @@ def _user(django_user_model, role: str, case: Case):
 def _state() -> list:
     """Everything an admin request could change, row by row."""
     models = (Provider, BreakerState, HealthCheckSchedule, ProbeLease, CallBucket,
-              FailoverEvent, HealthCheckResult, ClientKey, LogEntry)  # fmt: skip
+              FailoverEvent, HealthCheckResult, ClientKey, Route, RouteMember,
+              LogEntry)  # fmt: skip
     return [list(m.objects.order_by("pk").values()) for m in models]
 
 

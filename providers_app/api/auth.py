@@ -26,8 +26,9 @@ from ..services.client_keys import (
     KeyProblem,
     client_key_authenticate,
     client_key_digest,
+    client_key_route_names,
 )
-from .errors import ApiError
+from .errors import ApiError, route_not_allowed
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +123,23 @@ def require_client_key(request: HttpRequest) -> ClientKey:
         return remembered
     recent_keys.remember(client_key_digest(raw_key), key)
     return key
+
+
+def require_route_allowed(key: ClientKey, route: str) -> None:
+    """A 403 ApiError unless the key may use `route` (a key limited to no route may use all).
+
+    The names read are kept on the key object, which this process remembers with
+    the key, so during a database outage a remembered key keeps its limits.
+    """
+    try:
+        names = client_key_route_names(client_key=key)
+    except DatabaseError:
+        names = getattr(key, "allowed_route_names", None)
+        if names is None:
+            raise
+    key.allowed_route_names = names
+    if names and route not in names:
+        raise route_not_allowed(route)
 
 
 def require_staff_or_client_key(request: HttpRequest) -> None:

@@ -22,6 +22,7 @@ from ..engine.fallback import (
     CapabilityMissing,
     FallbackError,
     RequestFailed,
+    RouteNotFound,
     StreamInterrupted,
 )
 
@@ -104,9 +105,34 @@ def api_error_for(error: FallbackError) -> ApiError:
         return _request_failed(error)
     if isinstance(error, CapabilityMissing):
         return _capability_missing(error)
+    if isinstance(error, RouteNotFound):
+        return model_not_found(error.name)
     # StreamInterrupted is only raised while iterating, never before output.
     logger.error("unexpected engine error %r request_id=%s", error, error.request_id)
     return ApiError(502, "The upstream failed.", error_type="upstream_error", code="upstream_error")
+
+
+def model_not_found(name: str | None) -> ApiError:
+    """OpenAI's answer to an unknown model: no route has the name and none is the default."""
+    return ApiError(
+        404,
+        f"The model {name!r} does not exist: no route has that name and no route is the "
+        "default. GET /v1/models lists the routes.",
+        param="model",
+        code="model_not_found",
+    )
+
+
+def route_not_allowed(name: str) -> ApiError:
+    """The key is limited to other routes (ClientKey.routes)."""
+    return ApiError(
+        403,
+        f"This API key may not use the route {name!r}.",
+        error_type="permission_error",
+        param="model",
+        code="route_not_allowed",
+        extra={"route": name},
+    )
 
 
 # The request field that needs each capability (or wire limit).

@@ -18,8 +18,6 @@ from ..engine.fallback import ChatCompletion, ChatStream
 
 # The engine's normalised finish reasons that OpenAI's vocabulary lacks.
 _FINISH_REASONS = {"other": "stop"}
-# What `model` names in /v1/models for "follow the priority order".
-FALLBACK_MODEL_ID = "fallback"
 
 
 def finish_reason(value: str | None) -> str:
@@ -47,6 +45,7 @@ def fallback_headers(outcome: ChatCompletion | ChatStream) -> dict[str, str]:
     """Who answered and how: a completion and a committed stream both know it."""
     return {
         "X-Fallback-Provider": outcome.provider,
+        "X-Fallback-Route": outcome.route,
         "X-Fallback-Attempts": str(outcome.attempts),
         "X-Fallback-Failovers": str(outcome.failovers),
         "X-Request-Id": outcome.request_id,
@@ -163,28 +162,26 @@ class ChunkBuilder:
         )
 
 
-def model_list_body(models: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """`fallback` (the priority order) first, then each enabled provider by name."""
-    data = [
-        {
-            "id": FALLBACK_MODEL_ID,
-            "object": "model",
-            "created": 0,
-            "owned_by": "fallback",
-            "description": "Any provider, in the priority order set in the admin.",
-        }
-    ]
-    data += [
-        {
-            "id": model["name"],
-            "object": "model",
-            "created": int(model["created_at"].timestamp()),
-            "owned_by": model["kind"],
-            "upstream_model": model["model"],
-        }
-        for model in models
-    ]
-    return {"object": "list", "data": data}
+def model_list_body(routes: Iterable[Any]) -> dict[str, Any]:
+    """The routes by name (`model` values a client may send), the default one marked.
+
+    `owned_by` is "fallback"; `default` says which route serves names that match
+    none, and `providers` lists the route's enabled providers in order.
+    """
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": route.name,
+                "object": "model",
+                "created": 0,
+                "owned_by": "fallback",
+                "default": route.is_default,
+                "providers": [entry.name for entry in route.entries],
+            }
+            for route in routes
+        ],
+    }
 
 
 def status_body(statuses: Iterable[Any], *, now: datetime, window_s: int) -> dict[str, Any]:

@@ -13,9 +13,10 @@ from django.views.decorators.csrf import csrf_exempt
 from ..conf import get_setting
 from ..engine import fallback
 from ..engine.clock import get_clock
-from ..selectors.providers import STATUS_WINDOW, model_list, provider_status_list
-from .auth import require_client_key, require_staff_or_client_key
-from .errors import ApiError, api_error_for, json_errors
+from ..engine.routing import routing_table
+from ..selectors.providers import STATUS_WINDOW, provider_status_list
+from .auth import require_client_key, require_route_allowed, require_staff_or_client_key
+from .errors import ApiError, api_error_for, json_errors, model_not_found
 from .parsing import load_json_object, parse_chat_request, read_body, request_id_from
 from .rendering import completion_body, fallback_headers, model_list_body, status_body
 from .streaming import openai_sse, streaming_response
@@ -25,10 +26,16 @@ from .streaming import openai_sse, streaming_response
 @json_errors("POST")
 def chat_completions(request: HttpRequest) -> HttpResponse:
     """POST /v1/chat/completions: one answer, or an SSE stream of chunks."""
-    require_client_key(request)
+    key = require_client_key(request)
     body = read_body(request, limit=get_setting("MAX_REQUEST_BYTES"))
     chat = parse_chat_request(load_json_object(body))
+    # `model` names a route (or falls to the default route): docs/clients.md §3.
+    route = routing_table().resolve(chat.model)
+    if route is None:
+        raise model_not_found(chat.model)
+    require_route_allowed(key, route.name)
     options = chat.engine_options()
+    options["route"] = route.name
     if chat.stream:
         call, options["hold_back"] = fallback.stream, chat.hold_back
     else:
@@ -54,9 +61,9 @@ def chat_completions(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 @json_errors("GET")
 def models(request: HttpRequest) -> HttpResponse:
-    """GET /v1/models: `fallback` plus each enabled provider's name."""
+    """GET /v1/models: the routes a client may name, the default one marked."""
     require_client_key(request)
-    return JsonResponse(model_list_body(model_list()))
+    return JsonResponse(model_list_body(routing_table().route_list()))
 
 
 @csrf_exempt

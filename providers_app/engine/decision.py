@@ -70,19 +70,25 @@ def decide(
     tool_calls_sent: bool = False,
     breaker_opened: bool = False,
     budget_allows: Callable[[], bool] | None = None,
+    failover_on_content_filter: bool | None = None,
 ) -> Decision:
     """The one retry / fail over / stop decision.
 
     `attempt` is the number of the attempt that failed (1 for the first);
     `time_left_s` is the time this provider may still use (see
     `attempt_timeout_s`). `budget_allows` is asked last, only when a retry is
-    otherwise allowed, because a refusal is counted.
+    otherwise allowed, because a refusal is counted. `failover_on_content_filter`
+    is the route's choice (None: FALLBACK_FAILOVER_ON_CONTENT_FILTER).
     """
     policy = error.policy
     category = error.category
     can_fail_over = policy.failover
     if category == Category.CONTENT_FILTER:
-        can_fail_over = bool(get_setting("FAILOVER_ON_CONTENT_FILTER"))
+        can_fail_over = bool(
+            get_setting("FAILOVER_ON_CONTENT_FILTER")
+            if failover_on_content_filter is None
+            else failover_on_content_filter
+        )
     if output_sent:
         return _after_output(error, can_fail_over=can_fail_over, tool_calls_sent=tool_calls_sent)
     hint = _usable_hint(error.retry_after)

@@ -32,6 +32,7 @@ def failover_event_record(
     attempt: int | None = None,
     latency_ms: float | None = None,
     request_id: str = "",
+    route: str = "",
     actor=None,
     count: int = 1,
 ) -> FailoverEvent | None:
@@ -45,6 +46,7 @@ def failover_event_record(
         attempt=attempt,
         latency_ms=latency_ms,
         request_id=request_id[:64],
+        route=route[:100],
         actor=actor,
         count=count,
     )
@@ -87,11 +89,17 @@ class _AllFailedCoalescer:
         self._latest: dict[str, str] = {}
         self._timer: threading.Timer | None = None
 
-    def record(self, *, reason: str, detail: str, request_id: str) -> None:
+    def record(self, *, reason: str, detail: str, request_id: str, route: str = "") -> None:
         now = get_clock().monotonic()
         with self._lock:
             self._pending += 1
-            self._latest = {"reason": reason, "detail": detail, "request_id": request_id}
+            # The row names the latest failure's request and route; the count covers all.
+            self._latest = {
+                "reason": reason,
+                "detail": detail,
+                "request_id": request_id,
+                "route": route,
+            }
             window = get_setting("ALL_FAILED_COALESCE_S")
             if self._last_write is not None and now - self._last_write < window:
                 self._arm_timer(window - (now - self._last_write))

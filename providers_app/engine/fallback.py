@@ -49,7 +49,7 @@ from .decision import (
 )
 from .events import all_failed_events, failover_event_record
 from .retry import retry_budget_check, retrying_for
-from .routing import routing_snapshot
+from .routing import ResolvedRoute, routing_table
 
 Skip = FailoverEvent.SkipReason
 
@@ -90,6 +90,7 @@ class ChatCompletion:
     skipped: tuple[ProviderReason, ...] = ()
     failures: tuple[ProviderReason, ...] = ()
     tool_calls: tuple[ToolCall, ...] = ()
+    route: str = ""  # the route that served the request
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,14 @@ class RequestFailed(FallbackError):
         self.category = error.category
         self.provider = error.provider
         self.attempts = attempts
+
+
+class RouteNotFound(FallbackError):
+    """The `model` names no route and no route is the default."""
+
+    def __init__(self, name: str | None, *, request_id: str):
+        super().__init__(f"The model {name!r} does not exist.", request_id=request_id)
+        self.name = name
 
 
 class CapabilityMissing(FallbackError):
@@ -170,10 +179,13 @@ def complete(
     *,
     request_id: str | None = None,
     deadline_s: float | None = None,
+    route: str | None = None,
     **options: Any,
 ) -> ChatCompletion:
-    """The first answer any provider can give. Raises AllProvidersFailed or RequestFailed."""
-    route = _Route(build_request(messages, **options), request_id, deadline_s)
+    """The first answer any provider of the route can give (`route`: a route's name,
+    None or an unknown name: the default route). Raises RouteNotFound,
+    AllProvidersFailed or RequestFailed."""
+    route = _Route(build_request(messages, **options), request_id, deadline_s, route)
     routed = route.run(lambda adapter, request, timeout: adapter.complete(request, timeout=timeout))
     result: ChatResult = routed.value
     try:
@@ -190,6 +202,7 @@ def complete(
         output_tokens=result.output_tokens,
         model=result.model,
         provider=routed.entry.name,
+        route=route.resolved.name,
         attempts=route.attempts,
         failovers=route.failovers,
         request_id=route.request_id,
@@ -206,6 +219,7 @@ def stream(
     request_id: str | None = None,
     deadline_s: float | None = None,
     hold_back: bool = False,
+    route: str | None = None,
     **options: Any,
 ) -> "ChatStream":
     """Route until a provider produces its first piece of output (the commit point).
@@ -217,9 +231,11 @@ def stream(
 
     `hold_back` moves the commit point to the end of the answer: each attempt's
     whole stream is read before anything is returned, so a failure anywhere in
-    it fails over (or retries) like a request that was never streamed.
+    it fails over (or retries) like a request that was never streamed. A route
+    may hold back every stream on it (`Route.hold_back`).
     """
-    route = _Route(build_request(messages, **options), request_id, deadline_s)
+    route = _Route(build_request(messages, **options), request_id, deadline_s, route)
+    hold_back = hold_back or route.resolved.hold_back
     routed = route.run(_open_held_stream if hold_back else _open_stream)
     return ChatStream(route, routed)
 
@@ -297,6 +313,7 @@ class ChatStream:
         self.model = opened.model or routed.entry.model
         self.upstream_request_id = opened.upstream_request_id
         self.request_id = route.request_id
+        self.route = route.resolved.name
         self.attempts = route.attempts
         self.failovers = route.failovers
         self.skipped = tuple(route.skipped)
@@ -322,7 +339,9 @@ class ChatStream:
                     breaker_record_failure(entry=entry, permit=permit, error=error)
                     rescue = self._rescue(entry, error)
                     if rescue is None:
-                        metrics.REQUESTS.labels(provider=entry.name, outcome="interrupted").inc()
+                        metrics.REQUESTS.labels(
+                            provider=entry.name, outcome="interrupted", route=self.route
+                        ).inc()
                         logger.warning(
                             "stream interrupted after output provider=%s category=%s "
                             "request_id=%s", entry.name, error.category, self.request_id,
@@ -357,6 +376,7 @@ class ChatStream:
             time_left_s=0.0,
             output_sent=True,
             tool_calls_sent=self._tool_calls_sent,
+            failover_on_content_filter=self._route.resolved.failover_on_content_filter,
         )
         if decision.action is not Action.CONTINUE:
             logger.info(
@@ -371,6 +391,7 @@ class ChatStream:
                 continuation_request(self._route.request, delivered),
                 self.request_id,
                 None,
+                self._route.route_name,
                 exclude=frozenset([*self.continued_from, cut.name]),
                 continuation=True,
             )
@@ -398,6 +419,7 @@ class ChatStream:
             status_code=error.status_code,
             detail=f"{decision.why}; {len(delivered)} characters delivered; {error.message}",
             request_id=self.request_id,
+            route=self.route,
         )
         metrics.CONTINUATIONS.labels(
             from_provider=cut.name, to_provider=routed.entry.name, reason=error.category
@@ -538,6 +560,7 @@ class _Route:
     request: ChatRequest
     request_id: str | None
     deadline_s: float | None
+    route_name: str | None = None  # what the caller asked for (see RoutingTable.resolve)
     attempts: int = 0
     failovers: int = 0
     skipped: list[ProviderReason] = field(default_factory=list)
@@ -550,7 +573,13 @@ class _Route:
 
     def __post_init__(self) -> None:
         self.request_id = self.request_id or uuid.uuid4().hex
-        self.deadline = Deadline(self.deadline_s or get_setting("DEADLINE_S"))
+        resolved = routing_table().resolve(self.route_name)
+        if resolved is None:
+            raise RouteNotFound(self.route_name, request_id=self.request_id)
+        self.resolved: ResolvedRoute = resolved
+        self.deadline = Deadline(
+            self.deadline_s or resolved.deadline_s or get_setting("DEADLINE_S")
+        )
         self._pending: _PendingFailover | None = None
         self._others_waiting = False
         self._failed_ids: dict[str, int] = {}
@@ -558,7 +587,7 @@ class _Route:
     def run(self, call: Callable[[ProviderAdapter, ChatRequest, float], T]) -> _Routed[T]:
         too_small: list[tuple[str, int | None]] = []  # (provider, window) too small
         context_error: ProviderError | None = None
-        snapshot = [e for e in routing_snapshot() if e.name not in self.exclude]
+        snapshot = [e for e in self.resolved.entries if e.name not in self.exclude]
         entries = list(
             capable_entries(snapshot, self.request, skip=self._skip, request_id=self.request_id)
         )
@@ -624,7 +653,9 @@ class _Route:
         raise self._all_failed()
 
     def finished(self, entry: RouteEntry) -> None:
-        metrics.REQUESTS.labels(provider=entry.name, outcome="success").inc()
+        metrics.REQUESTS.labels(
+            provider=entry.name, outcome="success", route=self.resolved.name
+        ).inc()
 
     def _internal_error(self, entry: RouteEntry, exc: Exception, *, where: str) -> None:
         """A bug in the engine's own code while serving one provider: logged with
@@ -659,6 +690,7 @@ class _Route:
                 probe=permit.is_probe,
                 breaker_opened=opened,
                 budget_allows=budget_allows,
+                failover_on_content_filter=self.resolved.failover_on_content_filter,
             )
             if decision.cooldown_s:
                 breaker_cool_down(provider_id=entry.id, seconds=decision.cooldown_s)
@@ -745,6 +777,7 @@ class _Route:
             attempt=pending.attempt,
             latency_ms=pending.latency_ms,
             request_id=self.request_id,
+            route=self.resolved.name,
         )
         metrics.FAILOVERS.labels(
             from_provider=pending.entry.name,
@@ -775,8 +808,9 @@ class _Route:
             reason="all_failed",
             detail="; ".join(f"{r.provider}: {r.reason}" for r in reasons)[:500],
             request_id=self.request_id,
+            route=self.resolved.name,
         )
-        metrics.REQUESTS.labels(provider="", outcome="all_failed").inc()
+        metrics.REQUESTS.labels(provider="", outcome="all_failed", route=self.resolved.name).inc()
         return AllProvidersFailed(reasons, retry_after_s=retry_after, request_id=self.request_id)
 
 

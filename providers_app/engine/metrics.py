@@ -31,8 +31,8 @@ logger = logging.getLogger(__name__)
 
 REQUESTS = Counter(
     "fallback_requests_total",
-    "Chat requests by final outcome and provider.",
-    ["provider", "outcome"],
+    "Chat requests by final outcome, provider and route.",
+    ["provider", "outcome", "route"],
 )
 FAILOVERS = Counter(
     "fallback_failovers_total",

@@ -1,9 +1,15 @@
 """The routing snapshot a request follows, kept per process and reread only when it changed.
 
+The snapshot is a `RoutingTable`: the enabled providers in priority order with
+their breaker state, and each named route's providers in the route's order
+(`resolve(model)`). With no route configured at all, every name follows the
+global priority order as the route `fallback`.
+
 Database triggers bump `RoutingVersion.version` in the same transaction as any
-write to a Provider or BreakerState row (admin save, reorder, bulk update,
-breaker transition, cooldown). A process keeps its snapshot with the token it
-was read at and reuses it while the token holds:
+write to a Provider, BreakerState, Route or RouteMember row (admin save,
+reorder, bulk update, breaker transition, cooldown, route edit). A process
+keeps its snapshot with the token it was read at and reuses it while the token
+holds:
 
 - On PostgreSQL the trigger also sends a notification (`pg_notify`, delivered
   at commit). A thread per process LISTENs; each notification moves a local
@@ -23,43 +29,113 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass, field
 
 from django.db import DatabaseError, connections, router, transaction
 from django.db.models import F
 
 from ..models import RoutingVersion
-from ..selectors import RouteEntry, provider_list_for_routing
+from ..selectors import RouteEntry, RouteSpec, provider_list_for_routing, route_list_for_routing
 from . import metrics
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "fallback_routing"  # the trigger's pg_notify channel (migration 0006)
 
+# The route every name follows while no route is configured (what `model` meant
+# before routes; the migration that introduced routes names the old order so).
+IMPLICIT_ROUTE = "fallback"
+
+
+@dataclass(frozen=True)
+class ResolvedRoute:
+    """The providers one request walks, in order, with the route's own settings."""
+
+    name: str
+    entries: tuple[RouteEntry, ...]
+    deadline_s: float | None = None
+    failover_on_content_filter: bool | None = None
+    hold_back: bool = False
+    is_default: bool = False
+
+
+@dataclass(frozen=True)
+class RoutingTable:
+    """Everything routing needs, read together and kept together (treat as read-only)."""
+
+    entries: list[RouteEntry]
+    routes: dict[str, ResolvedRoute] = field(default_factory=dict)
+    default: ResolvedRoute | None = None
+
+    @classmethod
+    def build(cls, entries: list[RouteEntry], specs: list[RouteSpec]) -> "RoutingTable":
+        by_id = {entry.id: entry for entry in entries}
+        routes = {
+            spec.name: ResolvedRoute(
+                name=spec.name,
+                # Disabled providers are not in `entries`: they drop out here.
+                entries=tuple(by_id[i] for i in spec.provider_ids if i in by_id),
+                deadline_s=spec.deadline_s,
+                failover_on_content_filter=spec.failover_on_content_filter,
+                hold_back=spec.hold_back,
+                is_default=spec.is_default,
+            )
+            for spec in specs
+        }
+        default = next((route for route in routes.values() if route.is_default), None)
+        if not routes:
+            default = ResolvedRoute(name=IMPLICIT_ROUTE, entries=tuple(entries), is_default=True)
+        return cls(entries, routes, default)
+
+    def resolve(self, name: str | None) -> ResolvedRoute | None:
+        """The route a client's `model` names, else the default route, else None."""
+        if name is not None:
+            named = self.routes.get(name)
+            if named is not None:
+                return named
+        return self.default
+
+    def route_list(self) -> list[ResolvedRoute]:
+        """What a client may name: the routes by name (or the implicit one)."""
+        if not self.routes and self.default is not None:
+            return [self.default]
+        return list(self.routes.values())
+
+
 _lock = threading.Lock()
-# (token it was read at, entries); swapped as one tuple so readers never see a
+# (token it was read at, table); swapped as one tuple so readers never see a
 # token paired with another snapshot. A token holding None never validates.
-_snapshot: tuple[tuple, list[RouteEntry]] | None = None
+_snapshot: tuple[tuple, RoutingTable] | None = None
+
+_EMPTY = RoutingTable.build([], [])
 
 
 def routing_snapshot() -> list[RouteEntry]:
     """Enabled providers in priority order with breaker state (treat as read-only)."""
+    return routing_table().entries
+
+
+def routing_table() -> RoutingTable:
+    """The providers and the routes, from this process's snapshot while it is current."""
     global _snapshot
     remembered = _snapshot
     try:
         token = _current_token()
         if remembered is not None and token[1] is not None and remembered[0] == token:
             return remembered[1]
-        # Read after the token: the entries are at least as new as it, so a
+        # Read after the token: the table is at least as new as it, so a
         # change committed in between only costs one more read next time.
-        entries = provider_list_for_routing()
+        # Two queries, only after a change; a request while nothing changed
+        # reads nothing but the token.
+        table = RoutingTable.build(provider_list_for_routing(), route_list_for_routing())
     except DatabaseError as error:
         # One line, no traceback: during an outage every request comes here.
         logger.warning("routing read failed (%s); using the last snapshot this process saw", error)
         metrics.store_error("routing_read")
-        return list(remembered[1]) if remembered else []
+        return remembered[1] if remembered else _EMPTY
     with _lock:
-        _snapshot = (token, entries)
-    return entries
+        _snapshot = (token, table)
+    return table
 
 
 def _current_token() -> tuple:

@@ -9,14 +9,18 @@ from .routing import (
     BREAKER_OVERRIDE_FIELDS,
     CAPABILITY_FIELDS,
     RouteEntry,
+    RouteSpec,
     provider_list_for_routing,
     route_entry_for,
+    route_list_for_routing,
 )
 
 __all__ = [
     "BREAKER_OVERRIDE_FIELDS",
     "CAPABILITY_FIELDS",
     "RouteEntry",
+    "RouteSpec",
     "provider_list_for_routing",
     "route_entry_for",
+    "route_list_for_routing",
 ]

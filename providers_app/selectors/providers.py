@@ -5,19 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from ..models import CallBucket, Provider
 from .call_stats import CallStats, call_stats_by_provider, call_stats_total
 
 STATUS_WINDOW = timedelta(minutes=5)
-
-
-def model_list() -> list[dict[str, Any]]:
-    """Enabled providers in priority order: what a client may name as `model`."""
-    return list(
-        Provider.objects.enabled().in_priority_order().values("name", "kind", "model", "created_at")
-    )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The routing snapshot: enabled providers in priority order with their breaker state."""
+"""The routing snapshot: enabled providers in priority order with their breaker state,
+and the named routes (each an ordered list of those providers)."""
 
 import threading
 from dataclasses import dataclass, field
@@ -7,7 +8,7 @@ from typing import Any
 
 from django.db import connections, router
 
-from ..models import Provider
+from ..models import Provider, Route
 
 # A provider's own breaker settings; empty ones fall back to FALLBACK_BREAKER_*.
 BREAKER_OVERRIDE_FIELDS = (
@@ -138,3 +139,42 @@ def _entry_of(row: dict[str, Any]) -> RouteEntry:
     # Every provider has its breaker row (created with it; migration 0005 filled gaps).
     breaker = {f: row.pop(f"breaker__{f}") for f in _BREAKER_FIELDS}
     return RouteEntry(**row, **breaker)
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """A named route as routing reads it: its settings and its providers' ids in order
+    (disabled providers included; the engine keeps only the enabled ones)."""
+
+    name: str
+    is_default: bool
+    deadline_s: float | None
+    failover_on_content_filter: bool | None
+    hold_back: bool
+    provider_ids: tuple[int, ...]
+
+
+_ROUTE_SPEC_COLUMNS = (
+    "name",
+    "is_default",
+    "deadline_s",
+    "failover_on_content_filter",
+    "hold_back",
+    "members__provider_id",
+)
+
+
+def route_list_for_routing() -> list[RouteSpec]:
+    """Every route with its members in order: one query (a route without members
+    comes back with none). Read only when the routing version moved."""
+    rows = Route.objects.order_by("name", "members__order", "members__id").values_list(
+        *_ROUTE_SPEC_COLUMNS
+    )
+    routes: dict[str, tuple[tuple, list[int]]] = {}
+    for *settings, provider_id in rows:
+        _, members = routes.setdefault(settings[0], (tuple(settings), []))
+        if provider_id is not None:
+            members.append(provider_id)
+    return [
+        RouteSpec(*settings, provider_ids=tuple(members)) for settings, members in routes.values()
+    ]

@@ -103,3 +103,8 @@ def client_key_mark_used(*, client_key: ClientKey, now: datetime) -> None:
         logger.warning("could not record the use of client key %s", client_key.prefix)
         return
     client_key.last_used_at = now
+
+
+def client_key_route_names(*, client_key: ClientKey) -> frozenset[str]:
+    """The routes the key may use; empty means every route. One indexed query."""
+    return frozenset(client_key.routes.values_list("name", flat=True))

@@ -1,4 +1,4 @@
-"""Provider configuration: state rows, reordering, and export/import as JSON."""
+"""Provider configuration: state rows, reordering, and export/import (routes too) as JSON."""
 
 import logging
 import uuid
@@ -13,12 +13,14 @@ from django.db.models import Max
 from ..engine.capabilities import capabilities_in_force
 from ..engine.events import failover_event_record
 from ..engine.routing import routing_changed
-from ..models import BreakerState, FailoverEvent, HealthCheckSchedule, Provider
+from ..models import BreakerState, FailoverEvent, HealthCheckSchedule, Provider, Route
 from ..selectors.routing import CAPABILITY_FIELDS, PROVIDER_CONFIG_FIELDS
 
 EXPORT_VERSION = 1
 CONFIG_FIELDS = PROVIDER_CONFIG_FIELDS
 REQUIRED_FIELDS = ("name", "kind", "base_url", "model")
+# A route's settings as exported; "providers" (names, in order) is added to each.
+ROUTE_FIELDS = ("name", "is_default", "deadline_s", "failover_on_content_filter", "hold_back")
 
 
 def provider_capabilities(*, provider: Provider) -> list[tuple[str, bool, bool]]:
@@ -108,9 +110,20 @@ def provider_export() -> dict[str, Any]:
     """The configuration of every provider, in priority order. It holds no secret:
     keys live in the environment and only their variable names are stored."""
     providers = Provider.objects.in_priority_order()
+    routes = Route.objects.prefetch_related("members__provider")
     return {
         "version": EXPORT_VERSION,
         "providers": [{field: getattr(p, field) for field in CONFIG_FIELDS} for p in providers],
+        "routes": [
+            {
+                **{field: getattr(route, field) for field in ROUTE_FIELDS},
+                "providers": [
+                    m.provider.name
+                    for m in sorted(route.members.all(), key=lambda m: (m.order, m.id))
+                ],
+            }
+            for route in routes
+        ],
     }
 
 
@@ -135,6 +148,8 @@ class ProviderImportError(Exception):
 class ImportSummary:
     created: list[str]
     updated: list[str]
+    routes_created: list[str] = ()
+    routes_updated: list[str] = ()
 
 
 def provider_import(*, data: Any) -> ImportSummary:
@@ -156,6 +171,9 @@ def provider_import(*, data: Any) -> ImportSummary:
                 provider.priority, next_priority = next_priority, next_priority + 1
             numbered.append((number, provider))
     problems += _duplicate_problems(numbered, existing)
+    known_providers = set(existing) | {p.name for _, p in numbered}
+    staged_routes, route_problems = _stage_routes(data, known_providers)
+    problems += route_problems
     if problems:
         raise ProviderImportError(problems)
     staged = [provider for _, provider in numbered]
@@ -165,10 +183,101 @@ def provider_import(*, data: Any) -> ImportSummary:
         provider_priorities_set(priorities={p.pk: p.priority for p in updated})
         for provider in staged:
             provider.save()
+        routes_created, routes_updated = _apply_routes(staged_routes)
     return ImportSummary(
         created=[p.name for p in staged if p not in updated],
         updated=[p.name for p in updated],
+        routes_created=routes_created,
+        routes_updated=routes_updated,
     )
+
+
+def _stage_routes(
+    data: Any, known_providers: set[str]
+) -> tuple[list[tuple[Route, list[str] | None]], list[ImportProblem]]:
+    """Routes of the file (optional "routes" list), validated; each with its provider names.
+
+    A route is matched by name: a known one is updated and its members replaced by
+    the file's list (in that order); routes absent from the file are left alone.
+    """
+    if not isinstance(data, dict) or "routes" not in data:
+        return [], []
+    entries = data["routes"]
+    if not isinstance(entries, list):
+        return [], [ImportProblem(0, "", "routes", "Expected a list of routes.")]
+    existing = {r.name: r for r in Route.objects.all()}
+    problems: list[ImportProblem] = []
+    staged: list[tuple[Route, list[str] | None]] = []
+    for number, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict):
+            problems.append(ImportProblem(number, "", "route", "Expected a JSON object."))
+            continue
+        name = str(entry.get("name", ""))
+        unknown = sorted(set(entry) - {*ROUTE_FIELDS, "providers"})
+        problems += [ImportProblem(number, name, f"routes.{f}", "Unknown field.") for f in unknown]
+        members = entry.get("providers")  # absent: a known route keeps its members
+        if members is not None and (
+            not isinstance(members, list) or not all(isinstance(m, str) for m in members)
+        ):
+            problems.append(
+                ImportProblem(number, name, "routes.providers", "Expected a list of names.")
+            )
+            continue
+        members = [] if members is None and name not in existing else members
+        problems += [
+            ImportProblem(number, name, "routes.providers", f"No provider named {m!r}.")
+            for m in members or ()
+            if m not in known_providers
+        ]
+        if members and len(set(members)) != len(members):
+            problems.append(
+                ImportProblem(number, name, "routes.providers", "A provider appears twice.")
+            )
+        route = existing.get(name) or Route()  # changed in memory only until applied
+        for field in ROUTE_FIELDS:
+            if field in entry:
+                setattr(route, field, entry[field])
+        try:
+            route.clean_fields()
+        except ValidationError as exc:
+            problems += [
+                ImportProblem(number, name, f"routes.{field}", " ".join(messages))
+                for field, messages in exc.message_dict.items()
+            ]
+            continue
+        staged.append((route, members))
+    names = [route.name for route, _ in staged]
+    problems += [
+        ImportProblem(0, name, "routes.name", "Appears more than once.")
+        for name in sorted({n for n in names if names.count(n) > 1})
+    ]
+    kept_defaults = [r.name for n, r in existing.items() if r.is_default and n not in names]
+    defaults = kept_defaults + [route.name for route, _ in staged if route.is_default]
+    if len(defaults) > 1:
+        problems.append(
+            ImportProblem(
+                0, "", "routes.is_default", f"Only one default route: {', '.join(defaults)}."
+            )
+        )
+    return staged, problems
+
+
+def _apply_routes(staged: list[tuple[Route, list[str] | None]]) -> tuple[list[str], list[str]]:
+    from .routes import route_members_set
+
+    ids = dict(Provider.objects.values_list("name", "pk"))
+    created, updated = [], []
+    # Clear the default flags first, so a file moving the default never meets the
+    # one-default constraint halfway.
+    Route.objects.filter(name__in=[r.name for r, _ in staged], is_default=True).update(
+        is_default=False
+    )
+    for route, members in sorted(staged, key=lambda item: item[0].is_default):
+        (updated if route.pk else created).append(route.name)
+        route.save()
+        if members is not None:
+            route_members_set(route=route, providers=[ids[name] for name in members])
+    return created, updated
 
 
 def _entries_of(data: Any) -> list[Any]:

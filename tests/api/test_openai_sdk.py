@@ -193,8 +193,9 @@ def test_an_unsupported_field_is_a_bad_request_naming_it(sdk, primary):
     assert primary.request_count == 0
 
 
-def test_models_lists_the_alias_and_the_enabled_providers(sdk):
-    assert [m.id for m in sdk.models.list()] == ["fallback", "primary", "secondary"]
+def test_models_lists_the_routes(sdk):
+    # No route configured: the global order, named fallback (docs/clients.md §3).
+    assert [m.id for m in sdk.models.list()] == ["fallback"]
 
 
 def test_a_primary_stalling_before_the_first_token_fails_over(sdk, primary, secondary, settings):

@@ -13,7 +13,7 @@ from tests.factories import provider_create
 HELLO = [{"role": "user", "content": "Say hello."}]
 
 
-def test_models_lists_fallback_then_enabled_providers_in_priority_order(client, auth, providers):
+def test_models_without_routes_lists_fallback_with_the_priority_order(client, auth, providers):
     providers[0].priority = 5
     providers[0].save()
     provider_create(name="off", enabled=False)
@@ -21,9 +21,10 @@ def test_models_lists_fallback_then_enabled_providers_in_priority_order(client, 
     body = client.get("/v1/models", headers=auth).json()
 
     assert body["object"] == "list"
-    assert [m["id"] for m in body["data"]] == ["fallback", "secondary", "primary"]
-    assert {m["object"] for m in body["data"]} == {"model"}
-    assert body["data"][1]["upstream_model"] == "gpt-secondary"
+    assert [m["id"] for m in body["data"]] == ["fallback"]
+    assert body["data"][0]["object"] == "model"
+    assert body["data"][0]["default"] is True
+    assert body["data"][0]["providers"] == ["secondary", "primary"]
 
 
 def test_models_needs_a_key(client, providers):

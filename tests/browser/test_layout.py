@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from providers_app.models import BreakerState, FailoverEvent
 from providers_app.services import operator
+from providers_app.services.routes import route_create
 
 
 def _admin_pages(providers, actor) -> dict[str, str]:
@@ -26,6 +27,11 @@ def _admin_pages(providers, actor) -> dict[str, str]:
         reason="server_error", status_code=502, attempt=1, latency_ms=23.642311000003247,
         request_id="5f0c2b8e9d7a4c1b8e2f3a4b5c6d7e8f-retry-2", detail="HTTP 502 from upstream",
     )  # fmt: skip
+    route = route_create(
+        name="chat-large-documents", providers=list(reversed(providers)), is_default=True,
+        deadline_s=30,
+    )  # fmt: skip
+    route_create(name="chat", providers=providers[:2])
     return {
         "admin-index": reverse("admin:index"),
         "provider-list": reverse("admin:providers_app_provider_changelist"),
@@ -35,6 +41,8 @@ def _admin_pages(providers, actor) -> dict[str, str]:
         "event-page": reverse("admin:providers_app_failoverevent_change", args=[event.pk]),
         "health-results": reverse("admin:providers_app_healthcheckresult_changelist"),
         "client-keys": reverse("admin:providers_app_clientkey_changelist"),
+        "route-list": reverse("admin:providers_app_route_changelist"),
+        "route-page": reverse("admin:providers_app_route_change", args=[route.pk]),
     }
 
 

@@ -47,6 +47,7 @@ class Burst:
     threads: int = 1
     barrier: int | None = None  # meet the other workers at the barrier of this many parties
     until: float | None = None  # instead of `requests`: keep calling until this time.time()
+    route: str | None = None  # the route each call asks for (None: the default)
 
 
 class Outcome(NamedTuple):
@@ -161,7 +162,7 @@ def _run_burst(burst: Burst, barriers: dict) -> list[Outcome]:
             connected.wait(timeout=BARRIER_TIMEOUT_S)
             go.wait()
             while has_work():
-                outcomes.append(_one_call())
+                outcomes.append(_one_call(burst.route))
         except Exception:
             connected.abort()
             errors.append(traceback.format_exc())
@@ -186,12 +187,12 @@ def _run_burst(burst: Burst, barriers: dict) -> list[Outcome]:
     return outcomes
 
 
-def _one_call() -> Outcome:
+def _one_call(route: str | None = None) -> Outcome:
     from providers_app.engine import fallback
 
     started = time.time()
     try:
-        result = fallback.complete(HELLO)
+        result = fallback.complete(HELLO, route=route)
     except Exception as error:
         return Outcome(None, (), (), f"{type(error).__name__}: {error}", started, time.time())
     skipped = tuple((reason.provider, reason.reason) for reason in result.skipped)

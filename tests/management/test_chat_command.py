@@ -123,3 +123,17 @@ def test_a_stream_continued_after_a_cut_says_who_finished_it(providers, primary,
     assert out.startswith(text + "\n")
     assert "provider: primary" in out
     assert "finished by secondary (continued from primary)" in out
+
+
+def test_route_picks_the_route_and_the_summary_names_it(providers, primary, secondary):
+    from providers_app.services.routes import route_create
+
+    route_create(name="large", providers=[providers[1], providers[0]])
+
+    out = chat("Say hello.", "--route", "large")
+
+    assert out.startswith("Hello from secondary.\n")
+    assert "route: large · provider: secondary" in out
+    assert primary.request_count == 0
+    with pytest.raises(CommandError, match="'nonesuch' does not exist"):
+        chat("Say hello.", "--route", "nonesuch")

@@ -20,7 +20,7 @@ def application(environ, start_response):
 
     query = parse_qs(environ.get("QUERY_STRING", ""))
     time.sleep(float(query.get("sleep", ["0"])[0]))  # keep this worker busy
-    metrics.REQUESTS.labels(provider="mp", outcome="success").inc()
+    metrics.REQUESTS.labels(provider="mp", outcome="success", route="chat").inc()
     metrics.ATTEMPT_LATENCY.labels("mp", "success").observe(0.2)
     body = str(os.getpid()).encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])

@@ -48,7 +48,8 @@ def test_requests_failovers_retries_and_latency_are_counted(client, pair, alpha)
     def delta(name, **labels):
         return _value(after, name, **labels) - _value(before, name, **labels)
 
-    assert delta("fallback_requests_total", provider="beta", outcome="success") == 1
+    success = {"provider": "beta", "outcome": "success", "route": "fallback"}
+    assert delta("fallback_requests_total", **success) == 1
     reason = {"from_provider": "alpha", "to_provider": "beta", "reason": "server_error"}
     assert delta("fallback_failovers_total", **reason) == 1
     assert delta("fallback_retries_total", provider="alpha") == 1

@@ -40,7 +40,8 @@ def _samples(base: str) -> dict[tuple[str, tuple], float]:
 
 
 def _requests(samples) -> float:
-    return samples[("fallback_requests_total", (("outcome", "success"), ("provider", "mp")))]
+    labels = (("outcome", "success"), ("provider", "mp"), ("route", "chat"))
+    return samples[("fallback_requests_total", labels)]
 
 
 def _latency_count(samples) -> float:

@@ -28,6 +28,10 @@ class Command(BaseCommand):
             help="A JSON file with OpenAI function tools; tool calls are printed, not run.",
         )
         parser.add_argument("--json", action="store_true", help="Ask for a JSON object answer.")
+        parser.add_argument(
+            "--route",
+            help="The route to use, as a client's `model` names it (default: the default route).",
+        )
 
     def handle(self, *args, prompt: str, **options) -> None:
         if prompt == "-":
@@ -42,6 +46,7 @@ class Command(BaseCommand):
             "temperature": options["temperature"],
             "tools": _tools(options["tools"]) if options["tools"] else (),
             "response_format": ResponseFormat("json_object") if options["json"] else None,
+            "route": options["route"],
         }
         try:
             if options["stream"]:
@@ -54,7 +59,7 @@ class Command(BaseCommand):
                 f"All providers failed: {reasons}. Retry after {error.retry_after_s} s "
                 f"(request {error.request_id})."
             ) from None
-        except fallback.CapabilityMissing as error:
+        except (fallback.CapabilityMissing, fallback.RouteNotFound) as error:
             raise CommandError(str(error)) from None
         except fallback.RequestFailed as error:
             raise CommandError(
@@ -94,7 +99,7 @@ class Command(BaseCommand):
 
     def _summary(self, outcome: "fallback.ChatCompletion | fallback.ChatStream") -> None:
         line = (
-            f"-- provider: {outcome.provider} (model {outcome.model}) · "
+            f"-- route: {outcome.route} · provider: {outcome.provider} (model {outcome.model}) · "
             f"attempts: {outcome.attempts} · failovers: {outcome.failovers}"
         )
         if outcome.failures:

@@ -38,7 +38,9 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"Imported {len(summary.created)} new and "
-                f"{len(summary.updated)} updated provider(s)."
+                f"{len(summary.updated)} updated provider(s); "
+                f"{len(summary.routes_created)} new and "
+                f"{len(summary.routes_updated)} updated route(s)."
             )
         )
 
