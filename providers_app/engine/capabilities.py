@@ -13,6 +13,7 @@ from ..adapters.capabilities import CAPABILITIES, default_capabilities, wire_lim
 from ..adapters.schema import ChatRequest
 from ..selectors import RouteEntry
 from .breaker import Denial
+from .outcomes import CapabilityMissing
 
 
 def capabilities_in_force(
@@ -52,8 +53,6 @@ def capable_entries(
     Raises ``CapabilityMissing`` (before any call) when entries exist but none
     is capable.
     """
-    from .fallback import CapabilityMissing  # the engine's error tree lives there
-
     if not request.required_capabilities and request.tool_choice is None:
         yield from entries  # a plain text request: nothing to check (the hot path)
         return

@@ -9,7 +9,7 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from providers_app.engine import fallback
+from providers_app.engine import route_run, streams
 from providers_app.models import BreakerState, ClientKey
 from providers_app.services.client_keys import (
     client_key_authenticate as authenticate,
@@ -363,13 +363,14 @@ def test_mid_stream_failure_ends_with_a_partial_error_and_no_done(
 def released(monkeypatch):
     """The permits the engine hands back unused (a client that went away)."""
     calls = []
-    real = fallback.breaker_release
+    real = streams.breaker_release
 
     def spy(*, permit):
         calls.append(permit)
         real(permit=permit)
 
-    monkeypatch.setattr(fallback, "breaker_release", spy)
+    monkeypatch.setattr(streams, "breaker_release", spy)
+    monkeypatch.setattr(route_run, "breaker_release", spy)
     return calls
 
 

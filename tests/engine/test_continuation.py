@@ -20,7 +20,7 @@ from providers_app.adapters.schema import (
     ToolCall,
     ToolCallDelta,
 )
-from providers_app.engine import counters, fallback
+from providers_app.engine import counters, fallback, route_run, streams
 from providers_app.models import BreakerState, FailoverEvent
 from tests.factories import provider_create
 
@@ -59,7 +59,7 @@ def scripted(db, monkeypatch):
     adapters: dict[str, ScriptedAdapter] = {}
     for priority, name in enumerate(("primary", "secondary"), start=1):
         provider_create(name=name, priority=priority, max_attempts=1, supports_prefill=True)
-    monkeypatch.setattr(fallback, "adapter_for_entry", lambda entry: adapters[entry.name])
+    monkeypatch.setattr(route_run, "adapter_for_entry", lambda entry: adapters[entry.name])
     return adapters
 
 
@@ -174,14 +174,14 @@ def test_a_bug_while_acquiring_the_breaker_moves_on_to_the_next_provider(
     providers, primary, monkeypatch
 ):
     first, _ = providers()
-    real_acquire = fallback.breaker_acquire
+    real_acquire = route_run.breaker_acquire
 
     def buggy_acquire(*, entry, attempt_timeout_s):
         if entry.id == first.id:
             raise AttributeError("a bug of ours")
         return real_acquire(entry=entry, attempt_timeout_s=attempt_timeout_s)
 
-    monkeypatch.setattr(fallback, "breaker_acquire", buggy_acquire)
+    monkeypatch.setattr(route_run, "breaker_acquire", buggy_acquire)
     stream = fallback.stream(HELLO)
 
     assert stream.provider == "secondary"
@@ -235,7 +235,7 @@ def test_a_bug_in_the_rescue_ends_the_stream_with_the_original_cut(scripted, mon
     def broken(request, delivered):
         raise RuntimeError("a bug of ours")
 
-    monkeypatch.setattr(fallback, "continuation_request", broken)
+    monkeypatch.setattr(streams, "continuation_request", broken)
     stream = fallback.stream(HELLO)
     with pytest.raises(fallback.StreamInterrupted) as raised:
         _run(stream)

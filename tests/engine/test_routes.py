@@ -77,7 +77,7 @@ def test_the_route_deadline_applies_when_the_caller_sets_none(two_routes, settin
     request = fallback.build_request(HELLO)
 
     def deadline(route, deadline_s=None):
-        return fallback._Route(request, None, deadline_s, route).deadline.remaining()
+        return fallback.RouteRun(request, None, deadline_s, route).deadline.remaining()
 
     assert 2.5 < deadline("fast") <= 3.0
     assert 40 < deadline("large") <= 45.0  # no deadline of its own: the setting

@@ -141,14 +141,14 @@ def test_a_streamed_call_falls_in_the_same_buckets_on_the_dashboard_and_on_metri
     fake_clock.set(NOW)
     make_provider(name="streamer", base_url=primary.base_url, priority=1, max_attempts=1)
     primary.set_fault("ok", text="one two three four five six")
-    opened = fallback._open_stream
+    opened = fallback.open_stream
 
     def first_token_after_300_ms(adapter, request, timeout):
         stream = opened(adapter, request, timeout)
         fake_clock.advance(0.3)
         return stream
 
-    monkeypatch.setattr(fallback, "_open_stream", first_token_after_300_ms)
+    monkeypatch.setattr(fallback, "open_stream", first_token_after_300_ms)
     series = {"provider": "streamer"}
     before = staff_client.get("/metrics").content.decode()
 
