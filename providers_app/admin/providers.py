@@ -1,37 +1,25 @@
-"""Admin: providers in drag-and-drop order with operator actions, read-only history,
-and the failover dashboard.
+"""Providers: drag-and-drop order, breaker state, and the operator actions.
 
 Operator actions (run a health check now, reset, force open until a time, force
 closed, never trip, enable, disable) are offered on the provider list (for the
 selected rows) and as buttons on a provider's page. Each one calls a service in
 `services.operator`, which writes a `manual` FailoverEvent with the acting
-user, and is recorded in Django's admin history (`LogEntry`) as well.
-
-Every view and action asks a Django permission (who holds which is written down
-in docs/operations.md "Authorisation"): operator actions need
-`providers_app.operate_provider`, drag-and-drop needs `reorder_provider`,
-revoking a client key needs `revoke_clientkey`. An action the user may not run
-answers 403 and changes nothing, rather than being silently ignored.
-"""
+user, and is recorded in Django's admin history (`LogEntry`) as well."""
 
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from adminsortable2.admin import (
-    CustomInlineFormSet,
-    SortableAdminBase,
     SortableAdminMixin,
-    SortableTabularInline,
 )
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError
 from django.http import (
     Http404,
-    HttpRequest,
     HttpResponse,
     HttpResponseBadRequest,
     HttpResponseForbidden,
@@ -40,89 +28,27 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse, reverse_lazy
+from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.cache import patch_cache_control
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from . import ops_views
-from .admin_charts import STATE_COLOURS
-from .admin_forms import ProviderAdminForm
-from .models import (
+from ..admin_forms import ProviderAdminForm
+from ..models import (
     BreakerState,
-    ClientKey,
-    Dashboard,
-    FailoverEvent,
-    HealthCheckResult,
     Provider,
-    Route,
-    RouteMember,
 )
-from .selectors import BREAKER_OVERRIDE_FIELDS
-from .services import operator
-from .services.client_keys import client_key_create, client_key_revoke
-from .services.providers import provider_capabilities, provider_move, provider_reorder
-from .timefmt import milliseconds_text, moment_html
+from ..selectors import BREAKER_OVERRIDE_FIELDS
+from ..services import operator
+from ..services.providers import provider_capabilities, provider_move, provider_reorder
+from ..timefmt import moment_html
+from .common import ActionPermissionMixin, ScreenMedia, request_id_of, state_badge
 
 FORCE_OPEN_DEFAULT = timedelta(hours=1)
-PRODUCT_NAME = "LLM fallback"
 REORDER_COLLISION_MESSAGE = (
     "The new order was not saved: it would give two providers the same priority. "
     "Clear the list's filters and drag again, or use the up/down buttons."
 )
-
-# Branding: every admin page names the product, and "View site" opens the chat page.
-admin.site.site_header = f"{PRODUCT_NAME} administration"
-admin.site.site_title = f"{PRODUCT_NAME} admin"
-admin.site.index_title = "Providers, breakers and failover history"
-admin.site.site_url = reverse_lazy("chat")
-# The app list in a sidebar costs a third of a 1366 px screen that the provider
-# list and the event log need for their columns; the index page lists the apps.
-admin.site.enable_nav_sidebar = False
-
-
-class ScreenMedia:
-    """The stylesheet (and, on the provider list, the script) of these admin screens."""
-
-    css = {"all": ["providers_app/admin.css"]}
-
-
-def _state_badge(breaker: BreakerState) -> str:
-    return format_html(
-        '<span style="color:#fff;background:{};padding:2px 6px;border-radius:3px">{}</span>',
-        STATE_COLOURS.get(breaker.state, "#616161"),
-        breaker.get_state_display(),
-    )
-
-
-class ActionPermissionMixin:
-    """A POSTed action the user may not run is a 403, not a silent "No action
-    selected" (Django drops actions whose permission fails from the choices)."""
-
-    def changelist_view(self, request, extra_context=None):
-        action = request.POST.get("action") if request.method == "POST" else None
-        forbidden = action in self._declared_actions() and action not in self.get_actions(request)
-        if action and forbidden:
-            raise PermissionDenied
-        return super().changelist_view(request, extra_context)
-
-    def _declared_actions(self) -> set[str]:
-        # Every action before Django filters them by permission (site-wide ones included).
-        return {name for _, name, _ in self._get_base_actions()}
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """History is written by services only; staff read it."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class ForceOpenForm(forms.Form):
@@ -188,10 +114,6 @@ def offered_operations(provider: Provider) -> list[str]:
         offered.append("never_trip")
     offered.append("provider_disable" if provider.enabled else "provider_enable")
     return offered
-
-
-def _request_id(request: HttpRequest) -> str:
-    return getattr(request, "request_id", "") or request.headers.get("X-Request-ID", "")[:64]
 
 
 @admin.register(Provider)
@@ -299,7 +221,7 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
             return HttpResponseBadRequest('Expected {"updatedItems": [[pk, priority], ...]}.')
         try:
             order = provider_reorder(
-                priorities=priorities, actor=request.user, request_id=_request_id(request)
+                priorities=priorities, actor=request.user, request_id=request_id_of(request)
             )
         except IntegrityError:
             # A filtered list numbers only the rows it shows, which can collide
@@ -321,7 +243,7 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
             raise Http404(f"Unknown direction {direction!r}")
         order = provider_move(
             provider_id=provider.pk, steps=steps, actor=request.user,
-            request_id=_request_id(request),
+            request_id=request_id_of(request),
         )  # fmt: skip
         self._confirm_order(request, order)
         changelist = reverse(f"{self.admin_site.name}:providers_app_provider_changelist")
@@ -367,7 +289,7 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
 
     @admin.display(description="breaker")
     def breaker_state(self, provider: Provider) -> str:
-        return _state_badge(provider.breaker)
+        return state_badge(provider.breaker)
 
     @admin.display(description="model, routes", ordering="model")
     def model_and_routes(self, provider: Provider) -> str:
@@ -429,7 +351,7 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
             "<dt>consecutive failures</dt><dd>{}</dd>"
             "<dt>generation</dt><dd>{}</dd>"
             "<dt>last error</dt><dd>{}</dd></dl>",
-            _state_badge(breaker),
+            state_badge(breaker),
             moment_html(breaker.opened_at, now=now),
             moment_html(breaker.open_until, now=now),
             moment_html(breaker.cooldown_until, now=now),
@@ -553,19 +475,21 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
 
     def _operate(self, request, provider: Provider, action: str) -> None:
         label, call = OPERATIONS[action]
-        result = call(provider_id=provider.pk, actor=request.user, request_id=_request_id(request))
+        result = call(
+            provider_id=provider.pk, actor=request.user, request_id=request_id_of(request)
+        )
         self._record(request, provider, label, result)
 
     def _force_open(self, request, provider: Provider, until: datetime | None) -> None:
         result = operator.operator_breaker_force_open(
             provider_id=provider.pk, until=until, actor=request.user,
-            request_id=_request_id(request),
+            request_id=request_id_of(request),
         )  # fmt: skip
         self._record(request, provider, "Force breaker open", result)
 
     def _health_check(self, request, provider: Provider) -> None:
         result, report = operator.operator_health_check(
-            provider_id=provider.pk, actor=request.user, request_id=_request_id(request)
+            provider_id=provider.pk, actor=request.user, request_id=request_id_of(request)
         )
         self._record(request, provider, "Health check", result, failed=report.ok is False)
 
@@ -602,312 +526,3 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
             "original": providers[0] if not from_changelist else None,
         }
         return TemplateResponse(request, "admin/providers_app/provider/force_open.html", context)
-
-
-@admin.register(FailoverEvent)
-class FailoverEventAdmin(ReadOnlyAdmin):
-    Media = ScreenMedia
-    list_display = (
-        "time",
-        "kind",
-        "route",
-        "provider",
-        "to_provider",
-        "reason",
-        "status_code",
-        "attempt",
-        "latency",
-        "count",
-        "request",
-        "actor",
-    )
-    # The event's own page: its time first, latency as people read it.
-    fields = (
-        "time",
-        "kind",
-        "route",
-        "provider",
-        "to_provider",
-        "reason",
-        "status_code",
-        "detail",
-        "attempt",
-        "latency",
-        "count",
-        "request_id",
-        "actor",
-    )
-    readonly_fields = ("time", "latency")
-    list_filter = (
-        "kind",
-        "reason",
-        "route",
-        ("provider", admin.RelatedOnlyFieldListFilter),
-        ("to_provider", admin.RelatedOnlyFieldListFilter),
-        ("actor", admin.RelatedOnlyFieldListFilter),
-        "created_at",
-    )
-    search_fields = ("=request_id", "detail", "reason", "provider__name", "to_provider__name")
-    search_help_text = "Exact request id, or words of a provider's name, the reason or the detail."
-    date_hierarchy = "created_at"
-    list_select_related = ("provider", "to_provider", "actor")
-    show_full_result_count = False  # the history can be long: skip the second COUNT(*)
-
-    @admin.display(description="time", ordering="created_at")
-    def time(self, event: FailoverEvent):
-        return moment_html(event.created_at)
-
-    @admin.display(description="latency", ordering="latency_ms")
-    def latency(self, event: FailoverEvent) -> str:
-        return milliseconds_text(event.latency_ms)
-
-    @admin.display(description="request id", ordering="request_id")
-    def request(self, event: FailoverEvent) -> str:
-        # Ids run to 64 characters; the cell may wrap them instead of widening the table.
-        return format_html('<span class="request-id">{}</span>', event.request_id or "-")
-
-    def changelist_view(self, request, extra_context=None):
-        extra_context = {
-            **(extra_context or {}),
-            "dashboard_url": reverse(f"{self.admin_site.name}:providers_app_dashboard_changelist"),
-        }
-        return super().changelist_view(request, extra_context)
-
-
-@admin.register(Dashboard)
-class DashboardAdmin(admin.ModelAdmin):
-    """Charts of the failover history: one read-only page, for whoever may read events."""
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        # Whoever may read the events (view, or change, as Django's own check).
-        return request.user.has_perm("providers_app.view_failoverevent") or request.user.has_perm(
-            "providers_app.change_failoverevent"
-        )
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def get_urls(self):
-        return [
-            path(
-                "",
-                self.admin_site.admin_view(self.changelist_view),
-                name="providers_app_dashboard_changelist",
-            )
-        ]
-
-    def changelist_view(self, request, extra_context=None):
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        return ops_views.dashboard_page(request, admin_site=self.admin_site, opts=self.opts)
-
-
-@admin.register(HealthCheckResult)
-class HealthCheckResultAdmin(ReadOnlyAdmin):
-    Media = ScreenMedia
-    list_display = ("checked", "provider", "ok", "latency", "status_code", "error_class")
-    list_filter = ("ok", "provider", "error_class", "checked_at")
-    search_fields = ("detail", "error_class")
-    date_hierarchy = "checked_at"
-    list_select_related = ("provider",)
-
-    @admin.display(description="checked", ordering="checked_at")
-    def checked(self, result: HealthCheckResult):
-        return moment_html(result.checked_at)
-
-    @admin.display(description="latency", ordering="latency_ms")
-    def latency(self, result: HealthCheckResult) -> str:
-        return milliseconds_text(result.latency_ms)
-
-
-@admin.register(ClientKey)
-class ClientKeyAdmin(ActionPermissionMixin, admin.ModelAdmin):
-    """Keys are created (add permission) or revoked (revoke permission), never edited.
-
-    A new key is shown once, on the page that answers the creating POST: it is
-    not put in a message cookie, the session or the database (only its digest).
-    """
-
-    list_display = ("name", "prefix", "routes_allowed", "created_at", "last_used_at", "revoked_at")
-    fields = ("name", "routes")
-    filter_horizontal = ("routes",)
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("routes")
-
-    @admin.display(description="routes")
-    def routes_allowed(self, key: ClientKey) -> str:
-        return ", ".join(route.name for route in key.routes.all()) or "all"
-
-    actions = ("revoke",)
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_revoke_permission(self, request) -> bool:
-        return request.user.has_perm(f"{self.opts.app_label}.revoke_clientkey")
-
-    def save_model(self, request, obj, form, change):
-        created = client_key_create(name=obj.name)
-        obj.pk = created.client_key.pk
-        # Only this request's response shows it (response_add).
-        request._new_client_key = created.raw_key
-
-    def response_add(self, request, obj, post_url_continue=None):
-        raw_key = getattr(request, "_new_client_key", None)
-        if raw_key is None:  # pragma: no cover - save_model always sets it
-            return super().response_add(request, obj, post_url_continue)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Client key for {obj.name}",
-            "opts": self.opts,
-            "client_key": obj,
-            "raw_key": raw_key,
-            "changelist_url": reverse(f"{self.admin_site.name}:providers_app_clientkey_changelist"),
-        }
-        response = TemplateResponse(
-            request, "admin/providers_app/clientkey/key_created.html", context
-        )
-        # Never kept by a browser or proxy cache: going back does not show it again.
-        # (The admin adds never_cache's headers too; no-store is what matters.)
-        patch_cache_control(response, no_store=True)
-        return response
-
-    @admin.action(description="Revoke selected keys", permissions=["revoke"])
-    def revoke(self, request, queryset):
-        revoked = 0
-        for key in queryset:
-            if key.revoked_at is None:
-                client_key_revoke(client_key=key)
-                self.log_change(request, key, "Revoked.")
-                revoked += 1
-        self.message_user(request, f"Revoked {revoked} key(s).")
-
-
-class RouteMemberFormSet(CustomInlineFormSet):
-    """Sortable2's inline formset, refusing a new order without `reorder_route`.
-
-    `may_reorder` is set per request (RouteAdmin.get_formset). Adding or removing
-    a member is editing the route (change_route); changing the relative order of
-    the members that stay needs the reorder permission too.
-    """
-
-    may_reorder = True
-
-    def clean(self) -> None:
-        super().clean()
-        if self.may_reorder or self.instance.pk is None:
-            return
-        before = list(
-            RouteMember.objects.filter(route=self.instance)
-            .order_by("order", "id")
-            .values_list("provider_id", flat=True)
-        )
-        kept = [
-            form.cleaned_data
-            for form in self.forms
-            if form.cleaned_data and not form.cleaned_data.get("DELETE")
-        ]
-        after_members = sorted(
-            (data for data in kept if data.get("provider") and data.get("id")),
-            key=lambda data: data.get("order") or 0,
-        )
-        after = [data["provider"].pk for data in after_members]
-        common = set(before) & set(after)
-        if [p for p in before if p in common] != [p for p in after if p in common]:
-            raise ValidationError(
-                "You may not reorder the providers of a route (permission "
-                "'Can reorder the providers of a route'); nothing was saved."
-            )
-
-
-class RouteMemberInline(SortableTabularInline):
-    """The route's providers, dragged into order; each member's breaker beside it."""
-
-    model = RouteMember
-    formset = RouteMemberFormSet
-    fields = ("provider", "breaker_state")
-    readonly_fields = ("breaker_state",)
-    extra = 0
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("provider__breaker")
-
-    # A member is part of its route: the route's permissions decide.
-    def has_view_permission(self, request, obj=None) -> bool:
-        return request.user.has_perm("providers_app.view_route") or self.has_change_permission(
-            request, obj
-        )
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return request.user.has_perm("providers_app.change_route") or (
-            obj is None and request.user.has_perm("providers_app.add_route")
-        )
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return self.has_add_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return self.has_add_permission(request, obj)
-
-    @admin.display(description="breaker")
-    def breaker_state(self, member: RouteMember) -> str:
-        if member.provider_id is None:
-            return "-"
-        badge = _state_badge(member.provider.breaker)
-        if not member.provider.enabled:
-            return format_html("{} (provider disabled)", badge)
-        return badge
-
-
-@admin.register(Route)
-class RouteAdmin(ActionPermissionMixin, SortableAdminBase, admin.ModelAdmin):
-    """Named routes: what a client sends as `model`, and the providers it tries in order.
-
-    Saving the route (its members' order included) bumps the routing version,
-    so the very next request on the route follows it (docs/engine.md).
-    """
-
-    inlines = (RouteMemberInline,)
-    list_display = (
-        "name",
-        "is_default",
-        "providers_in_order",
-        "deadline_s",
-        "failover_on_content_filter",
-        "hold_back",
-    )
-    list_filter = ("is_default",)
-    search_fields = ("name",)
-    fields = ("name", "is_default", "deadline_s", "failover_on_content_filter", "hold_back")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("members__provider")
-
-    def formfield_for_dbfield(self, db_field, request, **kwargs):
-        if db_field.name == "failover_on_content_filter":
-            kwargs["widget"] = forms.NullBooleanSelect()
-            kwargs["widget"].choices = [
-                ("unknown", "As FALLBACK_FAILOVER_ON_CONTENT_FILTER"),
-                ("true", "Fail over to the next provider"),
-                ("false", "Stop: answer the caller with the refusal"),
-            ]
-        return super().formfield_for_dbfield(db_field, request, **kwargs)
-
-    def get_formsets_with_inlines(self, request, obj=None):
-        may_reorder = request.user.has_perm("providers_app.reorder_route")
-        for formset, inline in super().get_formsets_with_inlines(request, obj):
-            if issubclass(formset, RouteMemberFormSet):
-                formset = type(formset.__name__, (formset,), {"may_reorder": may_reorder})
-            yield formset, inline
-
-    @admin.display(description="providers, in order")
-    def providers_in_order(self, route: Route) -> str:
-        members = sorted(route.members.all(), key=lambda m: (m.order, m.id))
-        return " → ".join(member.provider.name for member in members) or "-"

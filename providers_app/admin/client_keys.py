@@ -1,0 +1,76 @@
+"""Client keys: created (shown once) and revoked, never edited."""
+
+from django.contrib import admin
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.cache import patch_cache_control
+
+from ..models import (
+    ClientKey,
+)
+from ..services.client_keys import client_key_create, client_key_revoke
+from .common import ActionPermissionMixin
+
+
+@admin.register(ClientKey)
+class ClientKeyAdmin(ActionPermissionMixin, admin.ModelAdmin):
+    """Keys are created (add permission) or revoked (revoke permission), never edited.
+
+    A new key is shown once, on the page that answers the creating POST: it is
+    not put in a message cookie, the session or the database (only its digest).
+    """
+
+    list_display = ("name", "prefix", "routes_allowed", "created_at", "last_used_at", "revoked_at")
+    fields = ("name", "routes")
+    filter_horizontal = ("routes",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("routes")
+
+    @admin.display(description="routes")
+    def routes_allowed(self, key: ClientKey) -> str:
+        return ", ".join(route.name for route in key.routes.all()) or "all"
+
+    actions = ("revoke",)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_revoke_permission(self, request) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.revoke_clientkey")
+
+    def save_model(self, request, obj, form, change):
+        created = client_key_create(name=obj.name)
+        obj.pk = created.client_key.pk
+        # Only this request's response shows it (response_add).
+        request._new_client_key = created.raw_key
+
+    def response_add(self, request, obj, post_url_continue=None):
+        raw_key = getattr(request, "_new_client_key", None)
+        if raw_key is None:  # pragma: no cover - save_model always sets it
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Client key for {obj.name}",
+            "opts": self.opts,
+            "client_key": obj,
+            "raw_key": raw_key,
+            "changelist_url": reverse(f"{self.admin_site.name}:providers_app_clientkey_changelist"),
+        }
+        response = TemplateResponse(
+            request, "admin/providers_app/clientkey/key_created.html", context
+        )
+        # Never kept by a browser or proxy cache: going back does not show it again.
+        # (The admin adds never_cache's headers too; no-store is what matters.)
+        patch_cache_control(response, no_store=True)
+        return response
+
+    @admin.action(description="Revoke selected keys", permissions=["revoke"])
+    def revoke(self, request, queryset):
+        revoked = 0
+        for key in queryset:
+            if key.revoked_at is None:
+                client_key_revoke(client_key=key)
+                self.log_change(request, key, "Revoked.")
+                revoked += 1
+        self.message_user(request, f"Revoked {revoked} key(s).")

@@ -1,0 +1,61 @@
+"""What every admin screen of the app shares: the stylesheet, the breaker badge,
+per-action permissions, read-only history and the request id of an operator action."""
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import (
+    HttpRequest,
+)
+from django.utils.html import format_html
+
+from ..admin_charts import STATE_COLOURS
+from ..models import (
+    BreakerState,
+)
+
+
+class ScreenMedia:
+    """The stylesheet (and, on the provider list, the script) of these admin screens."""
+
+    css = {"all": ["providers_app/admin.css"]}
+
+
+def state_badge(breaker: BreakerState) -> str:
+    return format_html(
+        '<span style="color:#fff;background:{};padding:2px 6px;border-radius:3px">{}</span>',
+        STATE_COLOURS.get(breaker.state, "#616161"),
+        breaker.get_state_display(),
+    )
+
+
+class ActionPermissionMixin:
+    """A POSTed action the user may not run is a 403, not a silent "No action
+    selected" (Django drops actions whose permission fails from the choices)."""
+
+    def changelist_view(self, request, extra_context=None):
+        action = request.POST.get("action") if request.method == "POST" else None
+        forbidden = action in self._declared_actions() and action not in self.get_actions(request)
+        if action and forbidden:
+            raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+
+    def _declared_actions(self) -> set[str]:
+        # Every action before Django filters them by permission (site-wide ones included).
+        return {name for _, name, _ in self._get_base_actions()}
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History is written by services only; staff read it."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+def request_id_of(request: HttpRequest) -> str:
+    return getattr(request, "request_id", "") or request.headers.get("X-Request-ID", "")[:64]

@@ -1,0 +1,137 @@
+"""Read-only history: failover events, health-check results, and the dashboard."""
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from .. import ops_views
+from ..models import (
+    Dashboard,
+    FailoverEvent,
+    HealthCheckResult,
+)
+from ..timefmt import milliseconds_text, moment_html
+from .common import ReadOnlyAdmin, ScreenMedia
+
+
+@admin.register(FailoverEvent)
+class FailoverEventAdmin(ReadOnlyAdmin):
+    Media = ScreenMedia
+    list_display = (
+        "time",
+        "kind",
+        "route",
+        "provider",
+        "to_provider",
+        "reason",
+        "status_code",
+        "attempt",
+        "latency",
+        "count",
+        "request",
+        "actor",
+    )
+    # The event's own page: its time first, latency as people read it.
+    fields = (
+        "time",
+        "kind",
+        "route",
+        "provider",
+        "to_provider",
+        "reason",
+        "status_code",
+        "detail",
+        "attempt",
+        "latency",
+        "count",
+        "request_id",
+        "actor",
+    )
+    readonly_fields = ("time", "latency")
+    list_filter = (
+        "kind",
+        "reason",
+        "route",
+        ("provider", admin.RelatedOnlyFieldListFilter),
+        ("to_provider", admin.RelatedOnlyFieldListFilter),
+        ("actor", admin.RelatedOnlyFieldListFilter),
+        "created_at",
+    )
+    search_fields = ("=request_id", "detail", "reason", "provider__name", "to_provider__name")
+    search_help_text = "Exact request id, or words of a provider's name, the reason or the detail."
+    date_hierarchy = "created_at"
+    list_select_related = ("provider", "to_provider", "actor")
+    show_full_result_count = False  # the history can be long: skip the second COUNT(*)
+
+    @admin.display(description="time", ordering="created_at")
+    def time(self, event: FailoverEvent):
+        return moment_html(event.created_at)
+
+    @admin.display(description="latency", ordering="latency_ms")
+    def latency(self, event: FailoverEvent) -> str:
+        return milliseconds_text(event.latency_ms)
+
+    @admin.display(description="request id", ordering="request_id")
+    def request(self, event: FailoverEvent) -> str:
+        # Ids run to 64 characters; the cell may wrap them instead of widening the table.
+        return format_html('<span class="request-id">{}</span>', event.request_id or "-")
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "dashboard_url": reverse(f"{self.admin_site.name}:providers_app_dashboard_changelist"),
+        }
+        return super().changelist_view(request, extra_context)
+
+
+@admin.register(Dashboard)
+class DashboardAdmin(admin.ModelAdmin):
+    """Charts of the failover history: one read-only page, for whoever may read events."""
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        # Whoever may read the events (view, or change, as Django's own check).
+        return request.user.has_perm("providers_app.view_failoverevent") or request.user.has_perm(
+            "providers_app.change_failoverevent"
+        )
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_urls(self):
+        return [
+            path(
+                "",
+                self.admin_site.admin_view(self.changelist_view),
+                name="providers_app_dashboard_changelist",
+            )
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return ops_views.dashboard_page(request, admin_site=self.admin_site, opts=self.opts)
+
+
+@admin.register(HealthCheckResult)
+class HealthCheckResultAdmin(ReadOnlyAdmin):
+    Media = ScreenMedia
+    list_display = ("checked", "provider", "ok", "latency", "status_code", "error_class")
+    list_filter = ("ok", "provider", "error_class", "checked_at")
+    search_fields = ("detail", "error_class")
+    date_hierarchy = "checked_at"
+    list_select_related = ("provider",)
+
+    @admin.display(description="checked", ordering="checked_at")
+    def checked(self, result: HealthCheckResult):
+        return moment_html(result.checked_at)
+
+    @admin.display(description="latency", ordering="latency_ms")
+    def latency(self, result: HealthCheckResult) -> str:
+        return milliseconds_text(result.latency_ms)

@@ -1,0 +1,140 @@
+"""Routes: a name clients send as `model`, with its providers in drag-and-drop order."""
+
+from adminsortable2.admin import (
+    CustomInlineFormSet,
+    SortableAdminBase,
+    SortableTabularInline,
+)
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.utils.html import format_html
+
+from ..models import (
+    Route,
+    RouteMember,
+)
+from .common import ActionPermissionMixin, state_badge
+
+
+class RouteMemberFormSet(CustomInlineFormSet):
+    """Sortable2's inline formset, refusing a new order without `reorder_route`.
+
+    `may_reorder` is set per request (RouteAdmin.get_formset). Adding or removing
+    a member is editing the route (change_route); changing the relative order of
+    the members that stay needs the reorder permission too.
+    """
+
+    may_reorder = True
+
+    def clean(self) -> None:
+        super().clean()
+        if self.may_reorder or self.instance.pk is None:
+            return
+        before = list(
+            RouteMember.objects.filter(route=self.instance)
+            .order_by("order", "id")
+            .values_list("provider_id", flat=True)
+        )
+        kept = [
+            form.cleaned_data
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        ]
+        after_members = sorted(
+            (data for data in kept if data.get("provider") and data.get("id")),
+            key=lambda data: data.get("order") or 0,
+        )
+        after = [data["provider"].pk for data in after_members]
+        common = set(before) & set(after)
+        if [p for p in before if p in common] != [p for p in after if p in common]:
+            raise ValidationError(
+                "You may not reorder the providers of a route (permission "
+                "'Can reorder the providers of a route'); nothing was saved."
+            )
+
+
+class RouteMemberInline(SortableTabularInline):
+    """The route's providers, dragged into order; each member's breaker beside it."""
+
+    model = RouteMember
+    formset = RouteMemberFormSet
+    fields = ("provider", "breaker_state")
+    readonly_fields = ("breaker_state",)
+    extra = 0
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("provider__breaker")
+
+    # A member is part of its route: the route's permissions decide.
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("providers_app.view_route") or self.has_change_permission(
+            request, obj
+        )
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("providers_app.change_route") or (
+            obj is None and request.user.has_perm("providers_app.add_route")
+        )
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self.has_add_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self.has_add_permission(request, obj)
+
+    @admin.display(description="breaker")
+    def breaker_state(self, member: RouteMember) -> str:
+        if member.provider_id is None:
+            return "-"
+        badge = state_badge(member.provider.breaker)
+        if not member.provider.enabled:
+            return format_html("{} (provider disabled)", badge)
+        return badge
+
+
+@admin.register(Route)
+class RouteAdmin(ActionPermissionMixin, SortableAdminBase, admin.ModelAdmin):
+    """Named routes: what a client sends as `model`, and the providers it tries in order.
+
+    Saving the route (its members' order included) bumps the routing version,
+    so the very next request on the route follows it (docs/engine.md).
+    """
+
+    inlines = (RouteMemberInline,)
+    list_display = (
+        "name",
+        "is_default",
+        "providers_in_order",
+        "deadline_s",
+        "failover_on_content_filter",
+        "hold_back",
+    )
+    list_filter = ("is_default",)
+    search_fields = ("name",)
+    fields = ("name", "is_default", "deadline_s", "failover_on_content_filter", "hold_back")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("members__provider")
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "failover_on_content_filter":
+            kwargs["widget"] = forms.NullBooleanSelect()
+            kwargs["widget"].choices = [
+                ("unknown", "As FALLBACK_FAILOVER_ON_CONTENT_FILTER"),
+                ("true", "Fail over to the next provider"),
+                ("false", "Stop: answer the caller with the refusal"),
+            ]
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def get_formsets_with_inlines(self, request, obj=None):
+        may_reorder = request.user.has_perm("providers_app.reorder_route")
+        for formset, inline in super().get_formsets_with_inlines(request, obj):
+            if issubclass(formset, RouteMemberFormSet):
+                formset = type(formset.__name__, (formset,), {"may_reorder": may_reorder})
+            yield formset, inline
+
+    @admin.display(description="providers, in order")
+    def providers_in_order(self, route: Route) -> str:
+        members = sorted(route.members.all(), key=lambda m: (m.order, m.id))
+        return " → ".join(member.provider.name for member in members) or "-"
