@@ -17,7 +17,14 @@ from datetime import UTC, datetime, timedelta
 
 from .models import BreakerState
 from .selectors.call_stats import CallStats, floor_to
-from .selectors.dashboard import DashboardData, KindTotal, ProviderTraffic, Segment, Window
+from .selectors.dashboard import (
+    DashboardData,
+    KindTotal,
+    ProviderTraffic,
+    RouteEvents,
+    Segment,
+    Window,
+)
 from .selectors.providers import ProviderStatus
 
 State = BreakerState.State
@@ -477,6 +484,7 @@ def breaker_chart(
 class DashboardPage:
     window: Window
     totals: tuple[KindTotal, ...]
+    routes: list[RouteEvents]
     traffic: list[TrafficRow]
     failovers: Chart
     success_rate: Chart
@@ -504,6 +512,7 @@ def dashboard_charts(data: DashboardData) -> DashboardPage:
     return DashboardPage(
         window=data.window,
         totals=data.totals,
+        routes=data.routes,
         traffic=rows,
         failovers=failover_chart(data.window, data.failovers_by_bin),
         success_rate=success_rate_chart(data.window, rows),

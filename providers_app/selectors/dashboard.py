@@ -9,6 +9,8 @@ Sources, all in the database so every process draws the same picture:
   final five-minute `CallRollup` rows merged with the one-second `CallBucket`
   counters not rolled up yet, so the figures are as fresh as the event log;
   read as `CallStats`, the same definition /api/status and /metrics use;
+- per route: the failovers, continuations and all-failed requests its events
+  name, for every route (a route with none shows zeros);
 - breaker state over time: the transition events (`breaker_opened`,
   `breaker_half_open`, `breaker_closed`) and the operator's `manual` events
   that set a state (reset, force open, force closed, never trip).
@@ -26,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from django.db.models import Q, Sum
 from django.db.models.functions import TruncHour, TruncMinute
 
-from ..models import BreakerState, FailoverEvent
+from ..models import BreakerState, FailoverEvent, Route
 from .call_stats import ROLLUP_PERIOD, CallStats, call_stats_by_span, floor_to
 from .providers import ProviderStatus, provider_status_list
 
@@ -245,10 +247,54 @@ def totals(window: Window) -> tuple[KindTotal, ...]:
     )
 
 
+# The events a route's row counts, in column order.
+ROUTE_EVENT_KINDS = (Kind.FAILOVER, Kind.CONTINUATION, Kind.ALL_FAILED)
+
+
+@dataclass(frozen=True)
+class RouteEvents:
+    route: str
+    failovers: int
+    continuations: int
+    all_failed: int
+
+
+def events_by_route(window: Window) -> list[RouteEvents]:
+    """Each route's failovers, continuations and all-failed requests in the window
+    (their `count` summed): every configured route, then any other name that
+    events still carry (a route renamed or deleted since)."""
+    rows = (
+        FailoverEvent.objects.filter(
+            created_at__gte=window.start,
+            created_at__lte=window.end,
+            kind__in=ROUTE_EVENT_KINDS,
+        )
+        .exclude(route="")
+        .values("route", "kind")
+        .annotate(total=Sum("count"))
+        .order_by()
+    )
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for row in rows:
+        counts[row["route"]][row["kind"]] += row["total"]
+    configured = list(Route.objects.order_by("name").values_list("name", flat=True))
+    names = configured + sorted(set(counts) - set(configured))
+    return [
+        RouteEvents(
+            name,
+            counts[name][Kind.FAILOVER],
+            counts[name][Kind.CONTINUATION],
+            counts[name][Kind.ALL_FAILED],
+        )
+        for name in names
+    ]
+
+
 @dataclass(frozen=True)
 class DashboardData:
     window: Window
     totals: tuple[KindTotal, ...]
+    routes: list[RouteEvents]
     traffic: list[ProviderTraffic]
     failovers_by_bin: dict[datetime, Counter]
     # (provider, its current state, its states over the window), in priority order
@@ -262,6 +308,7 @@ def dashboard_data(*, range_key: str = DEFAULT_RANGE, now: datetime) -> Dashboar
     return DashboardData(
         window=window,
         totals=totals(window),
+        routes=events_by_route(window),
         traffic=traffic_by_provider(window, providers),
         failovers_by_bin=failovers_by_bin(window),
         timelines=timelines,

@@ -415,3 +415,35 @@ def test_value_and_lane_labels_fit_left_of_the_plot():
     assert len(longest_lane) * _CHAR <= room
     for label in ("100%", "100 s", "100 ms", "secondary"):
         assert len(label) * _CHAR <= room
+
+
+def test_each_route_shows_its_failovers_continuations_and_all_failed_requests(
+    operator_client, make_provider, fake_clock
+):
+    from providers_app.models import Route
+
+    fake_clock.set(NOW)
+    primary = make_provider(name="primary", priority=1)
+    Route.objects.create(name="chat", is_default=True)
+    Route.objects.create(name="docs")
+    recent = NOW - timedelta(minutes=3)
+    _event("failover", recent, primary, route="chat", reason="server_error", count=3)
+    _event("continuation", recent, primary, route="chat", reason="stream_cut")
+    _event("all_failed", recent, route="docs", reason="all_failed", count=2)
+    _event("failover", NOW - timedelta(days=2), primary, route="docs")  # outside 24 h
+
+    page = _render(operator_client)
+
+    cells = [e for e in page.select("td") if e["section"] == "route-table"]
+    routes = [e["data-route"] for e in page.select("tr") if e["section"] == "route-table"]
+    per_route = len(cells) // len(routes)
+    rows = {
+        route: {
+            cell["data-metric"]: cell["text"] for cell in cells[i * per_route : (i + 1) * per_route]
+        }
+        for i, route in enumerate(routes)
+    }
+    assert rows == {
+        "chat": {"failovers": "3", "continuations": "1", "all_failed": "0"},
+        "docs": {"failovers": "0", "continuations": "0", "all_failed": "2"},
+    }
