@@ -15,10 +15,28 @@ from pathlib import Path
 
 from django.conf import settings
 
+from providers_app.simulator.server import DEMO_FIRST_PORT
 from providers_app.simulator.traffic import TOOL_CALL_EXAMPLE
 
 CREDENTIALS_MODE = 0o600
 CURL_BODY = '{"model": "fallback", "messages": [{"role": "user", "content": "Say hello"}]}'
+
+
+def demo_location_arguments(parser) -> None:
+    """The options `demo_setup` and `run_demo` share: where the upstreams listen and
+    where the demo's credentials are kept (both commands must agree on them)."""
+    parser.add_argument(
+        "--sim-port",
+        type=int,
+        default=DEMO_FIRST_PORT,
+        help="Port of the primary upstream; the secondary and tertiary use the next two.",
+    )
+    parser.add_argument(
+        "--credentials",
+        type=Path,
+        default=None,
+        help="Where the demo's password and key are kept (default var/demo/credentials.json).",
+    )
 
 
 def credentials_path() -> Path:

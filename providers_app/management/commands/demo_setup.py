@@ -20,6 +20,7 @@ from providers_app.management.demo import (
     DemoCredentials,
     credentials_load,
     credentials_save,
+    demo_location_arguments,
     tool_call_example_save,
 )
 from providers_app.models import ClientKey, Provider
@@ -28,7 +29,7 @@ from providers_app.services.client_keys import (
     client_key_authenticate,
     client_key_create,
 )
-from providers_app.simulator.server import DEMO_FIRST_PORT, demo_specs
+from providers_app.simulator.server import demo_specs
 
 DEMO_KEY_NAME = "demo"
 # With routes (issue 14): the default route keeps `model: "fallback"` working;
@@ -44,18 +45,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default="admin")
-        parser.add_argument(
-            "--sim-port",
-            type=int,
-            default=DEMO_FIRST_PORT,
-            help="Port of the primary upstream; the secondary and tertiary use the next two.",
-        )
-        parser.add_argument(
-            "--credentials",
-            type=Path,
-            default=None,
-            help="Where the demo's password and key are kept (default var/demo/credentials.json).",
-        )
+        demo_location_arguments(parser)
 
     def handle(self, *args, username: str, sim_port: int, credentials: Path | None, **options):
         stored = credentials_load(credentials)

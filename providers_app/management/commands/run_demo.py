@@ -20,15 +20,19 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Sequence
-from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from providers_app.management.demo import banner, credentials_load, credentials_path
+from providers_app.management.demo import (
+    banner,
+    credentials_load,
+    credentials_path,
+    demo_location_arguments,
+)
 from providers_app.simulator.schedule import DEMO_SCHEDULE
-from providers_app.simulator.server import DEMO_FIRST_PORT, demo_specs, run_simulators
+from providers_app.simulator.server import demo_specs, run_simulators
 from providers_app.simulator.traffic import TrafficGenerator
 
 CELERY = (sys.executable, "-m", "celery", "-A", "fallbackproject")
@@ -98,18 +102,7 @@ class Command(BaseCommand):
             action="store_true",
             help="Keep the primary healthy; faults only when set on its /_sim page.",
         )
-        parser.add_argument(
-            "--sim-port",
-            type=int,
-            default=DEMO_FIRST_PORT,
-            help="Port of the primary upstream; the secondary and tertiary use the next two.",
-        )
-        parser.add_argument(
-            "--credentials",
-            type=Path,
-            default=None,
-            help="Where the demo's password and key are kept (default var/demo/credentials.json).",
-        )
+        demo_location_arguments(parser)
         parser.add_argument("--traffic-rate", type=float, default=TRAFFIC_RATE_PER_S)
 
     def handle(self, *args, addrport: str, **options):
