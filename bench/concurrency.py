@@ -483,7 +483,7 @@ def main() -> None:
         found = _postgres(args.postgres)
         if found:
             databases.append(("PostgreSQL", found[0], (found[1], SCRATCH_DB)))
-    apps = [("ours", OURS)] + ([("stock", STOCK)] if args.compare_stock else [])
+    apps = ([("stock", STOCK)] if args.compare_stock else []) + [("ours", OURS)]
 
     print(
         f"upstream answers in {args.latency:g} s; warm-up {args.latency + 2:g} s, then "
