@@ -6,6 +6,11 @@ STAMP := $(VENV)/.installed
 # manage.py defaults to production settings (they refuse a missing or weak
 # secret); the targets here run locally, so they name the local settings.
 LOCAL := DJANGO_SETTINGS_MODULE=fallbackproject.settings.local
+# `make run PORT=8080 SIM_PORT=18201` when 8000 or 18101-18103 are taken;
+# `make run DEMO_FLAGS=--no-traffic` for a demo that waits for you.
+PORT ?= 8000
+SIM_PORT ?= 18101
+DEMO_FLAGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup run test test-fast lint format migrations-check bench bench-peer clean
@@ -21,10 +26,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 setup: $(STAMP) ## Create the virtualenv and install every dependency
 
-run: setup ## Migrate, create an admin (password printed), start demo upstreams, a Celery worker and beat, serve on :8000 (threaded runserver; production: gunicorn, docs/operations.md)
-	$(LOCAL) $(PY) manage.py migrate --noinput
-	$(LOCAL) $(PY) manage.py demo_setup
-	$(LOCAL) $(PY) manage.py run_demo 127.0.0.1:8000
+run: setup ## The demo: admin and client key printed, upstreams that fail by themselves, traffic, worker, beat, web on :8000 (PORT=, SIM_PORT=; threaded runserver: production runs gunicorn, docs/operations.md)
+	@$(LOCAL) $(PY) manage.py migrate --noinput --verbosity 0
+	@$(LOCAL) $(PY) manage.py demo_setup --sim-port $(SIM_PORT)
+	@$(LOCAL) $(PY) manage.py run_demo 127.0.0.1:$(PORT) --sim-port $(SIM_PORT) $(DEMO_FLAGS)
 
 test: setup migrations-check ## Run every test (SQLite unless DATABASE_URL says otherwise); -rs says why any were skipped (e.g. no Chromium for tests/browser)
 	$(PY) -m pytest -rs

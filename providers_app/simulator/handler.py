@@ -28,6 +28,7 @@ from urllib.parse import unquote, urlsplit
 from . import payloads
 from .answers import Answer, plan_answer
 from .faults import HEALTH_FAULT_MODES, FaultConfigError, SimulatorState, Ticket, parse_fault
+from .schedule import ScheduleRunner
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class SimulatorContext:
     # Set by stop(): every delay and keep-alive loop waits on it, so stop()
     # never has to wait for a slow answer to finish.
     stopping: threading.Event = field(default_factory=threading.Event)
+    # Set while the simulator follows a fault schedule (the demo's primary).
+    schedule: ScheduleRunner | None = None
 
     @property
     def default_text(self) -> str:
@@ -551,7 +554,8 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         elif method == "POST" and path == "/_sim/fault":
             self._control_set_fault(body)
         elif method == "GET" and path == "/_sim":
-            self._send_bytes(200, _control_page(self.ctx.name).encode(), "text/html; charset=utf-8")
+            page = _control_page(self.ctx.name, self.ctx.schedule)
+            self._send_bytes(200, page.encode(), "text/html; charset=utf-8")
         else:
             message = f"Invalid URL ({method} {path})"
             self._send_json(404, payloads.invalid_request(message, param=None))
@@ -578,7 +582,10 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         self._send_json(200, self._state())
 
     def _state(self) -> dict[str, Any]:
-        return {"name": self.ctx.name, "model": self.ctx.model, **self.ctx.state.snapshot()}
+        state = {"name": self.ctx.name, "model": self.ctx.model, **self.ctx.state.snapshot()}
+        if self.ctx.schedule is not None:
+            state["schedule"] = self.ctx.schedule.status()
+        return state
 
 
 SimulatorHandler._FAULTS = {
@@ -628,7 +635,18 @@ def _dumps(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
-def _control_page(name: str) -> str:
+def _schedule_html(schedule: ScheduleRunner | None) -> str:
+    if schedule is None:
+        return ""
+    rows = "\n".join(f"<li>{html.escape(line)}</li>" for line in schedule.schedule.describe())
+    return (
+        "<h2>Fault schedule</h2><p>This upstream switches its fault by itself; a fault "
+        "set here lasts until the next phase. Now: <b id='phase'></b></p>"
+        f"<ol style='font-family: monospace'>{rows}</ol>"
+    )
+
+
+def _control_page(name: str, schedule: ScheduleRunner | None = None) -> str:
     """A bare page with one button per common fault, for switching by hand in a demo."""
     name = html.escape(name)
     buttons = [
@@ -652,13 +670,18 @@ def _control_page(name: str) -> str:
 <html><head><meta charset="utf-8"><title>Simulator {name}</title></head>
 <body style="font-family: sans-serif">
 <h1>Upstream simulator: {name}</h1>
+{_schedule_html(schedule)}
 {html_buttons}
 <button onclick="post('/_sim/reset', null)">reset counters</button>
 <pre id="state"></pre>
 <script>
 async function show(response) {{
-  document.getElementById('state').textContent =
-    JSON.stringify(await response.json(), null, 2);
+  const state = await response.json();
+  document.getElementById('state').textContent = JSON.stringify(state, null, 2);
+  const phase = document.getElementById('phase');
+  if (phase && state.schedule) {{
+    phase.textContent = state.schedule.phase + ' (' + state.schedule.phase_remaining_s + ' s left)';
+  }}
 }}
 async function post(path, body) {{
   show(await fetch(path, {{method: 'POST', body: body && JSON.stringify(body),
@@ -666,6 +689,7 @@ async function post(path, body) {{
 }}
 function setFault(spec) {{ post('/_sim/fault', spec); }}
 fetch('/_sim/state').then(show);
+setInterval(() => fetch('/_sim/state').then(show), 2000);
 </script>
 </body></html>
 """

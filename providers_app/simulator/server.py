@@ -28,8 +28,16 @@ from typing import Any
 
 from .faults import Fault, parse_fault
 from .handler import SimulatorContext, SimulatorHandler
+from .schedule import FaultSchedule, ScheduleRunner
 
-__all__ = ["DEMO_SPECS", "SimulatorSpec", "UpstreamSimulator", "run_simulators"]
+__all__ = [
+    "DEMO_FIRST_PORT",
+    "DEMO_SPECS",
+    "SimulatorSpec",
+    "UpstreamSimulator",
+    "demo_specs",
+    "run_simulators",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +142,7 @@ class UpstreamSimulator:
         self._server = self._thread = None
         # Release waiters first: hung handlers and delays return at once.
         self._context.stopping.set()
+        self.stop_schedule()
         self._context.state.release_waiters()
         server.shutdown()
         server.server_close()
@@ -178,6 +187,23 @@ class UpstreamSimulator:
         self._context.state.set_fault(fault)
         logger.info("simulator %s: fault set to %s", self.name, mode)
 
+    def follow_schedule(self, schedule: FaultSchedule) -> ScheduleRunner:
+        """Switch faults by ``schedule`` from now on (shown on ``/_sim``) until stop()."""
+        self.stop_schedule()
+        runner = ScheduleRunner(schedule, self._context.state)
+        self._context.schedule = runner
+        return runner.start(self.name)
+
+    def stop_schedule(self) -> None:
+        """Stop following a schedule; the fault in force stays."""
+        runner, self._context.schedule = self._context.schedule, None
+        if runner is not None:
+            runner.stop()
+
+    @property
+    def schedule(self) -> ScheduleRunner | None:
+        return self._context.schedule
+
     def reset(self) -> None:
         """Back to mode "ok" with every counter at zero; releases hung requests."""
         self._context.state.reset()
@@ -208,7 +234,10 @@ class UpstreamSimulator:
 
     def state(self) -> dict[str, Any]:
         """The same document as ``GET /_sim/state``."""
-        return {"name": self.name, "model": self.model, **self._context.state.snapshot()}
+        state = {"name": self.name, "model": self.model, **self._context.state.snapshot()}
+        if self._context.schedule is not None:
+            state["schedule"] = self._context.schedule.status()
+        return state
 
 
 @dataclass(frozen=True)
@@ -219,15 +248,26 @@ class SimulatorSpec:
     port: int = 0
     host: str = "127.0.0.1"
     model: str | None = None
+    schedule: FaultSchedule | None = None  # followed from start (the demo's primary)
+
+
+DEMO_NAMES = ("primary", "secondary", "tertiary")
+DEMO_FIRST_PORT = 18101
+
+
+def demo_specs(
+    first_port: int = DEMO_FIRST_PORT, *, primary_schedule: FaultSchedule | None = None
+) -> tuple[SimulatorSpec, ...]:
+    """The demo's three upstreams on consecutive ports; the primary may follow a schedule."""
+    return tuple(
+        SimulatorSpec(name, first_port + offset, schedule=primary_schedule if offset == 0 else None)
+        for offset, name in enumerate(DEMO_NAMES)
+    )
 
 
 # Three upstreams for the demo command, on fixed ports so provider rows can
 # point at them across restarts.
-DEMO_SPECS: tuple[SimulatorSpec, ...] = (
-    SimulatorSpec("primary", 18101),
-    SimulatorSpec("secondary", 18102),
-    SimulatorSpec("tertiary", 18103),
-)
+DEMO_SPECS: tuple[SimulatorSpec, ...] = demo_specs()
 
 
 def run_simulators(
@@ -245,6 +285,8 @@ def run_simulators(
                 spec.name, host=spec.host, port=spec.port, model=spec.model
             )
             started.append(simulator.start())
+            if spec.schedule is not None:
+                simulator.follow_schedule(spec.schedule)
     except BaseException:
         for simulator in started:
             simulator.stop()
