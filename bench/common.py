@@ -23,8 +23,11 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = [{"role": "user", "content": "Say hello."}]
-# A database of this branch's own, so parallel runs of other benchmarks never collide.
-DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/h_bench"
+# A database of this branch's own, so parallel runs of other benchmarks never collide
+# (BENCH_POSTGRES_URL names another: each engineer's runs their own).
+DEFAULT_POSTGRES = os.environ.get(
+    "BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/h_bench"
+)
 
 # The project as production runs it (fallbackproject/settings/production.py), with
 # the few variables that settings module requires set for a loopback run.

@@ -1,27 +1,35 @@
-"""Many chats at once through the production server, on SQLite and on PostgreSQL.
+"""Many chats at once through the production server, on SQLite and on PostgreSQL,
+with LiteLLM's proxy beside it in the same run.
 
     .venv/bin/python bench/concurrency.py [--clients 32,128,256] [--latency 4]
         [--modes stream,plain] [--measure 16] [--postgres URL] [--workers N --threads N]
+        [--no-peer] [--compare-stock]
 
-For each database and each number of clients it starts the documented server
-(gunicorn with fallbackproject/gunicorn.conf.py and the production settings) in
-front of a local simulated upstream that answers after `--latency` seconds, and
-runs N clients, each sending chats back to back (streaming and not), for a
-warm-up then `--measure` seconds. It prints per row:
+For each mode and number of clients it starts the documented server (gunicorn
+with fallbackproject/gunicorn.conf.py and the production settings) on each
+database, in front of a local simulated upstream that answers after `--latency`
+seconds, and runs N clients, each sending chats back to back (streaming and
+not), for a warm-up then `--measure` seconds. When the peer venv exists
+(`make bench-peer`), LiteLLM's proxy (bench/peer.py, PEER_WORKERS processes)
+takes the same load from the same clients in front of the same upstream just
+before, and our rows carry the ratio to its row. It prints per row (Markdown):
 
 - chats/s and the ideal (clients / latency), and their ratio;
 - added latency p50/p99: a chat's time minus the upstream's latency, over the
   chats that started and ended within the window;
 - failed: chats not answered with a 200 and a complete body;
-- /healthz p99, polled every 50 ms during the load;
-- resident memory per gunicorn worker (at the end of the load);
+- /healthz p50/p99, polled every 50 ms during the load from a process of its
+  own (in the clients' process, their 256 threads' interpreter lock delayed the
+  poller and that wait was counted as the server's);
+- resident memory per worker process (at the end of the load);
 - PostgreSQL connections to the database: most open, most active (not idle);
 - the workers' CPU time per answered chat (what sizing the cores depends on);
 - the 1-minute load average (the machine may be shared).
 
-Everything runs on 127.0.0.1; every loop is bounded by the measuring window.
-A LiteLLM proxy would be the peer to compare with; it is not set up here (issue
-17), and the run says so.
+`--compare-stock` adds a row per database served by Django's stock WSGI app
+(bench/wsgi_stock.py), to measure the serving layer's /healthz fixes in the
+same run. Everything runs on 127.0.0.1; every loop is bounded by the measuring
+window.
 """
 
 import argparse
@@ -36,10 +44,16 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import peer  # noqa: E402 (after the path)
+from bench.common import children_of, ratio, rss_mb  # noqa: E402
+
 PYTHON = sys.executable
 SCRATCH_DB = os.environ.get("BENCH_SCRATCH_DB", "bench_concurrency")
 # The targets of issue 11 for 256 streaming clients and an upstream answering in 4 s.
@@ -107,21 +121,20 @@ def _set_up_database(database_url: str, upstream: str) -> None:
 
 @dataclass
 class Server:
-    process: subprocess.Popen
+    """A server under test: where to send chats and /healthz, and its processes."""
+
+    process: subprocess.Popen | None
     port: int
+    name: str = "ours"
+    healthz_path: str = "/healthz"
+    model: str | None = None  # LiteLLM needs its model group named in the body
+    key: str | None = None  # LiteLLM's master key; ours comes from the database
+    pids: Callable[[], list[int]] | None = None
 
     def worker_pids(self) -> list[int]:
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == self.process.pid:
-                pids.append(int(entry.name))
-        return pids
+        if self.pids is not None:
+            return self.pids()
+        return children_of(self.process.pid)
 
     def cpu_s(self) -> float:
         """CPU time (user + system) used so far by the workers."""
@@ -136,18 +149,10 @@ class Server:
         return total / ticks
 
     def rss_mb(self) -> list[float]:
-        sizes = []
-        for pid in self.worker_pids():
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        sizes.append(int(line.split()[1]) / 1024)
-            except OSError:
-                continue
-        return sizes
+        return [mb for mb in map(rss_mb, self.worker_pids()) if mb is not None]
 
 
-def _start_server(database_url: str, args, metrics_dir: str) -> Server:
+def _start_server(database_url: str, args, metrics_dir: str, wsgi_app: str) -> Server:
     port = _free_port()
     env = {
         **os.environ,
@@ -165,7 +170,7 @@ def _start_server(database_url: str, args, metrics_dir: str) -> Server:
     if args.threads:
         env["WEB_THREADS"] = str(args.threads)
     command = [PYTHON, "-m", "gunicorn", "-c", "fallbackproject/gunicorn.conf.py"]
-    command += ["--access-logfile", "/dev/null", "fallbackproject.wsgi"]
+    command += ["--access-logfile", "/dev/null", wsgi_app]
     process = subprocess.Popen(  # noqa: S603 (our own command line)
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
@@ -184,6 +189,8 @@ def _start_server(database_url: str, args, metrics_dir: str) -> Server:
 
 
 def _stop_server(server: Server) -> None:
+    if server.process is None:
+        return
     server.process.send_signal(signal.SIGTERM)
     try:
         server.process.wait(timeout=30)
@@ -216,9 +223,11 @@ class Load:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _client(port: int, key: str, stream: bool, stop_at: float, load: Load) -> None:
-    body = json.dumps({**HELLO, "stream": stream})
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+def _client(server: Server, key: str, stream: bool, stop_at: float, load: Load) -> None:
+    port = server.port
+    model = {"model": server.model} if server.model else {}
+    body = json.dumps({**model, **HELLO, "stream": stream})
+    headers = {"Authorization": f"Bearer {server.key or key}", "Content-Type": "application/json"}
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     while time.monotonic() < stop_at:
         started = time.monotonic()
@@ -237,16 +246,25 @@ def _client(port: int, key: str, stream: bool, stop_at: float, load: Load) -> No
     conn.close()
 
 
-def _poll_healthz(port: int, stop_at: float, load: Load) -> None:
+def _poll_healthz(port: int, path: str, stop_at: float, load: Load) -> None:
     while time.monotonic() < stop_at:
         started = time.monotonic()
         try:
-            status, _ = _get(port, "/healthz")
+            status, _ = _get(port, path)
             latency = (time.monotonic() - started) * 1000 if status == 200 else float("inf")
         except OSError:
             latency = float("inf")
         load.healthz_ms.append((started, latency))
         time.sleep(max(0.05 - (time.monotonic() - started), 0))
+
+
+def _run_healthz_poller(port: int, path: str, seconds: float) -> None:
+    """/healthz polled from its own process: the 256 client threads of the parent
+    would otherwise delay the poller on their interpreter lock, and that wait
+    would be counted as the server's. Prints [[monotonic at, ms], ...]."""
+    load = Load()
+    _poll_healthz(port, path, time.monotonic() + seconds, load)
+    print(json.dumps(load.healthz_ms), flush=True)
 
 
 def _poll_postgres(admin_url: str | None, database: str, stop_at: float, load: Load) -> None:
@@ -273,10 +291,16 @@ def _run_load(server: Server, key: str, clients: int, stream: bool, args, pg) ->
     window = (begin + warm_s, begin + warm_s + args.measure)
     stop_at = window[1]
     threads = [
-        threading.Thread(target=_client, args=(server.port, key, stream, stop_at, load))
+        threading.Thread(target=_client, args=(server, key, stream, stop_at, load))
         for _ in range(clients)
     ]
-    threads.append(threading.Thread(target=_poll_healthz, args=(server.port, stop_at, load)))
+    poller = subprocess.Popen(  # noqa: S603 (this script, our arguments)
+        [
+            *(PYTHON, __file__, "--child-healthz", str(server.port), server.healthz_path),
+            str(stop_at - time.monotonic()),
+        ],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
     threads.append(threading.Thread(target=_poll_postgres, args=(*pg, stop_at, load)))
     for thread in threads:
         thread.start()
@@ -287,12 +311,14 @@ def _run_load(server: Server, key: str, clients: int, stream: bool, args, pg) ->
     cpu_used = server.cpu_s() - cpu_at_start
     for thread in threads:
         thread.join(timeout=args.latency * 3 + 60)
+    polled, _ = poller.communicate(timeout=60)
+    own_process = json.loads(polled.strip().splitlines()[-1])
     # Throughput: chats answered within the window. Latency: chats that also
     # started in it (the warm-up's opening burst queues by design).
     in_window = [(s, e, ok) for s, e, ok in load.chats if window[0] <= e <= window[1]]
     answered = [e - s for s, e, ok in in_window if ok]
     added_ms = [(e - s - args.latency) * 1000 for s, e, ok in in_window if ok and s >= window[0]]
-    healthz = [ms for at, ms in load.healthz_ms if window[0] <= at <= window[1]]
+    healthz = [ms for at, ms in own_process if window[0] <= at <= window[1]]
     ideal = clients / args.latency
     return {
         "chats_s": len(answered) / args.measure,
@@ -301,6 +327,7 @@ def _run_load(server: Server, key: str, clients: int, stream: bool, args, pg) ->
         "failed": sum(1 for _, _, ok in load.chats if not ok),
         "added_p50": _percentile(added_ms, 0.5),
         "added_p99": _percentile(added_ms, 0.99),
+        "healthz_p50": _percentile(healthz, 0.5),
         "healthz_p99": _percentile(healthz, 0.99),
         "rss": rss,
         "pg_open": max(load.pg_open, default=None),
@@ -329,24 +356,86 @@ def _postgres(base: str) -> tuple[str, str] | None:
     return base.rsplit("/", 1)[0] + "/" + SCRATCH_DB, base
 
 
-def _row(label: str, mode: str, clients: int, r: dict, target: bool) -> str:
+OURS = "fallbackproject.wsgi:application"
+STOCK = "bench.wsgi_stock:application"  # before the /healthz fixes: --compare-stock
+# LiteLLM's proxy gets as many processes as our server has (fallbackproject/serving.py,
+# 2: about one per core on this 2-core machine). Each is a uvicorn event loop, which
+# holds any number of connections, so processes are the comparable unit; threads
+# have no counterpart there.
+PEER_WORKERS = 2
+HEADERS = [
+    "database", "server", "mode", "clients", "chats/s (ideal)", "of ideal", "failed",
+    "added p50 ms", "added p99 ms", "/healthz p50 / p99 ms", "RSS MB per process",
+    "PG conns open/active", "CPU ms per chat", "load", "target",
+    "ratio to LiteLLM: chats/s, added p50, added p99",
+]  # fmt: skip
+
+
+def _meets_target(r: dict) -> bool:
+    return (
+        r["failed"] == 0
+        and r["ratio"] >= TARGET_RATIO
+        and r["added_p99"] <= TARGET_ADDED_P99_MS
+        and r["healthz_p99"] <= TARGET_HEALTHZ_P99_MS
+    )
+
+
+def _row(database: str, server: str, mode: str, clients: int, r: dict, target: bool, peer_r) -> str:
     rss = "/".join(f"{mb:.0f}" for mb in r["rss"]) or "?"
     pg = f"{r['pg_open']}/{r['pg_active']}" if r["pg_open"] is not None else "-"
-    verdict = ""
-    if target:
-        ok = (
-            r["failed"] == 0
-            and r["ratio"] >= TARGET_RATIO
-            and r["added_p99"] <= TARGET_ADDED_P99_MS
-            and r["healthz_p99"] <= TARGET_HEALTHZ_P99_MS
+    versus = "-"
+    if peer_r is not None:
+        versus = ", ".join(
+            ratio(r[name], peer_r[name]) for name in ("chats_s", "added_p50", "added_p99")
         )
-        verdict = "yes" if ok else "NO"
-    return (
-        f"{label:<10} {mode:<6} {clients:>7} {r['chats_s']:>7.1f} {r['ideal']:>6.1f} "
-        f"{r['ratio'] * 100:>5.0f}% {r['failed']:>6} {r['added_p50']:>8.0f} {r['added_p99']:>8.0f} "
-        f"{r['healthz_p99']:>8.1f} {rss:>9} {pg:>7} {r['cpu_ms']:>6.1f} {r['load']:>5.1f}  "
-        f"{verdict}"
+    cells = [
+        database, server, mode, clients, f"{r['chats_s']:.1f} ({r['ideal']:.0f})",
+        f"{r['ratio'] * 100:.0f} %", r["failed"], f"{r['added_p50']:.0f}",
+        f"{r['added_p99']:.0f}", f"{r['healthz_p50']:.1f} / {r['healthz_p99']:.1f}", rss, pg,
+        f"{r['cpu_ms']:.1f}", f"{r['load']:.1f}",
+        ("yes" if _meets_target(r) else "NO") if target else "", versus,
+    ]  # fmt: skip
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
+def _serving_children(proxy: peer.LiteLLMProxy) -> list[int]:
+    """The proxy's uvicorn workers: not its supervisor, nor multiprocessing's
+    resource tracker (a helper process of a few MB)."""
+    found = []
+    for pid in proxy.pids[1:]:
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"resource_tracker" not in command:
+            found.append(pid)
+    return found or proxy.pids
+
+
+def _peer_server(upstream: str) -> tuple[peer.LiteLLMProxy, Server]:
+    proxy = peer.LiteLLMProxy([upstream], workers=PEER_WORKERS, timeout_s=30).start()
+    server = Server(
+        process=None,
+        port=proxy.port,
+        name="litellm",
+        healthz_path="/health/liveliness",
+        model=proxy.model,
+        key=proxy.master_key,
+        pids=lambda: _serving_children(proxy),
     )
+    return proxy, server
+
+
+def _peer_row(upstream: str, clients: int, stream: bool, args) -> dict | None:
+    try:
+        proxy, server = _peer_server(upstream)
+    except RuntimeError as error:
+        print(f"LiteLLM proxy did not start; its row is skipped: {error}", file=sys.stderr)
+        return None
+    try:
+        return _run_load(server, "", clients, stream, args, (None, ""))
+    finally:
+        proxy.stop()
 
 
 def main() -> None:
@@ -358,11 +447,21 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-peer", action="store_true", help="our side only")
+    parser.add_argument(
+        "--compare-stock",
+        action="store_true",
+        help="also serve Django's stock WSGI app (bench/wsgi_stock.py) in each row",
+    )
     parser.add_argument("--workers", type=int, default=0, help="default: gunicorn.conf.py")
     parser.add_argument("--threads", type=int, default=0, help="default: gunicorn.conf.py")
+    parser.add_argument("--child-healthz", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--child-simulator", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--child-setup", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_healthz:
+        port, path, seconds = args.child_healthz
+        return _run_healthz_poller(int(port), path, float(seconds))
     if args.child_simulator is not None:
         return _run_simulator(args.child_simulator)
     if args.child_setup:
@@ -370,6 +469,7 @@ def main() -> None:
 
     counts = [int(n) for n in args.clients.split(",")]
     modes = args.modes.split(",")
+    python = None if args.no_peer else peer.peer_python()
     simulator = subprocess.Popen(  # noqa: S603
         [PYTHON, __file__, "--child-simulator", str(args.latency)],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -383,50 +483,63 @@ def main() -> None:
         found = _postgres(args.postgres)
         if found:
             databases.append(("PostgreSQL", found[0], (found[1], SCRATCH_DB)))
+    apps = ([("stock", STOCK)] if args.compare_stock else []) + [("ours", OURS)]
 
     print(
         f"upstream answers in {args.latency:g} s; warm-up {args.latency + 2:g} s, then "
         f"{args.measure:g} s measured; {os.cpu_count()} CPUs; "
         f"load average {os.getloadavg()[0]:.1f} at start"
     )
-    print(
-        f"{'database':<10} {'mode':<6} {'clients':>7} {'chats/s':>7} {'ideal':>6} {'ratio':>6} "
-        f"{'failed':>6} {'add p50':>8} {'add p99':>8} {'hz p99':>8} {'RSS MB':>9} "
-        f"{'PG conn':>7} {'CPU ms':>6} {'load':>5}  target"
-    )
+    if python:
+        print(
+            f"Peer: litellm {peer.peer_version(python)}, its proxy with --num_workers "
+            f"{PEER_WORKERS} (our server: {args.workers or 'the default'} workers), "
+            "same upstream, same clients; ratios are ours / LiteLLM's"
+        )
+    else:
+        print(peer.SKIPPED)
+    print()
+    print("| " + " | ".join(HEADERS) + " |")
+    print("|" + "|".join("---" for _ in HEADERS) + "|", flush=True)
     try:
-        for label, url, pg in databases:
+        keys = {}
+        for label, url, _ in databases:
             setup = subprocess.run(  # noqa: S603
                 [PYTHON, __file__, "--child-setup", url, upstream],
                 cwd=ROOT, capture_output=True, text=True, check=True,
             )  # fmt: skip
-            key = json.loads(setup.stdout.strip().splitlines()[-1])["key"]
-            for mode in modes:
-                for clients in counts:
-                    metrics_dir = tempfile.mkdtemp()
-                    server = _start_server(url, args, metrics_dir)
-                    try:
-                        result = _run_load(server, key, clients, mode == "stream", args, pg)
-                    finally:
-                        _stop_server(server)
-                        shutil.rmtree(metrics_dir, ignore_errors=True)
-                    target = mode == "stream" and clients == 256 and args.latency == 4
-                    print(_row(label, mode, clients, result, target), flush=True)
+            keys[label] = json.loads(setup.stdout.strip().splitlines()[-1])["key"]
+        # Row by row, LiteLLM first, then ours on each database: the two sides of a
+        # ratio are measured minutes apart, under the same load from the machine.
+        for mode in modes:
+            for clients in counts:
+                stream = mode == "stream"
+                peer_r = _peer_row(upstream, clients, stream, args) if python else None
+                if peer_r is not None:
+                    print(_row("-", "litellm", mode, clients, peer_r, False, None), flush=True)
+                for label, url, pg in databases:
+                    for name, wsgi_app in apps:
+                        metrics_dir = tempfile.mkdtemp()
+                        server = _start_server(url, args, metrics_dir, wsgi_app)
+                        try:
+                            result = _run_load(server, keys[label], clients, stream, args, pg)
+                        finally:
+                            _stop_server(server)
+                            shutil.rmtree(metrics_dir, ignore_errors=True)
+                        target = stream and clients == 256 and args.latency == 4
+                        row = _row(label, name, mode, clients, result, target, peer_r)
+                        print(row, flush=True)
     finally:
         simulator.stdin.close()
         simulator.wait(timeout=30)
-    litellm = shutil.which("litellm")
     print(
-        "LiteLLM proxy: not installed; skipped (issue 17 adds it as a peer)."
-        if not litellm
-        else f"LiteLLM proxy found at {litellm}, but the peer run is not written yet; skipped."
-    )
-    print(
-        "ms: added = chat time - upstream latency; hz = /healthz; RSS per worker; "
-        "PG conn = most open/most active; CPU ms = the workers' CPU per chat;\n"
-        "target (256 streaming, 4 s): every chat answered, "
+        "\nadded = chat time - upstream latency; /healthz polled every 50 ms from its own "
+        "process (LiteLLM: /health/liveliness); RSS per worker process; PG conns = most "
+        "open/most active; CPU ms = the workers' CPU per answered chat; load = 1-minute "
+        "load average;\ntarget (256 streaming, 4 s): every chat answered, "
         f">= {TARGET_RATIO:.0%} of ideal, added p99 <= {TARGET_ADDED_P99_MS:.0f} ms, "
-        f"/healthz p99 <= {TARGET_HEALTHZ_P99_MS:.0f} ms"
+        f"/healthz p99 <= {TARGET_HEALTHZ_P99_MS:.0f} ms; "
+        "stock = Django's stock WSGI app (bench/wsgi_stock.py)"
     )
 
 

@@ -91,3 +91,26 @@ def test_a_proxy_that_cannot_start_says_why_and_leaves_nothing_running(tmp_path)
     with pytest.raises(RuntimeError, match="Missing dependency: fastapi"):
         proxy.start(timeout_s=10)
     assert proxy.process is None
+
+
+def _concurrency_result(**overrides):
+    result = {
+        "chats_s": 64.0, "ideal": 64.0, "ratio": 1.0, "failed": 0, "added_p50": 20.0,
+        "added_p99": 200.0, "healthz_p50": 1.7, "healthz_p99": 40.0, "rss": [110.0, 112.0],
+        "pg_open": None, "pg_active": None, "cpu_ms": 4.0, "load": 2.0,
+    }  # fmt: skip
+    return {**result, **overrides}
+
+
+def test_concurrency_rows_carry_the_ratio_to_litellms_row_and_the_target_verdict():
+    from bench import concurrency
+
+    ours = _concurrency_result()
+    litellm = _concurrency_result(chats_s=32.0, added_p50=80.0, added_p99=400.0)
+    row = concurrency._row("SQLite", "ours", "stream", 256, ours, True, litellm)
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[-2:] == ["yes", "2.00x, 0.25x, 0.50x"]
+    alone = concurrency._row("SQLite", "ours", "stream", 256, ours, True, None)
+    assert alone.rstrip(" |").endswith("-")
+    slow_liveness = _concurrency_result(healthz_p99=101.0)
+    assert "| NO |" in concurrency._row("SQLite", "ours", "stream", 256, slow_liveness, True, None)
