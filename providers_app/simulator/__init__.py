@@ -21,6 +21,8 @@ html_502           nginx-style HTML error page; status (502)
 slow_first_token   keep-alives for delay_s every interval_s, then the answer
 midstream_error    stream: chunks_before chunks then an error event, no [DONE]
 truncate_stream    stream: chunks, then EOF with no finish_reason or [DONE]
+malformed_events   stream: chunks_before chunks, count undecodable events,
+                   then the rest of the answer and [DONE]
 sequence           steps=[{"mode": ..., "options": {...}}, ...]; last repeats
 =================  ==========================================================
 
