@@ -10,10 +10,12 @@ wording below is normalised the same way, so ``context_length_exceeded``,
 wording matches whole words only; ``…`` stands for up to eight words of any
 kind (a model name, a token count).
 
-``MEANINGS`` is the one table of wordings. Each is taken from a real message of
-a vendor or a server; the recorded cases that replay them are in
-``tests/adapters/extra_fixtures/<vendor>/``, each naming the public ``source``
-where its message was seen.
+``MEANINGS`` is the one table of wordings. Most are taken from real messages of
+vendors, servers and proxies: the recorded cases that replay them are in
+``tests/fixtures/providers/`` and ``tests/adapters/extra_fixtures/``, the latter
+naming the public ``source`` where each message was seen. A few are a vendor's
+error code written as words ("insufficient quota", "context length exceeded") or
+a generic phrase ("too many requests").
 """
 
 from __future__ import annotations
