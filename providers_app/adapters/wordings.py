@@ -45,7 +45,7 @@ MEANINGS: Mapping[Category, tuple[str, ...]] = {
     Category.CONTEXT_LENGTH: (
         "context length exceeded",  # OpenAI's code, when it is in the message
         "context window exceeded",
-        "maximum context length",  # OpenAI, vLLM, DeepSeek, Groq, Mistral
+        "maximum context length",  # OpenAI, vLLM and servers copying OpenAI's text
         "prompt is too long",  # Anthropic
         "input length and max tokens exceed context limit",  # Anthropic
         "exceeds the maximum number of tokens allowed",  # Gemini
@@ -103,7 +103,7 @@ class Wording:
 
 
 def _compile(wording: str) -> re.Pattern[str]:
-    """`` model … not found `` -> `` model (?:\\S+ ){0,8}not found ``, on padded text."""
+    """`` model … does not exist `` -> `` model (?:\\S+ ){0,8}does not exist ``, padded."""
     parts = [normalise_text(part) for part in wording.split(GAP)]
     gap = rf"(?:\S+ ){{0,{_GAP_WORDS}}}"
     return re.compile(" " + gap.join(re.escape(part) + " " for part in parts if part))
