@@ -10,10 +10,12 @@ wording below is normalised the same way, so ``context_length_exceeded``,
 wording matches whole words only; ``…`` stands for up to eight words of any
 kind (a model name, a token count).
 
-``MEANINGS`` is the one table of wordings. Each is taken from a real message of
-a vendor or a server; the recorded cases that replay them are in
-``tests/adapters/extra_fixtures/<vendor>/``, each naming the public ``source``
-where its message was seen.
+``MEANINGS`` is the one table of wordings. Most are taken from real messages of
+vendors, servers and proxies: the recorded cases that replay them are in
+``tests/fixtures/providers/`` and ``tests/adapters/extra_fixtures/``, the latter
+naming the public ``source`` where each message was seen. A few are a vendor's
+error code written as words ("insufficient quota", "context length exceeded") or
+a generic phrase ("too many requests").
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ MEANINGS: Mapping[Category, tuple[str, ...]] = {
     Category.CONTEXT_LENGTH: (
         "context length exceeded",  # OpenAI's code, when it is in the message
         "context window exceeded",
-        "maximum context length",  # OpenAI, vLLM, DeepSeek, Groq, Mistral
+        "maximum context length",  # OpenAI, vLLM and servers copying OpenAI's text
         "prompt is too long",  # Anthropic
         "input length and max tokens exceed context limit",  # Anthropic
         "exceeds the maximum number of tokens allowed",  # Gemini
@@ -101,7 +103,7 @@ class Wording:
 
 
 def _compile(wording: str) -> re.Pattern[str]:
-    """`` model … not found `` -> `` model (?:\\S+ ){0,8}not found ``, on padded text."""
+    """`` model … does not exist `` -> `` model (?:\\S+ ){0,8}does not exist ``, padded."""
     parts = [normalise_text(part) for part in wording.split(GAP)]
     gap = rf"(?:\S+ ){{0,{_GAP_WORDS}}}"
     return re.compile(" " + gap.join(re.escape(part) + " " for part in parts if part))

@@ -24,6 +24,8 @@ truncate_stream    stream: chunks, then EOF with no finish_reason or [DONE]
 stall_stream       stream: chunks, silence for seconds (30), then the rest
 reject_prefill     400 to a request ending in an assistant message; status,
                    message; any other request is answered as by ok
+malformed_events   stream: chunks_before chunks, count undecodable events,
+                   then the rest of the answer and [DONE]
 sequence           steps=[{"mode": ..., "options": {...}}, ...]; last repeats
 =================  ==========================================================
 

@@ -180,6 +180,11 @@ _MODE_OPTIONS: dict[str, dict[str, tuple[Validator, Any]]] = {
         ),
         "text": (_optional_text, None),
     },
+    "malformed_events": {
+        "chunks_before": (_count, 2),
+        "count": (_count, 1),
+        "text": (_optional_text, None),
+    },
     "sequence": {},  # ``steps`` is parsed by ``_parse_steps``, not by a validator
 }
 

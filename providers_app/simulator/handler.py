@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 _DEFAULT_MODEL = "simulated-model"
 _SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 _JSON_CONTENT_TYPE = "application/json"
+# A chunk cut off mid-object, as a proxy that flushed half a write sends it.
+_UNDECODABLE_EVENT = '{"choices":[{"index":0,"delta":{"content":'
 # SO_LINGER on with a zero timeout makes close() send RST instead of FIN.
 _LINGER_RST = struct.pack("ii", 1, 0)
 
@@ -513,6 +515,23 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         body = payloads.invalid_request(call.option("message"), param="messages")
         self._send_json(status, body)
 
+    def _fault_malformed_events(self, call: Call) -> None:
+        """A whole answer with ``count`` undecodable events after ``chunks_before``."""
+        if not call.stream:
+            self._fault_ok(call)  # an event is a stream's unit: nothing to spoil here
+            return
+        text, before = self._text(call), call.option("chunks_before")
+        self._start_stream()
+        self._stream_prefix(call, text, before)
+        for _ in range(call.option("count")):
+            self._send_event(_UNDECODABLE_EVENT)
+        chunks = self._chunks(call)
+        for piece in payloads.split_words(text)[before:]:
+            self._send_event(chunks.content(piece))
+        self._send_event(chunks.finish("stop"))
+        self._send_event("[DONE]")
+        self._end_chunks()
+
     def _with_options(self, call: Call, mode: str, options: dict[str, Any]) -> Call:
         fault = parse_fault(mode, options)
         return Call(
@@ -603,6 +622,7 @@ SimulatorHandler._FAULTS = {
     "truncate_stream": SimulatorHandler._fault_truncate_stream,
     "stall_stream": SimulatorHandler._fault_stall_stream,
     "reject_prefill": SimulatorHandler._fault_reject_prefill,
+    "malformed_events": SimulatorHandler._fault_malformed_events,
 }
 
 

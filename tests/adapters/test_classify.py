@@ -459,3 +459,19 @@ def test_recorded_wordings_cite_a_public_source() -> None:
     sourced = [case for case in cases if "source" in case]
     assert len(sourced) >= 20
     assert all(case["source"].startswith("https://github.com/") for case in sourced)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        # OpenRouter's ways of saying no upstream can serve the request.
+        "No endpoints found that support tool use. To learn more about provider routing, "
+        "visit: https://openrouter.ai/docs/provider-routing",
+        "No endpoints found that support the provided 'tool_choice' value.",
+        "No endpoints found for deepseek/deepseek-chat-v3.1:free.",
+        "No allowed providers are available for the selected model.",
+    ],
+)
+def test_every_openrouter_dead_end_is_not_found_even_as_a_503(message: str) -> None:
+    """A 503 would be retried as an outage; a routing dead end fails over at once."""
+    assert _classify(503, {"error": {"code": 503, "message": message}}).category == "not_found"

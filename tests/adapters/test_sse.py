@@ -299,3 +299,30 @@ def test_an_event_that_breaks_the_framing_still_fails_the_stream(
     assert caught.value.category is Category.TRANSPORT
     assert "truncated" in caught.value.message
     assert caught.value.partial_text == "".join(_WORDS[:_SPLICE_AT])
+
+
+@pytest.mark.parametrize(
+    ("kind", "bad"),
+    [
+        ("openai_compatible", "data: [1, 2]\n\n"),  # JSON, but not an object
+        ("openai_compatible", 'data: "a string"\n\n'),
+        ("anthropic", "event: content_block_delta\ndata: null\n\n"),
+        ("gemini", "data: 42\r\n\r\n"),
+        ("ollama", '["not", "an", "object"]\n'),
+    ],
+)
+def test_an_event_that_is_json_but_not_an_object_is_skipped_too(
+    kind: str, bad: str, make_adapter, fault_server
+) -> None:
+    build, _, content_type, _ = _KINDS[kind]
+    events, end = build(_WORDS)
+    body = "".join(events[:_SPLICE_AT]) + bad + "".join(events[_SPLICE_AT:]) + end
+    fault_server.serve(
+        lambda exchange: (
+            exchange.send_head(200, headers={"Content-Type": content_type}),
+            exchange.send(body),
+        )
+    )
+    deltas = _stream(make_adapter, fault_server, kind)
+    assert "".join(delta.text for delta in deltas) == "".join(_WORDS)
+    assert deltas[-1].skipped_events == 1
