@@ -98,6 +98,20 @@ def timed_ms(call: Callable[[], object]) -> tuple[float, BaseException | None]:
 # ---------------------------------------------------------------------------
 
 
+def script_main(
+    parser, argv, *, measure: Callable[[dict], dict], run: Callable[[object], str]
+) -> str | None:
+    """A table script's command line: `--child JSON` measures in this (fresh) process
+    and prints the result as JSON for the parent; otherwise run the table and print it."""
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(measure(json.loads(args.child))))
+        return None
+    text = run(args)
+    print(text)
+    return text
+
+
 def run_child(script: str, payload: dict, *, env: dict | None = None) -> dict:
     """Run `script --child JSON` in a fresh interpreter; its last stdout line is JSON."""
     out = subprocess.run(  # noqa: S603 (our own script, our own arguments)

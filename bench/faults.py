@@ -22,7 +22,6 @@ Settings are the production defaults; LiteLLM "tuned" is bench/peer.py ROUTER_TU
 """
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -262,13 +261,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> str | None:
-    args = parser().parse_args(argv)
-    if args.child:
-        print(json.dumps(_measure(json.loads(args.child))))
-        return None
-    text = run(args)
-    print(text)
-    return text
+    return common.script_main(parser(), argv, measure=_measure, run=run)
 
 
 if __name__ == "__main__":

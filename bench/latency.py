@@ -16,7 +16,6 @@ median and p99 (median over rounds) and ours / litellm.
 """
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -157,13 +156,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> str | None:
-    args = parser().parse_args(argv)
-    if args.child:
-        print(json.dumps(_measure(json.loads(args.child))))
-        return None
-    text = run(args)
-    print(text)
-    return text
+    return common.script_main(parser(), argv, measure=_measure, run=run)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ M. Resident size (RSS) of the serving process after 1000 chat requests, and
 """
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -274,13 +273,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> str | None:
-    args = parser().parse_args(argv)
-    if args.child:
-        print(json.dumps(_measure(json.loads(args.child))))
-        return None
-    text = run(args)
-    print(text)
-    return text
+    return common.script_main(parser(), argv, measure=_measure, run=run)
 
 
 if __name__ == "__main__":
