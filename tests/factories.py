@@ -22,3 +22,19 @@ def provider_create(**fields) -> Provider:
     provider.full_clean()
     provider.save()
     return provider
+
+
+def provider_admin_form(**overrides) -> dict:
+    """The provider admin form's POST data for a valid OpenAI provider; overrides win."""
+    return {
+        "name": "new-one",
+        "kind": "openai",
+        "base_url": "https://api.openai.com/v1",
+        "model": "gpt-4o-mini",
+        "api_key_env": "OPENAI_API_KEY",
+        "enabled": "on",
+        "timeout_s": "30",
+        "max_attempts": "2",
+        "extra": "{}",
+        **overrides,
+    }

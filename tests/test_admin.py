@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from providers_app.engine.routing import routing_snapshot
 from providers_app.models import FailoverEvent, Provider
+from tests.factories import provider_admin_form
 
 REORDER_URL = "admin:providers_app_provider_sortable_update"
 
@@ -74,22 +75,6 @@ def test_changelist_shows_order_kind_model_and_breaker_state(staff_client, make_
     assert "Closed" in content
 
 
-def _form_data(**overrides):
-    data = {
-        "name": "new-one",
-        "kind": "openai",
-        "base_url": "https://api.openai.com/v1",
-        "model": "gpt-4o-mini",
-        "api_key_env": "OPENAI_API_KEY",
-        "enabled": "on",
-        "timeout_s": "30",
-        "max_attempts": "2",
-        "extra": "{}",
-    }
-    data.update(overrides)
-    return data
-
-
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -105,7 +90,7 @@ def _form_data(**overrides):
 )
 def test_admin_form_refuses_invalid_config_with_a_message(staff_client, db, overrides, message):
     response = staff_client.post(
-        reverse("admin:providers_app_provider_add"), data=_form_data(**overrides)
+        reverse("admin:providers_app_provider_add"), data=provider_admin_form(**overrides)
     )
     assert response.status_code == 200  # the form again, not a redirect
     assert message in response.content.decode()
@@ -114,7 +99,9 @@ def test_admin_form_refuses_invalid_config_with_a_message(staff_client, db, over
 
 def test_admin_form_creates_a_valid_provider_at_the_end_of_the_order(staff_client, make_provider):
     make_provider(priority=7)
-    response = staff_client.post(reverse("admin:providers_app_provider_add"), data=_form_data())
+    response = staff_client.post(
+        reverse("admin:providers_app_provider_add"), data=provider_admin_form()
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     assert Provider.objects.get(name="new-one").priority == 8
 
@@ -222,7 +209,9 @@ def test_operator_buttons_show_only_to_users_who_may_operate(client, django_user
 def test_capabilities_default_from_kind_and_model_and_can_be_overridden(staff_client, db):
     response = staff_client.post(
         reverse("admin:providers_app_provider_add"),
-        data=_form_data(kind="anthropic", model="claude-opus-4-6", api_key_env="ANTHROPIC_API_KEY")
+        data=provider_admin_form(
+            kind="anthropic", model="claude-opus-4-6", api_key_env="ANTHROPIC_API_KEY"
+        )
         | {"supports_images": "false"},
     )
     assert response.status_code == 302, response.content.decode()[:2000]

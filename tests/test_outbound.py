@@ -24,7 +24,7 @@ from providers_app.engine.adapter_pool import adapter_for_entry
 from providers_app.models import Provider
 from providers_app.outbound import key_env_allowed
 from providers_app.selectors import route_entry_for
-from tests.factories import provider_create
+from tests.factories import provider_admin_form, provider_create
 
 SERVER_SECRETS = ["DJANGO_SECRET_KEY", "DATABASE_URL", "AWS_SECRET_ACCESS_KEY"]
 MORE_SECRETS = [
@@ -99,26 +99,10 @@ def admin_client(client, django_user_model):
     return client
 
 
-def _form(**overrides) -> dict:
-    data = {
-        "name": "leaky",
-        "kind": "openai",
-        "base_url": "https://api.openai.com/v1",
-        "model": "gpt-4o-mini",
-        "api_key_env": "OPENAI_API_KEY",
-        "enabled": "on",
-        "timeout_s": "30",
-        "max_attempts": "2",
-        "extra": "{}",
-    }
-    data.update(overrides)
-    return data
-
-
 @pytest.mark.parametrize("name", SERVER_SECRETS)
 def test_the_admin_form_refuses_a_server_secret_as_key_variable(admin_client, name):
     response = admin_client.post(
-        reverse("admin:providers_app_provider_add"), _form(api_key_env=name)
+        reverse("admin:providers_app_provider_add"), provider_admin_form(api_key_env=name)
     )
     assert response.status_code == 200
     assert "deny pattern" in response.content.decode()

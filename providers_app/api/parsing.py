@@ -392,28 +392,22 @@ def _tools(value: Any) -> tuple[Tool, ...]:
                 f"{where}.function.name must be 1-64 letters, digits, _ or -.",
                 param=f"{where}.function.name",
             )
-        parameters = function.get("parameters")
-        if parameters is not None and not isinstance(parameters, dict):
-            raise bad_request(
-                f"{where}.function.parameters must be a JSON schema object.",
-                param=f"{where}.function.parameters",
-            )
-        description = function.get("description")
-        if description is not None and not isinstance(description, str):
-            raise bad_request(
-                f"{where}.function.description must be a string.",
-                param=f"{where}.function.description",
-            )
-        strict = function.get("strict")
-        if strict is not None and not isinstance(strict, bool):
-            raise bad_request(
-                f"{where}.function.strict must be true or false.",
-                param=f"{where}.function.strict",
-            )
+        field = f"{where}.function"
+        parameters = _optional_of(function, "parameters", dict, field, "a JSON schema object")
+        description = _optional_of(function, "description", str, field, "a string")
+        strict = _optional_of(function, "strict", bool, field, "true or false")
         tools.append(Tool(name, description, parameters, strict))
     if len({t.name for t in tools}) != len(tools):
         raise bad_request("tools must have distinct function names.", param="tools")
     return tuple(tools)
+
+
+def _optional_of(obj: dict, key: str, kind: type, where: str, expected: str) -> Any:
+    """`obj[key]` when absent, null or of `kind`; else a 400 naming `where.key`."""
+    value = obj.get(key)
+    if value is not None and not isinstance(value, kind):
+        raise bad_request(f"{where}.{key} must be {expected}.", param=f"{where}.{key}")
+    return value
 
 
 def _tool_choice(value: Any, tools: tuple[Tool, ...]) -> ToolChoice | None:
