@@ -400,6 +400,10 @@ class FailoverEvent(models.Model):
         MANUAL = "manual", "Manual change"
         # A committed stream failed and another provider finished the answer.
         CONTINUATION = "continuation", "Answer continued on another provider"
+        # A committed stream was cut (or stalled) and nobody continued the answer.
+        STREAM_INTERRUPTED = "stream_interrupted", "Stream interrupted, not continued"
+        # A provider refused the prefill of a continuation (a 400 to the partial answer).
+        PREFILL_REFUSED = "prefill_refused", "Continuation refused by a provider"
 
     class SkipReason(models.TextChoices):
         """Why a request passed a provider by without calling it (results, metrics,
@@ -451,6 +455,9 @@ class FailoverEvent(models.Model):
     detail = models.CharField("detail", max_length=500, blank=True)
     attempt = models.PositiveSmallIntegerField("attempt", null=True, blank=True)
     latency_ms = models.FloatField("latency (ms)", null=True, blank=True)
+    # Interruptions (stream_interrupted, continuation, prefill_refused): how much of
+    # the answer the client had when the stream was cut.
+    delivered_chars = models.PositiveIntegerField("delivered (characters)", null=True, blank=True)
     count = models.PositiveIntegerField(
         "count", default=1, help_text="How many occurrences this row stands for (coalesced)."
     )

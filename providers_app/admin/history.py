@@ -44,6 +44,7 @@ class FailoverEventAdmin(ReadOnlyAdmin):
         "detail",
         "attempt",
         "latency",
+        "delivered_chars",
         "count",
         "request_id",
         "actor",

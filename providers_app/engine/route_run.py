@@ -309,8 +309,11 @@ class RouteRun:
             self.failovers += 1
         error = pending.error
         detail = f"{pending.decision.why}; {error.message}"
+        # In a continuation a refusal (STOP) is the provider declining the prefill.
+        refused = self.continuation and pending.decision.action is Action.STOP
         failover_event_record(
-            kind=FailoverEvent.Kind.FAILOVER,
+            kind=FailoverEvent.Kind.PREFILL_REFUSED if refused else FailoverEvent.Kind.FAILOVER,
+            delivered_chars=self._prefill_chars() if self.continuation else None,
             provider_id=pending.entry.id,
             to_provider_id=to.id if to else None,
             reason=error.category,
@@ -326,6 +329,11 @@ class RouteRun:
             to_provider=to.name if to else "",
             reason=error.category,
         ).inc()
+
+    def _prefill_chars(self) -> int:
+        """How much of the answer a continuation carries (its final assistant message)."""
+        content = self.request.messages[-1].content if self.request.messages else ""
+        return len(content) if isinstance(content, str) else 0
 
     def _failures_with_breaker_times(self) -> list[ProviderReason]:
         if not self.failures:

@@ -127,6 +127,7 @@ class ChatStream:
                     breaker_record_failure(entry=entry, permit=permit, error=error)
                     rescue = self._rescue(entry, error)
                     if rescue is None:
+                        self._record_interruption(entry, error)
                         metrics.REQUESTS.labels(
                             provider=entry.name, outcome="interrupted", route=self.route
                         ).inc()
@@ -206,6 +207,7 @@ class ChatStream:
             reason=error.category,
             status_code=error.status_code,
             detail=f"{decision.why}; {len(delivered)} characters delivered; {error.message}",
+            delivered_chars=len(delivered),
             request_id=self.request_id,
             route=self.route,
         )
@@ -217,6 +219,20 @@ class ChatStream:
             cut.name, routed.entry.name, error.category, len(delivered), self.request_id,
         )  # fmt: skip
         return routed
+
+    def _record_interruption(self, cut: RouteEntry, error: ProviderError) -> None:
+        """The history of a cut nobody continued (a continued one is a `continuation`)."""
+        delivered = sum(len(text) for text in self._delivered)
+        failover_event_record(
+            kind=FailoverEvent.Kind.STREAM_INTERRUPTED,
+            provider_id=cut.id,
+            reason=error.category,
+            status_code=error.status_code,
+            detail=f"{delivered} characters delivered; not continued; {error.message}",
+            delivered_chars=delivered,
+            request_id=self.request_id,
+            route=self.route,
+        )
 
     def _settle(self, *, completed: bool) -> None:
         """Give the current provider's permit its outcome, once."""

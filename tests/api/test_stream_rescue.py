@@ -161,7 +161,7 @@ def test_a_rejected_prefill_is_recorded_and_the_next_capable_provider_continues(
         "provider": "continuer",
         "continued_from": ["primary"],
     }
-    rejected = FailoverEvent.objects.get(kind=FailoverEvent.Kind.FAILOVER)
+    rejected = FailoverEvent.objects.get(kind=FailoverEvent.Kind.PREFILL_REFUSED)
     assert (rejected.provider, rejected.to_provider) == (refusing, finishing)
     assert (rejected.reason, rejected.status_code) == ("invalid_request", 400)
     continued = FailoverEvent.objects.get(kind=FailoverEvent.Kind.CONTINUATION)
@@ -183,7 +183,7 @@ def test_a_rejected_prefill_never_hides_the_real_failure(client, auth, chain, pr
     assert error["provider"] == "primary"
     assert "prefill" not in error["message"]
     assert "400" not in error["message"]
-    rejected = FailoverEvent.objects.get(kind=FailoverEvent.Kind.FAILOVER, provider=refusing)
+    rejected = FailoverEvent.objects.get(kind=FailoverEvent.Kind.PREFILL_REFUSED, provider=refusing)
     assert (rejected.reason, rejected.status_code) == ("invalid_request", 400)
     assert not FailoverEvent.objects.filter(kind=FailoverEvent.Kind.CONTINUATION).exists()
 
