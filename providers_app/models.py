@@ -15,6 +15,7 @@ from django.db import models
 from .conf import get_setting
 from .outbound import extra_credential_names, validate_base_url_policy, validate_key_env
 from .querysets import ProviderQuerySet
+from .reasons import Reason
 
 ENV_VAR_NAME = RegexValidator(
     r"^[A-Za-z_][A-Za-z0-9_]*$",
@@ -405,28 +406,33 @@ class FailoverEvent(models.Model):
         # A provider refused the prefill of a continuation (a 400 to the partial answer).
         PREFILL_REFUSED = "prefill_refused", "Continuation refused by a provider"
 
+    # Subsets of the one vocabulary (providers_app/reasons.py), values and labels from there.
     class SkipReason(models.TextChoices):
         """Why a request passed a provider by without calling it (results, metrics,
         the API's error body and `failover` events' reasons)."""
 
-        COOLDOWN = "cooldown", "Cooling down after a rate-limit hint"
-        OPEN = "open", "Breaker open"
-        FORCED_OPEN = "forced_open", "Breaker forced open by an operator"
-        HALF_OPEN_BUSY = "half_open_busy", "Half-open, every probe slot taken"
-        BREAKER_STORE_UNAVAILABLE = "breaker_store_unavailable", "Breaker state unreadable"
-        CONTEXT_WINDOW = "context_window", "Prompt longer than the context window"
-        DEADLINE = "deadline", "No time left before the request deadline"
+        COOLDOWN = Reason.COOLDOWN, Reason.COOLDOWN.label
+        OPEN = Reason.OPEN, Reason.OPEN.label
+        FORCED_OPEN = Reason.FORCED_OPEN, Reason.FORCED_OPEN.label
+        HALF_OPEN_BUSY = Reason.HALF_OPEN_BUSY, Reason.HALF_OPEN_BUSY.label
+        BREAKER_STORE_UNAVAILABLE = (
+            Reason.BREAKER_STORE_UNAVAILABLE,
+            Reason.BREAKER_STORE_UNAVAILABLE.label,
+        )
+        CONTEXT_WINDOW = Reason.CONTEXT_WINDOW, Reason.CONTEXT_WINDOW.label
+        DEADLINE = Reason.DEADLINE, Reason.DEADLINE.label
 
     class ManualReason(models.TextChoices):
         """The reason of a `manual` event: what the operator did."""
 
-        RESET = "reset", "Breaker reset"
-        FORCE_OPEN = "force_open", "Breaker forced open"
-        FORCE_CLOSED = "force_closed", "Breaker forced closed"
-        NEVER_TRIP = "never_trip", "Breaker set to never trip"
-        PROVIDER_ENABLED = "provider_enabled", "Provider enabled for routing"
-        PROVIDER_DISABLED = "provider_disabled", "Provider disabled for routing"
-        HEALTH_CHECK_NOW = "health_check_now", "Health check run by hand"
+        RESET = Reason.RESET, Reason.RESET.label
+        FORCE_OPEN = Reason.FORCE_OPEN, Reason.FORCE_OPEN.label
+        FORCE_CLOSED = Reason.FORCE_CLOSED, Reason.FORCE_CLOSED.label
+        NEVER_TRIP = Reason.NEVER_TRIP, Reason.NEVER_TRIP.label
+        PROVIDER_ENABLED = Reason.PROVIDER_ENABLED, Reason.PROVIDER_ENABLED.label
+        PROVIDER_DISABLED = Reason.PROVIDER_DISABLED, Reason.PROVIDER_DISABLED.label
+        HEALTH_CHECK_NOW = Reason.HEALTH_CHECK_NOW, Reason.HEALTH_CHECK_NOW.label
+        REORDERED = Reason.REORDERED, Reason.REORDERED.label
 
     created_at = models.DateTimeField("time", auto_now_add=True, db_index=True)
     request_id = models.CharField("request id", max_length=64, blank=True, db_index=True)
@@ -447,7 +453,9 @@ class FailoverEvent(models.Model):
         related_name="events_to",
         verbose_name="to provider",
     )
-    reason = models.CharField("reason", max_length=64, blank=True, db_index=True)
+    reason = models.CharField(
+        "reason", max_length=64, blank=True, db_index=True, choices=Reason.choices
+    )
     # The route's name as the request resolved it (a name, not a key: the history
     # outlives a renamed or deleted route). Empty for events outside a request.
     route = models.CharField("route", max_length=100, blank=True, db_index=True)

@@ -24,6 +24,28 @@ def _clear_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _reasons_are_one_vocabulary():
+    """Issue 23 item 10, suite-wide: every reason an event or a metric label gets
+    while the suite runs is a member of providers_app.reasons.Reason."""
+    from django.conf import settings
+
+    if not settings.configured:  # running with -p no:django
+        yield
+        return
+    from django.db.models.signals import pre_save
+
+    from tests.reason_check import bare_metric_reasons, check_event_reason
+
+    pre_save.connect(check_event_reason, dispatch_uid="reason-check")
+    try:
+        yield
+    finally:
+        pre_save.disconnect(dispatch_uid="reason-check")
+    bare = bare_metric_reasons()
+    assert not bare, f"reasons outside the vocabulary (providers_app/reasons.py): {bare}"
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup):
     """pytest-django's test database, plus: the routing change listener (a

@@ -25,6 +25,7 @@ from django.db.models import F, Q
 from ..adapters.errors import ProviderError
 from ..conf import get_setting
 from ..models import BreakerState, FailoverEvent, ProbeLease, Provider
+from ..reasons import Reason
 from ..selectors import RouteEntry, route_entry_for
 from . import counters, metrics
 from .clock import get_clock
@@ -103,7 +104,7 @@ class Permit:
 class Denial:
     """The provider is skipped; `retry_at` is the soonest it may be tried again."""
 
-    reason: str
+    reason: Reason
     retry_at: datetime | None = None
 
 
@@ -151,7 +152,7 @@ def _acquire_from_database(entry: RouteEntry, attempt_timeout_s: float) -> Permi
     if entry.state == State.FORCED_OPEN:
         _transition(
             entry.id, State.FORCED_OPEN, entry.generation, State.CLOSED,
-            fields=_closed_fields(now), reason="forced_open_expired",
+            fields=_closed_fields(now), reason=Reason.FORCED_OPEN_EXPIRED,
         )  # fmt: skip
     elif entry.state == State.OPEN:
         settings = breaker_settings(entry)
@@ -163,7 +164,7 @@ def _acquire_from_database(entry: RouteEntry, attempt_timeout_s: float) -> Permi
                 "probes_issued": 0,
                 "probes_succeeded": 0,
             },
-            reason="open_expired",
+            reason=Reason.OPEN_EXPIRED,
         )  # fmt: skip
     # Win or lose the transition above, the row now says what to do.
     row = BreakerState.objects.get(pk=entry.id)
@@ -251,7 +252,7 @@ def breaker_record_success(
     if permit.is_probe:
         _guarded(
             "probe_outcome",
-            lambda: _probe_finished(entry, permit, ok=not slow, reason="slow_call"),
+            lambda: _probe_finished(entry, permit, ok=not slow, reason=Reason.SLOW_CALL),
             None,
         )
         return
@@ -339,14 +340,14 @@ def _maybe_trip(entry: RouteEntry, permit: Permit, settings: BreakerSettings, de
         return True
     reason = None
     if row.consecutive_failures >= settings.failure_threshold:
-        reason = "consecutive_failures"
+        reason = Reason.CONSECUTIVE_FAILURES
     else:
         window = counters.window_counts(entry.id, since=row.window_reset_at)
         if window.calls >= settings.minimum_calls:
             if window.failures * 100 >= settings.failure_rate * window.calls:
-                reason = "failure_rate"
+                reason = Reason.FAILURE_RATE
             elif window.slow_calls * 100 >= settings.slow_call_rate * window.calls:
-                reason = "slow_call_rate"
+                reason = Reason.SLOW_CALL_RATE
     if reason:
         _open(row, settings, reason=reason, detail=detail)
         return True
@@ -381,7 +382,7 @@ def _probe_finished(
     elif row.probes_succeeded >= row.probes_permitted:
         _transition(
             row.pk, State.HALF_OPEN, row.generation, State.CLOSED,
-            fields=_closed_fields(get_clock().now()), reason="probe_succeeded",
+            fields=_closed_fields(get_clock().now()), reason=Reason.PROBE_SUCCEEDED,
         )  # fmt: skip
 
 
@@ -551,7 +552,7 @@ def breaker_open_for_health(*, provider_id: int, detail: str) -> bool:
     if row.state != State.CLOSED:
         return False
     settings = breaker_settings(route_entry_for(provider_id))
-    return _open(row, settings, reason="health_check", detail=detail)
+    return _open(row, settings, reason=Reason.HEALTH_CHECK, detail=detail)
 
 
 def breaker_retry_at(*, provider_ids: list[int]) -> dict[int, datetime | None]:

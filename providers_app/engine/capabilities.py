@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from ..adapters.capabilities import CAPABILITIES, default_capabilities, wire_limit
 from ..adapters.schema import ChatRequest
+from ..reasons import capability_reason
 from ..selectors import RouteEntry
 from .breaker import Denial
 from .outcomes import CapabilityMissing
@@ -64,7 +65,7 @@ def capable_entries(
             capable.append(entry)
         else:
             missing.append(lacking)
-            skip(entry, Denial(f"lacks_{lacking}"))
+            skip(entry, Denial(capability_reason(lacking)))
     if missing and not capable:
         raise CapabilityMissing(missing[0], request_id=request_id)
     yield from capable

@@ -17,7 +17,7 @@ class ProviderReason:
     """Why one provider did not answer: skipped (breaker) or failed (an error)."""
 
     provider: str
-    reason: str
+    reason: str  # a providers_app.reasons.Reason value (a Category is one too)
     status_code: int | None = None
     detail: str = ""
     retry_at: datetime | None = None

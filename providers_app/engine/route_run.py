@@ -20,6 +20,7 @@ from ..adapters.errors import Category, ProviderBadResponseError, ProviderError,
 from ..adapters.timing import Deadline
 from ..conf import get_setting
 from ..models import FailoverEvent
+from ..reasons import Reason
 from ..selectors import RouteEntry
 from . import counters, metrics
 from .adapter_pool import adapter_for_entry
@@ -209,7 +210,9 @@ class RouteRun:
         )  # fmt: skip
         metrics.INTERNAL_ERRORS.labels(where=where).inc()
         self.failures.append(
-            ProviderReason(entry.name, "internal_error", None, f"{type(exc).__name__} (logged)")
+            ProviderReason(
+                entry.name, Reason.INTERNAL_ERROR, None, f"{type(exc).__name__} (logged)"
+            )
         )
 
     def _call_provider(
@@ -355,7 +358,7 @@ class RouteRun:
         waits = [(r.retry_at - now).total_seconds() if r.retry_at else 0.0 for r in reasons]
         retry_after = max(1, math.ceil(min(waits, default=0.0)))
         all_failed_events.record(
-            reason="all_failed",
+            reason=Reason.ALL_FAILED,
             detail="; ".join(f"{r.provider}: {r.reason}" for r in reasons)[:500],
             request_id=self.request_id,
             route=self.resolved.name,

@@ -47,6 +47,7 @@ from ..models import (
     HealthCheckSchedule,
     Provider,
 )
+from ..reasons import Reason
 from ..selectors.providers import provider_breaker_state, provider_call_stats
 
 logger = logging.getLogger("providers_app.health")
@@ -286,7 +287,7 @@ def _streak_started(
     failover_event_record(
         kind=FailoverEvent.Kind.HEALTH_FAILED,
         provider_id=provider_id,
-        reason=outcome.category or "health_check",
+        reason=outcome.category or Reason.HEALTH_CHECK,
         status_code=outcome.status_code,
         detail=detail,
         latency_ms=latency_ms,
@@ -304,7 +305,7 @@ def _streak_ended(
     failover_event_record(
         kind=FailoverEvent.Kind.HEALTH_RECOVERED,
         provider_id=provider_id,
-        reason="health_check",
+        reason=Reason.HEALTH_CHECK,
         detail=f"passed after {failed_checks} failed check(s)",
         latency_ms=latency_ms,
         request_id=check_id,

@@ -59,7 +59,7 @@ def provider_priorities_set(*, priorities: Mapping[int, int]) -> int:
     return len(rows)
 
 
-REORDER_REASON = "reordered"
+REORDER_REASON = FailoverEvent.ManualReason.REORDERED
 logger = logging.getLogger("providers_app.operator")
 
 

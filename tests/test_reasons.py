@@ -1,0 +1,52 @@
+"""Issue 23 item 10: reasons are one vocabulary (providers_app/reasons.py)."""
+
+import pytest
+
+from providers_app.adapters.capabilities import CAPABILITIES
+from providers_app.adapters.errors import Category
+from providers_app.engine import metrics
+from providers_app.models import FailoverEvent
+from providers_app.reasons import Reason, capability_reason
+from tests.reason_check import REASON_METRICS, bare_metric_reasons, check_event_reason
+
+
+def test_every_failure_category_is_a_reason():
+    assert {c.value for c in Category} <= set(Reason.values)
+
+
+@pytest.mark.parametrize("subset", [FailoverEvent.SkipReason, FailoverEvent.ManualReason])
+def test_skip_and_manual_reasons_are_subsets_with_the_same_labels(subset):
+    for member in subset:
+        assert Reason(member.value).label == member.label
+
+
+def test_every_capability_has_its_skip_reason():
+    assert [capability_reason(c) for c in CAPABILITIES] == [
+        Reason.LACKS_TOOLS,
+        Reason.LACKS_STRUCTURED_OUTPUT,
+        Reason.LACKS_IMAGES,
+        Reason.LACKS_PREFILL,
+    ]
+    with pytest.raises(ValueError, match="lacks_telepathy"):
+        capability_reason("telepathy")
+
+
+def test_the_event_log_offers_the_reasons_labels():
+    field = FailoverEvent._meta.get_field("reason")
+    assert dict(field.choices)[Reason.OPEN] == "Breaker open"
+
+
+def test_the_metric_labels_carry_reason_values():
+    assert all("reason" in m._labelnames for m in REASON_METRICS)
+
+
+def test_the_suite_wide_check_catches_a_bare_reason(db):
+    """The check tests/conftest.py runs around every test is not a no-op."""
+    with pytest.raises(AssertionError, match="not a Reason"):
+        check_event_reason(FailoverEvent, FailoverEvent(kind="failover", reason="went_wrong"))
+    check_event_reason(FailoverEvent, FailoverEvent(kind="failover", reason=Reason.TIMEOUT))
+    metrics.SKIPS.labels(provider="p", reason="went_wrong").inc()
+    try:
+        assert bare_metric_reasons() == {"fallback_skips_total{reason=went_wrong}"}
+    finally:
+        metrics.SKIPS.remove("p", "went_wrong")
