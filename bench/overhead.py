@@ -11,7 +11,13 @@ With a local upstream that answers at once, it measures (median and p99 over
             on a small machine this includes waiting for the GIL and the cores);
 - skip:     a request whose first provider is OPEN minus one with no such provider
             (alternating blocks of 50);
-- all open: `complete()` failing because every provider is OPEN.
+- all open: `complete()` failing because every provider is OPEN;
+- tracing:  the happy path with request traces at the default
+            FALLBACK_TRACE_SAMPLE_RATE (buffered writes included) minus the same
+            with the trace recorder replaced by one that does nothing (call by
+            call); `trace_mean` is the difference of the means, which spreads
+            the batched writes over the requests that caused them; `trace_all`
+            the difference of the means with every answer's trace kept (rate 1).
 
 With `--routes`, three named routes of three providers each share the same
 providers (a third, `spare`, sits last in every chain) and every call names the
@@ -37,7 +43,15 @@ ROOT = Path(__file__).resolve().parent.parent
 HELLO = [{"role": "user", "content": "Say hello."}]
 # Engineers sharing one PostgreSQL server name their scratch database apart.
 SCRATCH_DB = os.environ.get("BENCH_SCRATCH_DB", "bench_fallback")
-TARGETS_MS = {"added": 0.5, "threaded": 0.5, "skip": 0.2, "all_open": 5.0}
+TARGETS_MS = {
+    "added": 0.5,
+    "threaded": 0.5,
+    "skip": 0.2,
+    "all_open": 5.0,
+    "tracing": 0.1,
+    "trace_mean": 0.1,
+    "trace_all": 0.1,
+}
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -58,11 +72,13 @@ def _measure(
     import logging
 
     logging.disable(logging.CRITICAL)
+    from django.conf import settings
     from django.core.management import call_command
     from django.utils import timezone
 
     from providers_app.adapters.schema import ChatRequest, Message
-    from providers_app.engine import fallback
+    from providers_app.conf import DEFAULTS
+    from providers_app.engine import fallback, route_run
     from providers_app.engine.adapter_pool import adapter_for_entry
     from providers_app.models import Provider, Route
     from providers_app.selectors import route_entry_for
@@ -118,7 +134,19 @@ def _measure(
             "threaded": [],
             "skip": [],
             "all_open": [],
+            "tracing": [],
+            "trace_mean": [],
+            "trace_all": [],
         }
+        traced_class, untraced_class = route_run.TraceRecorder, _untraced_recorder()
+
+        def with_recorder(recorder_class) -> float:
+            route_run.TraceRecorder = recorder_class
+            try:
+                return timed(lambda: fallback.complete(HELLO, route=route))
+            finally:
+                route_run.TraceRecorder = traced_class
+
         for _ in range(rounds):
             # Happy path: the answering provider alone, against the bare adapter.
             set_blocked("closed", enabled=False)
@@ -163,6 +191,19 @@ def _measure(
                 thread.join()
             results["threaded"].append(_difference(both[1], both[0]))
 
+            # Tracing against no recorder: at the default rate, then every answer kept.
+            set_blocked("closed", enabled=False)
+            for rate, arm in ((DEFAULTS["TRACE_SAMPLE_RATE"], "trace_mean"), (1.0, "trace_all")):
+                settings.FALLBACK_TRACE_SAMPLE_RATE = rate
+                traced, untraced = [], []
+                for _ in range(requests):
+                    untraced.append(with_recorder(untraced_class))
+                    traced.append(with_recorder(traced_class))
+                if arm == "trace_mean":
+                    results["tracing"].append(_difference(traced, untraced))
+                mean = statistics.fmean(traced) - statistics.fmean(untraced)
+                results[arm].append((mean, mean))
+
             # Every provider open: fail fast.
             set_all("open", far)
             failing = [timed(all_open) for _ in range(requests)]
@@ -177,6 +218,36 @@ def _measure(
         }
     finally:
         sim.stop()
+
+
+def _untraced_recorder():
+    """A trace recorder that records nothing: the baseline of the tracing arm."""
+    from providers_app.engine.tracing import Step, TraceRecorder
+
+    class Untraced(TraceRecorder):
+        def __init__(self, request_id: str, *, streamed: bool = False):
+            self.request_id, self.route, self.streamed, self.steps = request_id, "", streamed, []
+
+        def skipped(self, provider, reason):
+            pass
+
+        def attempt_started(self, provider):
+            return _STEP
+
+        def attempt_failed(self, step, error):
+            pass
+
+        def decided(self, decision):
+            pass
+
+        def attempt_answered(self, step, *, first_output_s):
+            pass
+
+        def finish(self, outcome, *, provider="", reason=""):
+            pass
+
+    _STEP = Step("", 0.0)
+    return Untraced
 
 
 def _difference(slower: list[float], baseline: list[float]) -> tuple[float, float]:

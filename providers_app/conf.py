@@ -55,6 +55,11 @@ DEFAULTS: dict[str, Any] = {
     "HEALTH_FAILURE_THRESHOLD": 3,
     # Housekeeping and API
     "EVENT_RETENTION_DAYS": 30,
+    # Request traces (engine/tracing.py): the share of requests answered at the
+    # first try that are kept (0..1; every other request is always kept), and
+    # how long traces are kept.
+    "TRACE_SAMPLE_RATE": 0.1,
+    "TRACE_RETENTION_DAYS": 7,
     "MAX_REQUEST_BYTES": 1024 * 1024,
     # Outbound policy (providers_app/outbound.py): which environment variables a
     # provider may send as its key, and to which hosts. The built-in deny list
@@ -117,6 +122,10 @@ def settings_problems(values: dict[str, Any]) -> list[str]:
         problems.append(
             "FALLBACK_EVENT_RETENTION_DAYS must be at least 1: 0 would delete all history."
         )
+    if not 0 <= values["TRACE_SAMPLE_RATE"] <= 1:
+        problems.append("FALLBACK_TRACE_SAMPLE_RATE must be between 0 and 1.")
+    if values["TRACE_RETENTION_DAYS"] < 1:
+        problems.append("FALLBACK_TRACE_RETENTION_DAYS must be at least 1.")
     if values["BREAKER_OPEN_BASE_S"] > values["BREAKER_OPEN_MAX_S"]:
         problems.append("FALLBACK_BREAKER_OPEN_BASE_S must not exceed FALLBACK_BREAKER_OPEN_MAX_S.")
     if values["MIN_ATTEMPT_S"] > values["DEADLINE_S"]:

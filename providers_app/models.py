@@ -711,3 +711,45 @@ class RouteMember(models.Model):
 
     def __str__(self) -> str:
         return f"position {self.order}"
+
+
+class RequestTrace(models.Model):
+    """One request's walk down its route, attempt by attempt (engine/tracing.py).
+
+    Every request that failed, retried, failed over or was interrupted is kept;
+    answers at the first try are kept at FALLBACK_TRACE_SAMPLE_RATE. Names, not
+    keys (as FailoverEvent.route): the history outlives a renamed provider.
+    """
+
+    class Outcome(models.TextChoices):
+        ANSWERED = "answered", "Answered"
+        FAILED = "failed", "Failed"
+        INTERRUPTED = "interrupted", "Interrupted mid-stream"
+        ABANDONED = "abandoned", "Client went away"
+
+    created_at = models.DateTimeField("time", db_index=True)
+    request_id = models.CharField("request id", max_length=64, db_index=True)
+    route = models.CharField("route", max_length=100, blank=True)
+    streamed = models.BooleanField("streamed", default=False)
+    outcome = models.CharField("outcome", max_length=16, choices=Outcome.choices)
+    provider = models.CharField("answered by", max_length=100, blank=True)
+    reason = models.CharField("reason", max_length=64, blank=True, choices=Reason.choices)
+    attempt_count = models.PositiveSmallIntegerField("attempts", default=0)
+    failovers = models.PositiveSmallIntegerField("failovers", default=0)
+    duration_ms = models.FloatField("duration (ms)", null=True, blank=True)
+    sampled = models.BooleanField(
+        "sampled",
+        default=False,
+        help_text="Kept by sampling (an answer at the first try); otherwise always kept.",
+    )
+    # One dict per step: provider, started_ms (since the request began),
+    # duration_ms, ttft_ms, outcome, reason, status, action, why.
+    steps = models.JSONField("attempts", default=list)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["outcome", "created_at"])]
+        verbose_name = "request trace"
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.get_outcome_display()}"

@@ -3,15 +3,17 @@
 
 def process_state_reset() -> None:
     """Make this process look freshly started: no buffered counters, no coalesced
-    all-failed events, no remembered routing snapshot, no pooled adapters, no
+    all-failed events or sampled traces, no remembered routing snapshot, no pooled adapters, no
     recently validated client keys."""
     from .api.auth import recent_keys
     from .engine import counters, routing
     from .engine.adapter_pool import adapter_pool_clear
     from .engine.events import all_failed_events
+    from .engine.tracing import trace_buffer
 
     counters.discard_pending()
     all_failed_events.reset()
+    trace_buffer.discard()
     routing.routing_snapshot_forget()
     adapter_pool_clear()
     recent_keys.clear()

@@ -29,6 +29,7 @@ from providers_app.models import (
     HealthCheckSchedule,
     ProbeLease,
     Provider,
+    RequestTrace,
     Route,
     RouteMember,
 )
@@ -49,6 +50,7 @@ class World:
     result: HealthCheckResult
     key: ClientKey
     route: Route
+    trace: RequestTrace
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ SEE_EVENTS = ("view_failoverevent", "change_failoverevent")
 SEE_HEALTH = ("view_healthcheckresult", "change_healthcheckresult")
 SEE_KEYS = ("view_clientkey", "change_clientkey")
 SEE_ROUTES = ("view_route", "change_route")
+SEE_TRACES = ("view_requesttrace", "change_requesttrace")
 
 
 def _route_form(w: World, order: tuple[int, int] = (1, 2), **overrides) -> dict:
@@ -258,6 +261,26 @@ CASES: list[Case] = [
     Case("health-delete", f"{APP}_healthcheckresult_delete",
          _u(f"{APP}_healthcheckresult_delete", _pk("result")), ("view_healthcheckresult",),
          method="post", data=lambda w: {"post": "yes"}, nobody=True),
+    # -- request traces: read-only for everyone -------------------------------------------
+    Case("trace-changelist", f"{APP}_requesttrace_changelist",
+         _u(f"{APP}_requesttrace_changelist"), ("view_requesttrace",), gate=SEE_TRACES),
+    Case("trace-change-get", f"{APP}_requesttrace_change",
+         _u(f"{APP}_requesttrace_change", _pk("trace")), ("view_requesttrace",),
+         gate=SEE_TRACES),
+    Case("trace-by-request", f"{APP}_requesttrace_by_request",
+         lambda w: reverse(f"admin:{APP}_requesttrace_by_request", args=[w.trace.request_id]),
+         ("view_requesttrace",), allowed_status=(302,), gate=SEE_TRACES),
+    Case("trace-history", f"{APP}_requesttrace_history",
+         _u(f"{APP}_requesttrace_history", _pk("trace")), ("view_requesttrace",),
+         gate=SEE_TRACES),
+    Case("trace-add", f"{APP}_requesttrace_add", _u(f"{APP}_requesttrace_add"),
+         ("view_requesttrace",), nobody=True),
+    Case("trace-change-post", f"{APP}_requesttrace_change",
+         _u(f"{APP}_requesttrace_change", _pk("trace")), ("view_requesttrace",),
+         method="post", data=lambda w: {"outcome": "failed"}, nobody=True),
+    Case("trace-delete", f"{APP}_requesttrace_delete",
+         _u(f"{APP}_requesttrace_delete", _pk("trace")), ("view_requesttrace",),
+         method="post", data=lambda w: {"post": "yes"}, nobody=True),
     # -- client keys ------------------------------------------------------------------
     Case("clientkey-changelist", f"{APP}_clientkey_changelist",
          _u(f"{APP}_clientkey_changelist"), ("view_clientkey",), gate=SEE_KEYS),
@@ -319,7 +342,10 @@ def world(db) -> World:
     result = HealthCheckResult.objects.create(provider=first, ok=True)
     key = client_key_create(name="existing").client_key
     route = route_create(name="matrix", providers=[first, second])
-    return World(first, second, event, result, key, route)
+    trace = RequestTrace.objects.create(
+        created_at=timezone.now(), request_id="matrix-request", outcome="failed"
+    )
+    return World(first, second, event, result, key, route, trace)
 
 
 def _user(django_user_model, role: str, case: Case):
@@ -340,7 +366,7 @@ def _state() -> list:
     """Everything an admin request could change, row by row."""
     models = (Provider, BreakerState, HealthCheckSchedule, ProbeLease, CallBucket,
               FailoverEvent, HealthCheckResult, ClientKey, Route, RouteMember,
-              LogEntry)  # fmt: skip
+              RequestTrace, LogEntry)  # fmt: skip
     return [list(m.objects.order_by("pk").values()) for m in models]
 
 

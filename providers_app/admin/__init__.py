@@ -16,6 +16,7 @@ from .client_keys import ClientKeyAdmin
 from .history import DashboardAdmin, FailoverEventAdmin, HealthCheckResultAdmin
 from .providers import OPERATIONS, ProviderAdmin, offered_operations
 from .routes import RouteAdmin
+from .traces import RequestTraceAdmin
 
 PRODUCT_NAME = "LLM fallback"
 
@@ -35,6 +36,7 @@ __all__ = [
     "FailoverEventAdmin",
     "HealthCheckResultAdmin",
     "ProviderAdmin",
+    "RequestTraceAdmin",
     "RouteAdmin",
     "offered_operations",
 ]

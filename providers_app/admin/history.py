@@ -13,6 +13,16 @@ from ..models import (
 )
 from ..timefmt import milliseconds_text, moment_html
 from .common import ReadOnlyAdmin, ScreenMedia
+from .traces import trace_url_for
+
+# The kinds written while serving a request: their request id has a trace.
+REQUEST_KINDS = {
+    FailoverEvent.Kind.FAILOVER,
+    FailoverEvent.Kind.ALL_FAILED,
+    FailoverEvent.Kind.CONTINUATION,
+    FailoverEvent.Kind.STREAM_INTERRUPTED,
+    FailoverEvent.Kind.PREFILL_REFUSED,
+}
 
 
 @admin.register(FailoverEvent)
@@ -76,7 +86,14 @@ class FailoverEventAdmin(ReadOnlyAdmin):
     @admin.display(description="request id", ordering="request_id")
     def request(self, event: FailoverEvent) -> str:
         # Ids run to 64 characters; the cell may wrap them instead of widening the table.
-        return format_html('<span class="request-id">{}</span>', event.request_id or "-")
+        # A request's id opens its trace (admin/traces.py).
+        if not event.request_id or event.kind not in REQUEST_KINDS:  # health checks, operators
+            return format_html('<span class="request-id">{}</span>', event.request_id or "-")
+        return format_html(
+            '<a class="request-id" href="{}" title="the request\'s trace">{}</a>',
+            trace_url_for(event.request_id),
+            event.request_id,
+        )
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {

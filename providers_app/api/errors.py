@@ -98,7 +98,14 @@ _PARAM_OF: dict[str, str] = {
 
 
 def api_error_for(error: FallbackError) -> ApiError:
-    """The HTTP answer to an engine failure raised before any output was sent."""
+    """The HTTP answer to an engine failure raised before any output was sent; it
+    carries the request id (X-Request-Id), which finds the request's trace."""
+    api_error = _api_error_for(error)
+    api_error.headers.setdefault("X-Request-Id", error.request_id)
+    return api_error
+
+
+def _api_error_for(error: FallbackError) -> ApiError:
     if isinstance(error, AllProvidersFailed):
         return _all_failed(error)
     if isinstance(error, RequestFailed):

@@ -138,7 +138,9 @@ def _flush_periodically() -> None:
     # Real time, not the engine clock: a fake clock must not spin or stall this thread.
     while not _stop.wait(get_setting("COUNTER_FLUSH_S")):
         _flush_if_pending()
+        _flush_traces()
     _flush_if_pending()
+    _flush_traces()
 
 
 def _flush_if_pending() -> None:
@@ -152,6 +154,18 @@ def _flush_if_pending() -> None:
         logger.exception("background counter flush failed")
     finally:
         # This thread's connection goes back (to the pool, or closed) between ticks.
+        connections.close_all()
+
+
+def _flush_traces() -> None:
+    """The sampled request traces ride on this timer too (engine/tracing.py)."""
+    from .tracing import flush_traces  # tracing imports nothing of this module; no cycle
+
+    try:
+        flush_traces()
+    except Exception:  # never let the timer thread die
+        logger.exception("background trace flush failed")
+    finally:
         connections.close_all()
 
 

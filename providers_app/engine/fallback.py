@@ -30,6 +30,7 @@ from .outcomes import (  # noqa: F401  (the engine's public names live here)
 from .probe import ProbeOutcome, provider_probe  # noqa: F401
 from .route_run import RouteRun, record_answer
 from .streams import ChatStream, open_held_stream, open_stream
+from .tracing import Outcome, trace_failure
 
 logger = logging.getLogger("providers_app.fallback")
 
@@ -58,13 +59,17 @@ def complete(
     None or an unknown name: the default route). Raises RouteNotFound,
     AllProvidersFailed or RequestFailed."""
     route = RouteRun(build_request(messages, **options), request_id, deadline_s, route)
-    routed = route.run(lambda adapter, request, timeout: adapter.complete(request, timeout=timeout))
+    with trace_failure(route.trace):
+        routed = route.run(
+            lambda adapter, request, timeout: adapter.complete(request, timeout=timeout)
+        )
     result: ChatResult = routed.value
     try:
         record_answer(
             routed.entry, routed.permit, latency_s=routed.latency_s, total_s=routed.latency_s
         )
         route.finished(routed.entry)
+        route.trace.finish(Outcome.ANSWERED, provider=routed.entry.name)
     except Exception:  # a bug in the bookkeeping must not cost the caller the answer
         logger.exception("internal error after the answer request_id=%s", route.request_id)
         metrics.INTERNAL_ERRORS.labels(where="success").inc()
@@ -109,6 +114,8 @@ def stream(
     may hold back every stream on it (`Route.hold_back`).
     """
     route = RouteRun(build_request(messages, **options), request_id, deadline_s, route)
+    route.trace.streamed = True
     hold_back = hold_back or route.resolved.hold_back
-    routed = route.run(open_held_stream if hold_back else open_stream)
+    with trace_failure(route.trace):
+        routed = route.run(open_held_stream if hold_back else open_stream)
     return ChatStream(route, routed)

@@ -56,6 +56,7 @@ from .outcomes import (
 )
 from .retry import retry_budget_check, retrying_for
 from .routing import ResolvedRoute, routing_table
+from .tracing import TraceRecorder, first_output_s
 
 Skip = FailoverEvent.SkipReason
 
@@ -113,6 +114,9 @@ class RouteRun:
     # next capable provider instead of answering the client with it.
     exclude: frozenset[str] = frozenset()
     continuation: bool = False
+    # Records each step for the request's trace (engine/tracing.py); a
+    # continuation adds its steps to the trace of the request it continues.
+    trace: TraceRecorder | None = None
 
     def __post_init__(self) -> None:
         self.request_id = self.request_id or uuid.uuid4().hex
@@ -120,6 +124,9 @@ class RouteRun:
         if resolved is None:
             raise RouteNotFound(self.route_name, request_id=self.request_id)
         self.resolved: ResolvedRoute = resolved
+        if self.trace is None:
+            self.trace = TraceRecorder(self.request_id)
+            self.trace.route = resolved.name
         self.deadline = Deadline(
             self.deadline_s or resolved.deadline_s or get_setting("DEADLINE_S")
         )
@@ -209,6 +216,7 @@ class RouteRun:
             where, entry.name, self.request_id, exc_info=exc,
         )  # fmt: skip
         metrics.INTERNAL_ERRORS.labels(where=where).inc()
+        self.trace.internal_error(entry.name, Reason.INTERNAL_ERROR)
         self.failures.append(
             ProviderReason(
                 entry.name, Reason.INTERNAL_ERROR, None, f"{type(exc).__name__} (logged)"
@@ -240,6 +248,7 @@ class RouteRun:
             if decision.cooldown_s:
                 breaker_cool_down(provider_id=entry.id, seconds=decision.cooldown_s)
             decisions.append(decision)
+            self.trace.decided(decision)
             return decision
 
         started = clock.monotonic()
@@ -250,16 +259,19 @@ class RouteRun:
                     counters.count(entry.id, **{"first_attempts" if number == 1 else "retries": 1})
                     self.attempts += 1
                     attempt_started = clock.monotonic()
+                    step = self.trace.attempt_started(entry.name)
                     try:
                         value = _call_adapter(
                             entry, call, self.request, self._attempt_timeout(entry)
                         )
                     except ProviderError as error:
+                        self.trace.attempt_failed(step, error)
                         elapsed = clock.monotonic() - attempt_started
                         metrics.ATTEMPT_LATENCY.labels(entry.name, error.category).observe(elapsed)
                         opened = breaker_record_failure(entry=entry, permit=permit, error=error)
                         raise
                     latency = clock.monotonic() - attempt_started
+                    self.trace.attempt_answered(step, first_output_s=first_output_s(value, latency))
                     metrics.ATTEMPT_LATENCY.labels(entry.name, "success").observe(latency)
                     return Routed(entry, permit, value, latency, attempt_started)
         except ProviderError as error:
@@ -298,6 +310,7 @@ class RouteRun:
     def _skip(self, entry: RouteEntry, denial: Denial) -> None:
         """Skipping writes no event: the breaker transition already recorded the outage."""
         self.skipped.append(ProviderReason(entry.name, denial.reason, retry_at=denial.retry_at))
+        self.trace.skipped(entry.name, denial.reason)
         metrics.SKIPS.labels(provider=entry.name, reason=denial.reason).inc()
         if denial.reason in (Skip.OPEN, Skip.FORCED_OPEN, Skip.COOLDOWN, Skip.HALF_OPEN_BUSY):
             counters.count(entry.id, not_permitted=1)

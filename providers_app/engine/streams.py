@@ -24,6 +24,7 @@ from .decision import (
 from .events import failover_event_record
 from .outcomes import FallbackError, StreamChunk, StreamInterrupted
 from .route_run import Routed, RouteRun, record_answer, unexpected_failure
+from .tracing import Outcome
 
 logger = logging.getLogger("providers_app.fallback")
 
@@ -128,6 +129,9 @@ class ChatStream:
                     rescue = self._rescue(entry, error)
                     if rescue is None:
                         self._record_interruption(entry, error)
+                        self._route.trace.finish(
+                            Outcome.INTERRUPTED, provider=entry.name, reason=error.category
+                        )
                         metrics.REQUESTS.labels(
                             provider=entry.name, outcome="interrupted", route=self.route
                         ).inc()
@@ -167,6 +171,7 @@ class ChatStream:
             tool_calls_sent=self._tool_calls_sent,
             failover_on_content_filter=self._route.resolved.failover_on_content_filter,
         )
+        self._route.trace.stream_cut(cut.name, error, decision)
         if decision.action is not Action.CONTINUE:
             logger.info(
                 "stream not continued provider=%s why=%s request_id=%s",
@@ -183,6 +188,7 @@ class ChatStream:
                 self._route.route_name,
                 exclude=frozenset([*self.continued_from, cut.name]),
                 continuation=True,
+                trace=self._route.trace,
             )
             routed = route.run(open_stream)
         except FallbackError as failed:  # nobody capable, or every candidate failed
@@ -247,8 +253,10 @@ class ChatStream:
             total = get_clock().monotonic() - self._current.started
             record_answer(entry, permit, latency_s=latency, total_s=total)
             self._route.finished(entry)
+            self._route.trace.finish(Outcome.ANSWERED, provider=entry.name)
         else:  # the client went away mid-stream: not the provider's fault
             breaker_release(permit=permit)
+            self._route.trace.finish(Outcome.ABANDONED, provider=entry.name)
         close = getattr(opened.rest, "close", None)
         if close:
             close()
@@ -258,6 +266,7 @@ class ChatStream:
         if not self._settled:
             self._settled = True
             breaker_release(permit=self._current.permit)
+            self._route.trace.finish(Outcome.ABANDONED, provider=self._current.entry.name)
             close = getattr(self._current.value.rest, "close", None)
             if close:
                 close()

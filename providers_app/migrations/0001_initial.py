@@ -9,7 +9,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -18,192 +17,631 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Provider',
+            name="Provider",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text='A unique, human-readable name.', max_length=100, unique=True, verbose_name='name')),
-                ('kind', models.CharField(choices=[('openai', 'OpenAI'), ('azure_openai', 'Azure OpenAI'), ('anthropic', 'Anthropic'), ('gemini', 'Google Gemini'), ('ollama', 'Ollama'), ('openai_compatible', 'OpenAI-compatible (vLLM, Groq, Mistral, ...)'), ('simulated', 'Simulated (local demo upstream)')], help_text='The wire format spoken.', max_length=32, verbose_name='kind')),
-                ('base_url', models.CharField(help_text='The API root, e.g. https://api.openai.com/v1.', max_length=500, validators=[providers_app.models.validate_http_url], verbose_name='base URL')),
-                ('model', models.CharField(help_text='The upstream model or deployment.', max_length=200, verbose_name='model')),
-                ('api_key_env', models.CharField(blank=True, help_text='The name of the environment variable holding the key. The key itself is never stored.', max_length=100, validators=[django.core.validators.RegexValidator('^[A-Za-z_][A-Za-z0-9_]*$', 'Enter the NAME of an environment variable (letters, digits, underscores), not the key itself.')], verbose_name='API key variable')),
-                ('priority', models.PositiveIntegerField(db_index=True, default=0, help_text='Lower answers first. Drag rows in the provider list to change it.', verbose_name='priority')),
-                ('enabled', models.BooleanField(default=True, verbose_name='enabled')),
-                ('timeout_s', models.FloatField(default=30.0, help_text='Wall-clock limit of one attempt; the request deadline can shorten it.', validators=[django.core.validators.MinValueValidator(0.1), django.core.validators.MaxValueValidator(600)], verbose_name='attempt timeout (s)')),
-                ('max_attempts', models.PositiveSmallIntegerField(default=2, help_text='Attempts on this provider within one request, the first included.', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(10)], verbose_name='attempts per request')),
-                ('context_window', models.PositiveIntegerField(blank=True, help_text='Used to fail over a too-long prompt only to a provider with a larger window.', null=True, validators=[django.core.validators.MinValueValidator(1)], verbose_name='context window (tokens)')),
-                ('extra', models.JSONField(blank=True, default=dict, help_text='Optional {"headers": {...}, "params": {...}}; Azure needs {"params": {"api-version": "2024-10-21"}}. Never put keys here.', verbose_name='extra')),
-                ('failure_threshold', models.PositiveSmallIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(1000)], verbose_name='consecutive failures to open')),
-                ('failure_rate_threshold', models.PositiveSmallIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(100)], verbose_name='failure rate to open (%)')),
-                ('slow_call_rate_threshold', models.PositiveSmallIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(100)], verbose_name='slow-call rate to open (%)')),
-                ('slow_call_threshold_s', models.FloatField(blank=True, help_text='A success slower than this counts as slow.', null=True, validators=[django.core.validators.MinValueValidator(0.001)], verbose_name='slow call (s)')),
-                ('minimum_calls', models.PositiveSmallIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(10000)], verbose_name='minimum calls in window')),
-                ('half_open_probes', models.PositiveSmallIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(10)], verbose_name='half-open probes')),
-                ('open_base_s', models.FloatField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(0.001)], verbose_name='base open time (s)')),
-                ('open_max_s', models.FloatField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(0.001)], verbose_name='max open time (s)')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="A unique, human-readable name.",
+                        max_length=100,
+                        unique=True,
+                        verbose_name="name",
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("openai", "OpenAI"),
+                            ("azure_openai", "Azure OpenAI"),
+                            ("anthropic", "Anthropic"),
+                            ("gemini", "Google Gemini"),
+                            ("ollama", "Ollama"),
+                            ("openai_compatible", "OpenAI-compatible (vLLM, Groq, Mistral, ...)"),
+                            ("simulated", "Simulated (local demo upstream)"),
+                        ],
+                        help_text="The wire format spoken.",
+                        max_length=32,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "base_url",
+                    models.CharField(
+                        help_text="The API root, e.g. https://api.openai.com/v1.",
+                        max_length=500,
+                        validators=[providers_app.models.validate_http_url],
+                        verbose_name="base URL",
+                    ),
+                ),
+                (
+                    "model",
+                    models.CharField(
+                        help_text="The upstream model or deployment.",
+                        max_length=200,
+                        verbose_name="model",
+                    ),
+                ),
+                (
+                    "api_key_env",
+                    models.CharField(
+                        blank=True,
+                        help_text="The name of the environment variable holding the key. The key itself is never stored.",
+                        max_length=100,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Za-z_][A-Za-z0-9_]*$",
+                                "Enter the NAME of an environment variable (letters, digits, underscores), not the key itself.",
+                            )
+                        ],
+                        verbose_name="API key variable",
+                    ),
+                ),
+                (
+                    "priority",
+                    models.PositiveIntegerField(
+                        db_index=True,
+                        default=0,
+                        help_text="Lower answers first. Drag rows in the provider list to change it.",
+                        verbose_name="priority",
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=True, verbose_name="enabled")),
+                (
+                    "timeout_s",
+                    models.FloatField(
+                        default=30.0,
+                        help_text="Wall-clock limit of one attempt; the request deadline can shorten it.",
+                        validators=[
+                            django.core.validators.MinValueValidator(0.1),
+                            django.core.validators.MaxValueValidator(600),
+                        ],
+                        verbose_name="attempt timeout (s)",
+                    ),
+                ),
+                (
+                    "max_attempts",
+                    models.PositiveSmallIntegerField(
+                        default=2,
+                        help_text="Attempts on this provider within one request, the first included.",
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(10),
+                        ],
+                        verbose_name="attempts per request",
+                    ),
+                ),
+                (
+                    "context_window",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Used to fail over a too-long prompt only to a provider with a larger window.",
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(1)],
+                        verbose_name="context window (tokens)",
+                    ),
+                ),
+                (
+                    "extra",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text='Optional {"headers": {...}, "params": {...}}; Azure needs {"params": {"api-version": "2024-10-21"}}. Never put keys here.',
+                        verbose_name="extra",
+                    ),
+                ),
+                (
+                    "failure_threshold",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(1000),
+                        ],
+                        verbose_name="consecutive failures to open",
+                    ),
+                ),
+                (
+                    "failure_rate_threshold",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(100),
+                        ],
+                        verbose_name="failure rate to open (%)",
+                    ),
+                ),
+                (
+                    "slow_call_rate_threshold",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(100),
+                        ],
+                        verbose_name="slow-call rate to open (%)",
+                    ),
+                ),
+                (
+                    "slow_call_threshold_s",
+                    models.FloatField(
+                        blank=True,
+                        help_text="A success slower than this counts as slow.",
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(0.001)],
+                        verbose_name="slow call (s)",
+                    ),
+                ),
+                (
+                    "minimum_calls",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(10000),
+                        ],
+                        verbose_name="minimum calls in window",
+                    ),
+                ),
+                (
+                    "half_open_probes",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(10),
+                        ],
+                        verbose_name="half-open probes",
+                    ),
+                ),
+                (
+                    "open_base_s",
+                    models.FloatField(
+                        blank=True,
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(0.001)],
+                        verbose_name="base open time (s)",
+                    ),
+                ),
+                (
+                    "open_max_s",
+                    models.FloatField(
+                        blank=True,
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(0.001)],
+                        verbose_name="max open time (s)",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
             ],
             options={
-                'ordering': ['priority', 'id'],
+                "ordering": ["priority", "id"],
             },
         ),
         migrations.CreateModel(
-            name='CallBucket',
+            name="CallBucket",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('bucket_start', models.DateTimeField(verbose_name='bucket start')),
-                ('shard', models.PositiveSmallIntegerField(default=0, verbose_name='shard')),
-                ('first_attempts', models.PositiveIntegerField(default=0)),
-                ('retries', models.PositiveIntegerField(default=0)),
-                ('successes', models.PositiveIntegerField(default=0)),
-                ('failures', models.PositiveIntegerField(default=0)),
-                ('slow_calls', models.PositiveIntegerField(default=0)),
-                ('rate_limited', models.PositiveIntegerField(default=0)),
-                ('not_permitted', models.PositiveIntegerField(default=0)),
-                ('budget_refusals', models.PositiveIntegerField(default=0)),
-                ('latency_ms_sum', models.FloatField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("bucket_start", models.DateTimeField(verbose_name="bucket start")),
+                ("shard", models.PositiveSmallIntegerField(default=0, verbose_name="shard")),
+                ("first_attempts", models.PositiveIntegerField(default=0)),
+                ("retries", models.PositiveIntegerField(default=0)),
+                ("successes", models.PositiveIntegerField(default=0)),
+                ("failures", models.PositiveIntegerField(default=0)),
+                ("slow_calls", models.PositiveIntegerField(default=0)),
+                ("rate_limited", models.PositiveIntegerField(default=0)),
+                ("not_permitted", models.PositiveIntegerField(default=0)),
+                ("budget_refusals", models.PositiveIntegerField(default=0)),
+                ("latency_ms_sum", models.FloatField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='ClientKey',
+            name="ClientKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True, verbose_name='name')),
-                ('prefix', models.CharField(help_text='The first characters, to recognise a key.', max_length=16, verbose_name='prefix')),
-                ('key_hash', models.CharField(max_length=64, unique=True, verbose_name='key digest')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
-                ('last_used_at', models.DateTimeField(blank=True, null=True, verbose_name='last used')),
-                ('revoked_at', models.DateTimeField(blank=True, null=True, verbose_name='revoked')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True, verbose_name="name")),
+                (
+                    "prefix",
+                    models.CharField(
+                        help_text="The first characters, to recognise a key.",
+                        max_length=16,
+                        verbose_name="prefix",
+                    ),
+                ),
+                (
+                    "key_hash",
+                    models.CharField(max_length=64, unique=True, verbose_name="key digest"),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
+                (
+                    "last_used_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last used"),
+                ),
+                ("revoked_at", models.DateTimeField(blank=True, null=True, verbose_name="revoked")),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='FailoverEvent',
+            name="FailoverEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='time')),
-                ('request_id', models.CharField(blank=True, db_index=True, max_length=64, verbose_name='request id')),
-                ('kind', models.CharField(choices=[('failover', 'Failover'), ('breaker_opened', 'Breaker opened'), ('breaker_half_open', 'Breaker half-open'), ('breaker_closed', 'Breaker closed'), ('all_failed', 'All providers failed'), ('health_failed', 'Health check failed'), ('health_recovered', 'Health check recovered'), ('manual', 'Manual change')], max_length=32, verbose_name='kind')),
-                ('reason', models.CharField(blank=True, db_index=True, max_length=64, verbose_name='reason')),
-                ('status_code', models.PositiveSmallIntegerField(blank=True, null=True, verbose_name='status')),
-                ('detail', models.CharField(blank=True, max_length=500, verbose_name='detail')),
-                ('attempt', models.PositiveSmallIntegerField(blank=True, null=True, verbose_name='attempt')),
-                ('latency_ms', models.FloatField(blank=True, null=True, verbose_name='latency (ms)')),
-                ('count', models.PositiveIntegerField(default=1, help_text='How many occurrences this row stands for (coalesced).', verbose_name='count')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="time"),
+                ),
+                (
+                    "request_id",
+                    models.CharField(
+                        blank=True, db_index=True, max_length=64, verbose_name="request id"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("failover", "Failover"),
+                            ("breaker_opened", "Breaker opened"),
+                            ("breaker_half_open", "Breaker half-open"),
+                            ("breaker_closed", "Breaker closed"),
+                            ("all_failed", "All providers failed"),
+                            ("health_failed", "Health check failed"),
+                            ("health_recovered", "Health check recovered"),
+                            ("manual", "Manual change"),
+                        ],
+                        max_length=32,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "reason",
+                    models.CharField(
+                        blank=True, db_index=True, max_length=64, verbose_name="reason"
+                    ),
+                ),
+                (
+                    "status_code",
+                    models.PositiveSmallIntegerField(blank=True, null=True, verbose_name="status"),
+                ),
+                ("detail", models.CharField(blank=True, max_length=500, verbose_name="detail")),
+                (
+                    "attempt",
+                    models.PositiveSmallIntegerField(blank=True, null=True, verbose_name="attempt"),
+                ),
+                (
+                    "latency_ms",
+                    models.FloatField(blank=True, null=True, verbose_name="latency (ms)"),
+                ),
+                (
+                    "count",
+                    models.PositiveIntegerField(
+                        default=1,
+                        help_text="How many occurrences this row stands for (coalesced).",
+                        verbose_name="count",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='HealthCheckResult',
+            name="HealthCheckResult",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('checked_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='checked at')),
-                ('ok', models.BooleanField(verbose_name='ok')),
-                ('latency_ms', models.FloatField(blank=True, null=True, verbose_name='latency (ms)')),
-                ('status_code', models.PositiveSmallIntegerField(blank=True, null=True, verbose_name='status')),
-                ('error_class', models.CharField(blank=True, max_length=64, verbose_name='error class')),
-                ('detail', models.CharField(blank=True, max_length=500, verbose_name='detail')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "checked_at",
+                    models.DateTimeField(
+                        auto_now_add=True, db_index=True, verbose_name="checked at"
+                    ),
+                ),
+                ("ok", models.BooleanField(verbose_name="ok")),
+                (
+                    "latency_ms",
+                    models.FloatField(blank=True, null=True, verbose_name="latency (ms)"),
+                ),
+                (
+                    "status_code",
+                    models.PositiveSmallIntegerField(blank=True, null=True, verbose_name="status"),
+                ),
+                (
+                    "error_class",
+                    models.CharField(blank=True, max_length=64, verbose_name="error class"),
+                ),
+                ("detail", models.CharField(blank=True, max_length=500, verbose_name="detail")),
             ],
             options={
-                'ordering': ['-checked_at', '-id'],
+                "ordering": ["-checked_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='ProbeLease',
+            name="ProbeLease",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('generation', models.BigIntegerField(verbose_name='breaker generation')),
-                ('slot', models.PositiveSmallIntegerField(verbose_name='slot')),
-                ('lease_id', models.UUIDField(default=uuid.uuid4, unique=True, verbose_name='lease')),
-                ('issued_at', models.DateTimeField(verbose_name='issued at')),
-                ('expires_at', models.DateTimeField(verbose_name='expires at')),
-                ('outcome', models.CharField(blank=True, choices=[('success', 'Success'), ('failure', 'Failure'), ('released', 'Released unused')], max_length=16, verbose_name='outcome')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("generation", models.BigIntegerField(verbose_name="breaker generation")),
+                ("slot", models.PositiveSmallIntegerField(verbose_name="slot")),
+                (
+                    "lease_id",
+                    models.UUIDField(default=uuid.uuid4, unique=True, verbose_name="lease"),
+                ),
+                ("issued_at", models.DateTimeField(verbose_name="issued at")),
+                ("expires_at", models.DateTimeField(verbose_name="expires at")),
+                (
+                    "outcome",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("success", "Success"),
+                            ("failure", "Failure"),
+                            ("released", "Released unused"),
+                        ],
+                        max_length=16,
+                        verbose_name="outcome",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='BreakerState',
+            name="BreakerState",
             fields=[
-                ('provider', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='breaker', serialize=False, to='providers_app.provider')),
-                ('state', models.CharField(choices=[('closed', 'Closed'), ('open', 'Open'), ('half_open', 'Half-open'), ('forced_open', 'Forced open'), ('disabled', 'Disabled (never trips)')], default='closed', max_length=16, verbose_name='state')),
-                ('generation', models.BigIntegerField(default=0, help_text='Bumped on every transition; guards each update.', verbose_name='generation')),
-                ('consecutive_failures', models.PositiveIntegerField(default=0, verbose_name='consecutive failures')),
-                ('opened_at', models.DateTimeField(blank=True, null=True, verbose_name='opened at')),
-                ('open_until', models.DateTimeField(blank=True, help_text='OPEN: when a probe may go through. FORCED_OPEN: the expiry, if any.', null=True, verbose_name='open until')),
-                ('open_cycles', models.PositiveIntegerField(default=0, help_text='Consecutive OPEN cycles; the open time grows with it.', verbose_name='open cycles')),
-                ('half_open_started_at', models.DateTimeField(blank=True, null=True, verbose_name='half-open since')),
-                ('probes_permitted', models.PositiveSmallIntegerField(default=1, verbose_name='probes permitted')),
-                ('probes_issued', models.PositiveSmallIntegerField(default=0, verbose_name='probes issued')),
-                ('probes_succeeded', models.PositiveSmallIntegerField(default=0, verbose_name='probes succeeded')),
-                ('cooldown_until', models.DateTimeField(blank=True, help_text='Set by a rate-limit hint; every process skips the provider until then.', null=True, verbose_name='cooling down until')),
-                ('window_reset_at', models.DateTimeField(blank=True, help_text='Calls before this do not count towards the failure rate (set on close).', null=True, verbose_name='window reset at')),
-                ('last_error', models.CharField(blank=True, max_length=500, verbose_name='last error')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
+                (
+                    "provider",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="breaker",
+                        serialize=False,
+                        to="providers_app.provider",
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("closed", "Closed"),
+                            ("open", "Open"),
+                            ("half_open", "Half-open"),
+                            ("forced_open", "Forced open"),
+                            ("disabled", "Disabled (never trips)"),
+                        ],
+                        default="closed",
+                        max_length=16,
+                        verbose_name="state",
+                    ),
+                ),
+                (
+                    "generation",
+                    models.BigIntegerField(
+                        default=0,
+                        help_text="Bumped on every transition; guards each update.",
+                        verbose_name="generation",
+                    ),
+                ),
+                (
+                    "consecutive_failures",
+                    models.PositiveIntegerField(default=0, verbose_name="consecutive failures"),
+                ),
+                (
+                    "opened_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="opened at"),
+                ),
+                (
+                    "open_until",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="OPEN: when a probe may go through. FORCED_OPEN: the expiry, if any.",
+                        null=True,
+                        verbose_name="open until",
+                    ),
+                ),
+                (
+                    "open_cycles",
+                    models.PositiveIntegerField(
+                        default=0,
+                        help_text="Consecutive OPEN cycles; the open time grows with it.",
+                        verbose_name="open cycles",
+                    ),
+                ),
+                (
+                    "half_open_started_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="half-open since"),
+                ),
+                (
+                    "probes_permitted",
+                    models.PositiveSmallIntegerField(default=1, verbose_name="probes permitted"),
+                ),
+                (
+                    "probes_issued",
+                    models.PositiveSmallIntegerField(default=0, verbose_name="probes issued"),
+                ),
+                (
+                    "probes_succeeded",
+                    models.PositiveSmallIntegerField(default=0, verbose_name="probes succeeded"),
+                ),
+                (
+                    "cooldown_until",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="Set by a rate-limit hint; every process skips the provider until then.",
+                        null=True,
+                        verbose_name="cooling down until",
+                    ),
+                ),
+                (
+                    "window_reset_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="Calls before this do not count towards the failure rate (set on close).",
+                        null=True,
+                        verbose_name="window reset at",
+                    ),
+                ),
+                (
+                    "last_error",
+                    models.CharField(blank=True, max_length=500, verbose_name="last error"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
             ],
             options={
-                'verbose_name': 'breaker state',
+                "verbose_name": "breaker state",
             },
         ),
         migrations.CreateModel(
-            name='HealthCheckSchedule',
+            name="HealthCheckSchedule",
             fields=[
-                ('provider', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='health_schedule', serialize=False, to='providers_app.provider')),
-                ('next_check_at', models.DateTimeField(blank=True, null=True, verbose_name='next check at')),
-                ('lease_until', models.DateTimeField(blank=True, null=True, verbose_name='leased until')),
-                ('consecutive_failures', models.PositiveIntegerField(default=0, verbose_name='consecutive failed checks')),
+                (
+                    "provider",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="health_schedule",
+                        serialize=False,
+                        to="providers_app.provider",
+                    ),
+                ),
+                (
+                    "next_check_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="next check at"),
+                ),
+                (
+                    "lease_until",
+                    models.DateTimeField(blank=True, null=True, verbose_name="leased until"),
+                ),
+                (
+                    "consecutive_failures",
+                    models.PositiveIntegerField(
+                        default=0, verbose_name="consecutive failed checks"
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='provider',
-            constraint=models.UniqueConstraint(fields=('priority',), name='provider_priority_unique'),
+            model_name="provider",
+            constraint=models.UniqueConstraint(
+                fields=("priority",), name="provider_priority_unique"
+            ),
         ),
         migrations.AddField(
-            model_name='callbucket',
-            name='provider',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='call_buckets', to='providers_app.provider'),
+            model_name="callbucket",
+            name="provider",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="call_buckets",
+                to="providers_app.provider",
+            ),
         ),
         migrations.AddField(
-            model_name='failoverevent',
-            name='actor',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL, verbose_name='acting user'),
+            model_name="failoverevent",
+            name="actor",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                to=settings.AUTH_USER_MODEL,
+                verbose_name="acting user",
+            ),
         ),
         migrations.AddField(
-            model_name='failoverevent',
-            name='provider',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='events_from', to='providers_app.provider', verbose_name='from provider'),
+            model_name="failoverevent",
+            name="provider",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="events_from",
+                to="providers_app.provider",
+                verbose_name="from provider",
+            ),
         ),
         migrations.AddField(
-            model_name='failoverevent',
-            name='to_provider',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='events_to', to='providers_app.provider', verbose_name='to provider'),
+            model_name="failoverevent",
+            name="to_provider",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="events_to",
+                to="providers_app.provider",
+                verbose_name="to provider",
+            ),
         ),
         migrations.AddField(
-            model_name='healthcheckresult',
-            name='provider',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='health_results', to='providers_app.provider'),
+            model_name="healthcheckresult",
+            name="provider",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="health_results",
+                to="providers_app.provider",
+            ),
         ),
         migrations.AddField(
-            model_name='probelease',
-            name='provider',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='probe_leases', to='providers_app.provider'),
+            model_name="probelease",
+            name="provider",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="probe_leases",
+                to="providers_app.provider",
+            ),
         ),
         migrations.AddIndex(
-            model_name='callbucket',
-            index=models.Index(fields=['provider', 'bucket_start'], name='providers_a_provide_333d01_idx'),
+            model_name="callbucket",
+            index=models.Index(
+                fields=["provider", "bucket_start"], name="providers_a_provide_333d01_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='callbucket',
-            constraint=models.UniqueConstraint(fields=('provider', 'bucket_start', 'shard'), name='call_bucket_unique'),
+            model_name="callbucket",
+            constraint=models.UniqueConstraint(
+                fields=("provider", "bucket_start", "shard"), name="call_bucket_unique"
+            ),
         ),
         migrations.AddIndex(
-            model_name='failoverevent',
-            index=models.Index(fields=['kind', 'created_at'], name='providers_a_kind_a5fa6b_idx'),
+            model_name="failoverevent",
+            index=models.Index(fields=["kind", "created_at"], name="providers_a_kind_a5fa6b_idx"),
         ),
         migrations.AddConstraint(
-            model_name='probelease',
-            constraint=models.UniqueConstraint(fields=('provider', 'generation', 'slot'), name='probe_lease_slot_unique'),
+            model_name="probelease",
+            constraint=models.UniqueConstraint(
+                fields=("provider", "generation", "slot"), name="probe_lease_slot_unique"
+            ),
         ),
     ]

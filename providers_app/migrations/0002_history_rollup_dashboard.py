@@ -5,48 +5,92 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('providers_app', '0001_initial'),
+        ("providers_app", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Dashboard',
-            fields=[
-            ],
+            name="Dashboard",
+            fields=[],
             options={
-                'verbose_name': 'failover dashboard',
-                'verbose_name_plural': 'failover dashboard',
-                'proxy': True,
-                'indexes': [],
-                'constraints': [],
+                "verbose_name": "failover dashboard",
+                "verbose_name_plural": "failover dashboard",
+                "proxy": True,
+                "indexes": [],
+                "constraints": [],
             },
-            bases=('providers_app.failoverevent',),
+            bases=("providers_app.failoverevent",),
         ),
         migrations.CreateModel(
-            name='CallRollup',
+            name="CallRollup",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('hour', models.DateTimeField(help_text='The start of the hour (UTC).', verbose_name='hour')),
-                ('first_attempts', models.PositiveIntegerField(default=0, verbose_name='first attempts')),
-                ('retries', models.PositiveIntegerField(default=0, verbose_name='retries')),
-                ('successes', models.PositiveIntegerField(default=0, verbose_name='successes')),
-                ('failures', models.PositiveIntegerField(default=0, verbose_name='failures')),
-                ('slow_calls', models.PositiveIntegerField(default=0, verbose_name='slow calls')),
-                ('rate_limited', models.PositiveIntegerField(default=0, verbose_name='rate limited')),
-                ('not_permitted', models.PositiveIntegerField(default=0, verbose_name='not permitted')),
-                ('budget_refusals', models.PositiveIntegerField(default=0, verbose_name='retry-budget refusals')),
-                ('latency_ms_sum', models.FloatField(default=0, verbose_name='latency sum (ms)')),
-                ('latency_histogram', models.JSONField(blank=True, default=dict, help_text='Answered calls per latency bucket: upper bound in ms (or inf) to count.', verbose_name='latency histogram')),
-                ('final', models.BooleanField(default=False, help_text='The hour is over and rolled up for good; its one-second buckets are pruned.', verbose_name='final')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
-                ('provider', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='call_rollups', to='providers_app.provider')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "hour",
+                    models.DateTimeField(
+                        help_text="The start of the hour (UTC).", verbose_name="hour"
+                    ),
+                ),
+                (
+                    "first_attempts",
+                    models.PositiveIntegerField(default=0, verbose_name="first attempts"),
+                ),
+                ("retries", models.PositiveIntegerField(default=0, verbose_name="retries")),
+                ("successes", models.PositiveIntegerField(default=0, verbose_name="successes")),
+                ("failures", models.PositiveIntegerField(default=0, verbose_name="failures")),
+                ("slow_calls", models.PositiveIntegerField(default=0, verbose_name="slow calls")),
+                (
+                    "rate_limited",
+                    models.PositiveIntegerField(default=0, verbose_name="rate limited"),
+                ),
+                (
+                    "not_permitted",
+                    models.PositiveIntegerField(default=0, verbose_name="not permitted"),
+                ),
+                (
+                    "budget_refusals",
+                    models.PositiveIntegerField(default=0, verbose_name="retry-budget refusals"),
+                ),
+                ("latency_ms_sum", models.FloatField(default=0, verbose_name="latency sum (ms)")),
+                (
+                    "latency_histogram",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="Answered calls per latency bucket: upper bound in ms (or inf) to count.",
+                        verbose_name="latency histogram",
+                    ),
+                ),
+                (
+                    "final",
+                    models.BooleanField(
+                        default=False,
+                        help_text="The hour is over and rolled up for good; its one-second buckets are pruned.",
+                        verbose_name="final",
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
+                (
+                    "provider",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="call_rollups",
+                        to="providers_app.provider",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-hour', 'provider_id'],
-                'indexes': [models.Index(fields=['hour'], name='providers_a_hour_353271_idx')],
-                'constraints': [models.UniqueConstraint(fields=('provider', 'hour'), name='call_rollup_unique')],
+                "ordering": ["-hour", "provider_id"],
+                "indexes": [models.Index(fields=["hour"], name="providers_a_hour_353271_idx")],
+                "constraints": [
+                    models.UniqueConstraint(fields=("provider", "hour"), name="call_rollup_unique")
+                ],
             },
         ),
     ]

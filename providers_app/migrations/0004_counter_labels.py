@@ -4,55 +4,54 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('providers_app', '0003_install_periodic_tasks'),
+        ("providers_app", "0003_install_periodic_tasks"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='callbucket',
-            name='budget_refusals',
-            field=models.PositiveIntegerField(default=0, verbose_name='retry-budget refusals'),
+            model_name="callbucket",
+            name="budget_refusals",
+            field=models.PositiveIntegerField(default=0, verbose_name="retry-budget refusals"),
         ),
         migrations.AlterField(
-            model_name='callbucket',
-            name='failures',
-            field=models.PositiveIntegerField(default=0, verbose_name='failures'),
+            model_name="callbucket",
+            name="failures",
+            field=models.PositiveIntegerField(default=0, verbose_name="failures"),
         ),
         migrations.AlterField(
-            model_name='callbucket',
-            name='first_attempts',
-            field=models.PositiveIntegerField(default=0, verbose_name='first attempts'),
+            model_name="callbucket",
+            name="first_attempts",
+            field=models.PositiveIntegerField(default=0, verbose_name="first attempts"),
         ),
         migrations.AlterField(
-            model_name='callbucket',
-            name='latency_ms_sum',
-            field=models.FloatField(default=0, verbose_name='latency sum (ms)'),
+            model_name="callbucket",
+            name="latency_ms_sum",
+            field=models.FloatField(default=0, verbose_name="latency sum (ms)"),
         ),
         migrations.AlterField(
-            model_name='callbucket',
-            name='not_permitted',
-            field=models.PositiveIntegerField(default=0, verbose_name='not permitted'),
+            model_name="callbucket",
+            name="not_permitted",
+            field=models.PositiveIntegerField(default=0, verbose_name="not permitted"),
         ),
         migrations.AlterField(
-            model_name='callbucket',
-            name='rate_limited',
-            field=models.PositiveIntegerField(default=0, verbose_name='rate limited'),
+            model_name="callbucket",
+            name="rate_limited",
+            field=models.PositiveIntegerField(default=0, verbose_name="rate limited"),
         ),
         migrations.AlterField(
-            model_name='callbucket',
-            name='retries',
-            field=models.PositiveIntegerField(default=0, verbose_name='retries'),
+            model_name="callbucket",
+            name="retries",
+            field=models.PositiveIntegerField(default=0, verbose_name="retries"),
         ),
         migrations.AlterField(
-            model_name='callbucket',
-            name='slow_calls',
-            field=models.PositiveIntegerField(default=0, verbose_name='slow calls'),
+            model_name="callbucket",
+            name="slow_calls",
+            field=models.PositiveIntegerField(default=0, verbose_name="slow calls"),
         ),
         migrations.AlterField(
-            model_name='callbucket',
-            name='successes',
-            field=models.PositiveIntegerField(default=0, verbose_name='successes'),
+            model_name="callbucket",
+            name="successes",
+            field=models.PositiveIntegerField(default=0, verbose_name="successes"),
         ),
     ]

@@ -7,28 +7,60 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('providers_app', '0005_breaker_rows_and_never_trip'),
+        ("providers_app", "0005_breaker_rows_and_never_trip"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='clientkey',
-            options={'ordering': ['name'], 'permissions': [('revoke_clientkey', 'Can revoke client keys')]},
+            name="clientkey",
+            options={
+                "ordering": ["name"],
+                "permissions": [("revoke_clientkey", "Can revoke client keys")],
+            },
         ),
         migrations.AlterModelOptions(
-            name='provider',
-            options={'ordering': ['priority', 'id'], 'permissions': [('reorder_provider', 'Can reorder providers'), ('operate_provider', 'Can operate providers (health check, reset, force open or closed, never trip, enable, disable)'), ('use_chat', 'Can use the chatbot page (spends provider credit)')]},
+            name="provider",
+            options={
+                "ordering": ["priority", "id"],
+                "permissions": [
+                    ("reorder_provider", "Can reorder providers"),
+                    (
+                        "operate_provider",
+                        "Can operate providers (health check, reset, force open or closed, never trip, enable, disable)",
+                    ),
+                    ("use_chat", "Can use the chatbot page (spends provider credit)"),
+                ],
+            },
         ),
         migrations.AlterField(
-            model_name='provider',
-            name='api_key_env',
-            field=models.CharField(blank=True, help_text='The name of the environment variable holding the key, such as OPENAI_API_KEY. The key itself is never stored. Server secrets (DJANGO_*, DATABASE_URL, AWS_*, ...) are refused: see FALLBACK_KEY_ENV_ALLOW.', max_length=100, validators=[django.core.validators.RegexValidator('^[A-Za-z_][A-Za-z0-9_]*$', 'Enter the NAME of an environment variable (letters, digits, underscores), not the key itself.'), providers_app.outbound.validate_key_env], verbose_name='API key variable'),
+            model_name="provider",
+            name="api_key_env",
+            field=models.CharField(
+                blank=True,
+                help_text="The name of the environment variable holding the key, such as OPENAI_API_KEY. The key itself is never stored. Server secrets (DJANGO_*, DATABASE_URL, AWS_*, ...) are refused: see FALLBACK_KEY_ENV_ALLOW.",
+                max_length=100,
+                validators=[
+                    django.core.validators.RegexValidator(
+                        "^[A-Za-z_][A-Za-z0-9_]*$",
+                        "Enter the NAME of an environment variable (letters, digits, underscores), not the key itself.",
+                    ),
+                    providers_app.outbound.validate_key_env,
+                ],
+                verbose_name="API key variable",
+            ),
         ),
         migrations.AlterField(
-            model_name='provider',
-            name='base_url',
-            field=models.CharField(help_text='The API root, e.g. https://api.openai.com/v1. No credentials or query string; FALLBACK_UPSTREAM_HOSTS may limit the hosts.', max_length=500, validators=[providers_app.models.validate_http_url, providers_app.outbound.validate_base_url_policy], verbose_name='base URL'),
+            model_name="provider",
+            name="base_url",
+            field=models.CharField(
+                help_text="The API root, e.g. https://api.openai.com/v1. No credentials or query string; FALLBACK_UPSTREAM_HOSTS may limit the hosts.",
+                max_length=500,
+                validators=[
+                    providers_app.models.validate_http_url,
+                    providers_app.outbound.validate_base_url_policy,
+                ],
+                verbose_name="base URL",
+            ),
         ),
     ]

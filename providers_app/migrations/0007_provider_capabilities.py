@@ -4,30 +4,49 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('providers_app', '0006_security_permissions'),
+        ("providers_app", "0006_security_permissions"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='provider',
-            name='supports_images',
-            field=models.BooleanField(blank=True, help_text='image_url parts in user messages. Empty: the default for the kind and model.', null=True, verbose_name='images'),
+            model_name="provider",
+            name="supports_images",
+            field=models.BooleanField(
+                blank=True,
+                help_text="image_url parts in user messages. Empty: the default for the kind and model.",
+                null=True,
+                verbose_name="images",
+            ),
         ),
         migrations.AddField(
-            model_name='provider',
-            name='supports_prefill',
-            field=models.BooleanField(blank=True, help_text='Continues a trailing assistant message (used to rescue a cut stream). Empty: the default for the kind and model.', null=True, verbose_name='continues a partial answer'),
+            model_name="provider",
+            name="supports_prefill",
+            field=models.BooleanField(
+                blank=True,
+                help_text="Continues a trailing assistant message (used to rescue a cut stream). Empty: the default for the kind and model.",
+                null=True,
+                verbose_name="continues a partial answer",
+            ),
         ),
         migrations.AddField(
-            model_name='provider',
-            name='supports_structured_output',
-            field=models.BooleanField(blank=True, help_text='response_format json_object and json_schema. Empty: the default for the kind and model.', null=True, verbose_name='structured output'),
+            model_name="provider",
+            name="supports_structured_output",
+            field=models.BooleanField(
+                blank=True,
+                help_text="response_format json_object and json_schema. Empty: the default for the kind and model.",
+                null=True,
+                verbose_name="structured output",
+            ),
         ),
         migrations.AddField(
-            model_name='provider',
-            name='supports_tools',
-            field=models.BooleanField(blank=True, help_text='Function tools and tool results. Empty: the default for the kind and model.', null=True, verbose_name='tools'),
+            model_name="provider",
+            name="supports_tools",
+            field=models.BooleanField(
+                blank=True,
+                help_text="Function tools and tool results. Empty: the default for the kind and model.",
+                null=True,
+                verbose_name="tools",
+            ),
         ),
     ]

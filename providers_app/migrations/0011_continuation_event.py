@@ -4,15 +4,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("providers_app", "0010_routing_notify"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='failoverevent',
-            name='kind',
-            field=models.CharField(choices=[('failover', 'Failover'), ('breaker_opened', 'Breaker opened'), ('breaker_half_open', 'Breaker half-open'), ('breaker_closed', 'Breaker closed'), ('all_failed', 'All providers failed'), ('health_failed', 'Health check failed'), ('health_recovered', 'Health check recovered'), ('manual', 'Manual change'), ('continuation', 'Answer continued on another provider')], max_length=32, verbose_name='kind'),
+            model_name="failoverevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("failover", "Failover"),
+                    ("breaker_opened", "Breaker opened"),
+                    ("breaker_half_open", "Breaker half-open"),
+                    ("breaker_closed", "Breaker closed"),
+                    ("all_failed", "All providers failed"),
+                    ("health_failed", "Health check failed"),
+                    ("health_recovered", "Health check recovered"),
+                    ("manual", "Manual change"),
+                    ("continuation", "Answer continued on another provider"),
+                ],
+                max_length=32,
+                verbose_name="kind",
+            ),
         ),
     ]

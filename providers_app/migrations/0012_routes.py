@@ -56,64 +56,155 @@ def drop_triggers(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('providers_app', '0011_continuation_event'),
+        ("providers_app", "0011_continuation_event"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Route',
+            name="Route",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text='What a client sends as `model`, e.g. chat or chat-large.', max_length=100, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9][A-Za-z0-9._:/-]*$', 'Letters, digits and . _ : / - (what clients send as model).')], verbose_name='name')),
-                ('is_default', models.BooleanField(default=False, help_text='Serves every `model` that names no route. At most one route.', verbose_name='default route')),
-                ('deadline_s', models.FloatField(blank=True, help_text='The request deadline on this route. Empty: FALLBACK_DEADLINE_S.', null=True, validators=[django.core.validators.MinValueValidator(0.1), django.core.validators.MaxValueValidator(600)], verbose_name='deadline (s)')),
-                ('failover_on_content_filter', models.BooleanField(blank=True, help_text='Try the next provider when one filters the content. Empty: FALLBACK_FAILOVER_ON_CONTENT_FILTER.', null=True, verbose_name='fail over on content filter')),
-                ('hold_back', models.BooleanField(default=False, help_text='Streams on this route send the answer only once it is complete, so a failure restarts cleanly on the next provider (see docs/clients.md, Hold-back).', verbose_name='hold back streams')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="What a client sends as `model`, e.g. chat or chat-large.",
+                        max_length=100,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Za-z0-9][A-Za-z0-9._:/-]*$",
+                                "Letters, digits and . _ : / - (what clients send as model).",
+                            )
+                        ],
+                        verbose_name="name",
+                    ),
+                ),
+                (
+                    "is_default",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Serves every `model` that names no route. At most one route.",
+                        verbose_name="default route",
+                    ),
+                ),
+                (
+                    "deadline_s",
+                    models.FloatField(
+                        blank=True,
+                        help_text="The request deadline on this route. Empty: FALLBACK_DEADLINE_S.",
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(0.1),
+                            django.core.validators.MaxValueValidator(600),
+                        ],
+                        verbose_name="deadline (s)",
+                    ),
+                ),
+                (
+                    "failover_on_content_filter",
+                    models.BooleanField(
+                        blank=True,
+                        help_text="Try the next provider when one filters the content. Empty: FALLBACK_FAILOVER_ON_CONTENT_FILTER.",
+                        null=True,
+                        verbose_name="fail over on content filter",
+                    ),
+                ),
+                (
+                    "hold_back",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Streams on this route send the answer only once it is complete, so a failure restarts cleanly on the next provider (see docs/clients.md, Hold-back).",
+                        verbose_name="hold back streams",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
             ],
             options={
-                'ordering': ['name'],
-                'permissions': [('reorder_route', 'Can reorder the providers of a route')],
+                "ordering": ["name"],
+                "permissions": [("reorder_route", "Can reorder the providers of a route")],
             },
         ),
         migrations.AddField(
-            model_name='failoverevent',
-            name='route',
-            field=models.CharField(blank=True, db_index=True, max_length=100, verbose_name='route'),
+            model_name="failoverevent",
+            name="route",
+            field=models.CharField(blank=True, db_index=True, max_length=100, verbose_name="route"),
         ),
         migrations.AddField(
-            model_name='clientkey',
-            name='routes',
-            field=models.ManyToManyField(blank=True, help_text='The routes this key may use as `model`. Empty: every route.', related_name='client_keys', to='providers_app.route', verbose_name='routes'),
+            model_name="clientkey",
+            name="routes",
+            field=models.ManyToManyField(
+                blank=True,
+                help_text="The routes this key may use as `model`. Empty: every route.",
+                related_name="client_keys",
+                to="providers_app.route",
+                verbose_name="routes",
+            ),
         ),
         migrations.CreateModel(
-            name='RouteMember',
+            name="RouteMember",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('order', models.PositiveIntegerField(db_index=True, default=0, verbose_name='order')),
-                ('provider', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='route_members', to='providers_app.provider')),
-                ('route', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='members', to='providers_app.route')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "order",
+                    models.PositiveIntegerField(db_index=True, default=0, verbose_name="order"),
+                ),
+                (
+                    "provider",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="route_members",
+                        to="providers_app.provider",
+                    ),
+                ),
+                (
+                    "route",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="members",
+                        to="providers_app.route",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'route member',
-                'ordering': ['order', 'id'],
+                "verbose_name": "route member",
+                "ordering": ["order", "id"],
             },
         ),
         migrations.AddField(
-            model_name='route',
-            name='providers',
-            field=models.ManyToManyField(related_name='routes', through='providers_app.RouteMember', to='providers_app.provider', verbose_name='providers'),
+            model_name="route",
+            name="providers",
+            field=models.ManyToManyField(
+                related_name="routes",
+                through="providers_app.RouteMember",
+                to="providers_app.provider",
+                verbose_name="providers",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='routemember',
-            constraint=models.UniqueConstraint(fields=('route', 'provider'), name='route_member_unique'),
+            model_name="routemember",
+            constraint=models.UniqueConstraint(
+                fields=("route", "provider"), name="route_member_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='route',
-            constraint=models.UniqueConstraint(condition=models.Q(('is_default', True)), fields=('is_default',), name='route_one_default'),
+            model_name="route",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("is_default", True)),
+                fields=("is_default",),
+                name="route_one_default",
+            ),
         ),
         migrations.RunPython(create_triggers, drop_triggers),
     ]

@@ -32,6 +32,7 @@ from ..models import (
     FailoverEvent,
     HealthCheckResult,
     ProbeLease,
+    RequestTrace,
 )
 from ..selectors.call_stats import CallStats, hour_of, period_of
 
@@ -54,6 +55,7 @@ class PruneSummary:
     health_results: int
     rollups: int
     probe_leases: int = 0
+    traces: int = 0
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,8 @@ class RollupSummary:
 
 
 def history_prune(*, now: datetime | None = None) -> PruneSummary:
-    """Delete events and health results older than FALLBACK_EVENT_RETENTION_DAYS."""
+    """Delete events and health results older than FALLBACK_EVENT_RETENTION_DAYS,
+    and request traces older than FALLBACK_TRACE_RETENTION_DAYS."""
     now = now or get_clock().now()
     days = get_setting("EVENT_RETENTION_DAYS")
     cutoff = now - timedelta(days=days)
@@ -73,13 +76,19 @@ def history_prune(*, now: datetime | None = None) -> PruneSummary:
     results, _ = HealthCheckResult.objects.filter(checked_at__lt=cutoff).delete()
     rollups, _ = CallRollup.objects.filter(period_start__lt=hour_of(rollup_cutoff)).delete()
     leases = probe_leases_prune()
+    trace_cutoff = now - timedelta(days=get_setting("TRACE_RETENTION_DAYS"))
+    traces, _ = RequestTrace.objects.filter(created_at__lt=trace_cutoff).delete()
     summary = PruneSummary(
-        events=events, health_results=results, rollups=rollups, probe_leases=leases
+        events=events,
+        health_results=results,
+        rollups=rollups,
+        probe_leases=leases,
+        traces=traces,
     )
     logger.info(
-        "history_pruned events=%s health_results=%s rollups=%s probe_leases=%s "
-        "retention_days=%s",
-        events, results, rollups, leases, days,
+        "history_pruned events=%s health_results=%s rollups=%s probe_leases=%s traces=%s "
+        "retention_days=%s trace_retention_days=%s",
+        events, results, rollups, leases, traces, days, get_setting("TRACE_RETENTION_DAYS"),
     )  # fmt: skip
     return summary
 
