@@ -60,6 +60,13 @@ DEFAULTS: dict[str, Any] = {
     # how long traces are kept.
     "TRACE_SAMPLE_RATE": 0.1,
     "TRACE_RETENTION_DAYS": 7,
+    # Alerts (services/alerts.py): a failover rate above this percentage of the
+    # requests of the last ALERT_WINDOW_S (with at least ALERT_MIN_REQUESTS of
+    # them) opens an incident; the window also ends a route-down incident.
+    "ALERT_FAILOVER_RATE": 20.0,
+    "ALERT_WINDOW_S": 300.0,
+    "ALERT_MIN_REQUESTS": 20,
+    "ALERT_TIMEOUT_S": 5.0,  # one webhook POST
     "MAX_REQUEST_BYTES": 1024 * 1024,
     # Outbound policy (providers_app/outbound.py): which environment variables a
     # provider may send as its key, and to which hosts. The built-in deny list
@@ -98,6 +105,8 @@ POSITIVE = (
     "HEALTH_TIMEOUT_S",
     "HEALTH_FAILURE_THRESHOLD",
     "MAX_REQUEST_BYTES",
+    "ALERT_WINDOW_S",
+    "ALERT_TIMEOUT_S",
 )
 NOT_NEGATIVE = (
     "MAX_INLINE_RETRY_AFTER_S",
@@ -105,8 +114,9 @@ NOT_NEGATIVE = (
     "RETRY_BUDGET_RATIO",
     "RETRY_BUDGET_MIN",
     "BREAKER_LEASE_EXTRA_S",
+    "ALERT_MIN_REQUESTS",
 )
-PERCENTAGES = ("BREAKER_FAILURE_RATE", "BREAKER_SLOW_CALL_RATE")
+PERCENTAGES = ("BREAKER_FAILURE_RATE", "BREAKER_SLOW_CALL_RATE", "ALERT_FAILOVER_RATE")
 
 
 def settings_problems(values: dict[str, Any]) -> list[str]:

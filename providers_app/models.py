@@ -9,11 +9,18 @@ from django.core.validators import (
     MaxValueValidator,
     MinValueValidator,
     RegexValidator,
+    validate_email,
 )
 from django.db import models
 
 from .conf import get_setting
-from .outbound import extra_credential_names, validate_base_url_policy, validate_key_env
+from .outbound import (
+    base_url_refusal,
+    extra_credential_names,
+    key_env_refusal,
+    validate_base_url_policy,
+    validate_key_env,
+)
 from .querysets import ProviderQuerySet
 from .reasons import Reason
 
@@ -753,3 +760,112 @@ class RequestTrace(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.get_outcome_display()}"
+
+
+class AlertChannel(models.Model):
+    """Where alerts go (services/alerts.py): a webhook (a Slack-compatible JSON
+    body) or email. A webhook's secret is read from the environment variable
+    named here, at send time; it is never stored."""
+
+    class Kind(models.TextChoices):
+        WEBHOOK = "webhook", "Webhook (Slack-compatible JSON)"
+        EMAIL = "email", "Email"
+
+    name = models.CharField("name", max_length=100, unique=True)
+    kind = models.CharField("kind", max_length=16, choices=Kind.choices)
+    enabled = models.BooleanField("enabled", default=True)
+    url = models.URLField(
+        "webhook URL",
+        max_length=500,
+        blank=True,
+        help_text=(
+            "Follows the providers' outbound policy: a host allowed by FALLBACK_UPSTREAM_HOSTS, "
+            "no user:password@, no query string. A secret that belongs in the path (Slack) "
+            "is written {secret} and comes from the variable below."
+        ),
+    )
+    secret_env = models.CharField(
+        "secret variable",
+        max_length=100,
+        blank=True,
+        help_text=(
+            "Name of the environment variable holding the webhook's secret: it replaces "
+            "{secret} in the URL, or else is sent as 'Authorization: Bearer'."
+        ),
+    )
+    emails = models.CharField(
+        "email addresses", max_length=500, blank=True, help_text="Comma-separated."
+    )
+    on_breaker = models.BooleanField("breaker opened or closed", default=True)
+    on_route_down = models.BooleanField("every provider of a route down", default=True)
+    on_failover_rate = models.BooleanField("failover rate over the threshold", default=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "alert channel"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def recipients(self) -> list[str]:
+        return [a.strip() for a in self.emails.split(",") if a.strip()]
+
+    def clean(self) -> None:
+        errors = {}
+        if self.kind == self.Kind.WEBHOOK:
+            if not self.url:
+                errors["url"] = "A webhook channel needs its URL."
+            else:
+                problem = base_url_refusal(self.url.replace("{secret}", "secret"))
+                if problem:
+                    errors["url"] = problem.replace("base URL", "webhook URL")
+            if "{secret}" in self.url and not self.secret_env:
+                errors["secret_env"] = "The URL has {secret}: name its variable."  # noqa: S105
+            if self.secret_env:
+                problem = key_env_refusal(self.secret_env)
+                if problem:
+                    errors["secret_env"] = problem
+        if self.kind == self.Kind.EMAIL:
+            if not self.recipients():
+                errors["emails"] = "An email channel needs at least one address."
+            for address in self.recipients():
+                try:
+                    validate_email(address)
+                except ValidationError:
+                    errors["emails"] = f"{address!r} is not an email address."
+        if errors:
+            raise ValidationError(errors)
+
+
+class AlertIncident(models.Model):
+    """One incident, alerted once when it opens and once when it resolves.
+
+    At most one open row per (kind, subject) (a partial unique constraint): the
+    thousandth failing request finds the incident open and sends nothing."""
+
+    class Kind(models.TextChoices):
+        BREAKER_OPEN = "breaker_open", "Breaker open"
+        ROUTE_DOWN = "route_down", "Every provider of a route down"
+        FAILOVER_RATE = "failover_rate", "Failover rate over the threshold"
+
+    kind = models.CharField("kind", max_length=32, choices=Kind.choices)
+    subject = models.CharField("provider or route", max_length=100, blank=True)
+    detail = models.CharField("detail", max_length=500, blank=True)
+    opened_at = models.DateTimeField("opened", db_index=True)
+    resolved_at = models.DateTimeField("resolved", null=True, blank=True)
+    open_sent = models.BooleanField("open alert sent", default=False)
+    resolve_sent = models.BooleanField("resolve alert sent", default=False)
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        verbose_name = "alert incident"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "subject"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="alert_incident_one_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.subject}".strip()

@@ -1,11 +1,27 @@
 """Receivers: state rows for new providers, and a routing change on every edit."""
 
+import logging
+
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from .engine.routing import routing_changed
-from .models import Provider
+from .models import FailoverEvent, Provider
+from .services.alerts import incidents_from_event
 from .services.providers import provider_state_rows_create
+
+logger = logging.getLogger("providers_app.alerts")
+
+# The event kinds that open or resolve an alert incident (services/alerts.py).
+ALERTING_KINDS = frozenset(
+    {
+        FailoverEvent.Kind.BREAKER_OPENED,
+        FailoverEvent.Kind.BREAKER_CLOSED,
+        FailoverEvent.Kind.ALL_FAILED,
+        FailoverEvent.Kind.MANUAL,
+    }
+)
 
 
 @receiver(post_save, sender=Provider, dispatch_uid="provider_saved")
@@ -18,3 +34,22 @@ def provider_saved(sender, instance: Provider, created: bool, raw: bool, **kwarg
 @receiver(post_delete, sender=Provider, dispatch_uid="provider_deleted")
 def provider_deleted(sender, instance: Provider, **kwargs) -> None:
     routing_changed()
+
+
+@receiver(post_save, sender=FailoverEvent, dispatch_uid="event_alerts")
+def event_alerts(sender, instance: FailoverEvent, created: bool, raw: bool, **kwargs) -> None:
+    """A breaker transition or an all-failed request may open or resolve an
+    incident; its alert goes out on Celery once the event is committed."""
+    if not created or raw or instance.kind not in ALERTING_KINDS:
+        return
+    from .tasks import deliver_alert  # tasks import the services this module imports
+
+    try:
+        changed = incidents_from_event(instance)
+    except Exception:  # alerting must never fail the request or the transition
+        logger.exception("alert incident update failed for event %s", instance.pk)
+        return
+    for incident_id, phase in changed:
+        transaction.on_commit(
+            lambda i=incident_id, p=phase: deliver_alert.delay(incident_id=i, phase=p)
+        )

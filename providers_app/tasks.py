@@ -10,7 +10,7 @@ import logging
 
 from celery import shared_task
 
-from .services import health, housekeeping
+from .services import alerts, health, housekeeping
 
 logger = logging.getLogger("providers_app.tasks")
 
@@ -50,3 +50,18 @@ def prune_history() -> int:
 def flush_counters() -> None:
     """Write the buffered call counters of the worker process that runs this."""
     housekeeping.counters_flush()
+
+
+@shared_task(name="providers_app.tasks.deliver_alert", ignore_result=True)
+def deliver_alert(*, incident_id: int, phase: str) -> int:
+    """Send one incident's open or resolve alert to its channels (once)."""
+    return alerts.alert_deliver(incident_id=incident_id, phase=phase)
+
+
+@shared_task(name="providers_app.tasks.evaluate_alerts", ignore_result=True)
+def evaluate_alerts() -> int:
+    """The failover-rate check and the end of route-down incidents; alerts what changed."""
+    changed = alerts.alerts_evaluate()
+    for incident_id, phase in changed:
+        deliver_alert.delay(incident_id=incident_id, phase=phase)
+    return len(changed)

@@ -21,6 +21,8 @@ from django.utils import timezone
 
 from providers_app.admin import OPERATIONS, ClientKeyAdmin, ProviderAdmin
 from providers_app.models import (
+    AlertChannel,
+    AlertIncident,
     BreakerState,
     CallBucket,
     ClientKey,
@@ -51,6 +53,8 @@ class World:
     key: ClientKey
     route: Route
     trace: RequestTrace
+    channel: AlertChannel
+    incident: AlertIncident
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,18 @@ SEE_HEALTH = ("view_healthcheckresult", "change_healthcheckresult")
 SEE_KEYS = ("view_clientkey", "change_clientkey")
 SEE_ROUTES = ("view_route", "change_route")
 SEE_TRACES = ("view_requesttrace", "change_requesttrace")
+SEE_CHANNELS = ("view_alertchannel", "change_alertchannel")
+SEE_INCIDENTS = ("view_alertincident", "change_alertincident")
+
+
+def _channel_form(w: World, **overrides) -> dict:
+    return {
+        "name": "matrix-channel",
+        "kind": "email",
+        "emails": "ops@example.com",
+        "enabled": "on",
+        "on_breaker": "on",
+    } | overrides
 
 
 def _route_form(w: World, order: tuple[int, int] = (1, 2), **overrides) -> dict:
@@ -281,6 +297,51 @@ CASES: list[Case] = [
     Case("trace-delete", f"{APP}_requesttrace_delete",
          _u(f"{APP}_requesttrace_delete", _pk("trace")), ("view_requesttrace",),
          method="post", data=lambda w: {"post": "yes"}, nobody=True),
+    # -- alerts: channels (with "send a test alert") and incidents (read-only) ----------
+    Case("channel-changelist", f"{APP}_alertchannel_changelist",
+         _u(f"{APP}_alertchannel_changelist"), ("view_alertchannel",), gate=SEE_CHANNELS),
+    Case("channel-add-get", f"{APP}_alertchannel_add", _u(f"{APP}_alertchannel_add"),
+         ("add_alertchannel",)),
+    Case("channel-add-post", f"{APP}_alertchannel_add", _u(f"{APP}_alertchannel_add"),
+         ("view_alertchannel", "add_alertchannel"), method="post", data=_channel_form,
+         allowed_status=(302,), changes=True),
+    Case("channel-change-get", f"{APP}_alertchannel_change",
+         _u(f"{APP}_alertchannel_change", _pk("channel")), ("view_alertchannel",),
+         gate=SEE_CHANNELS),
+    Case("channel-change-post", f"{APP}_alertchannel_change",
+         _u(f"{APP}_alertchannel_change", _pk("channel")),
+         ("view_alertchannel", "change_alertchannel"), method="post", allowed_status=(302,),
+         changes=True, data=lambda w: _channel_form(w, name="renamed")),
+    Case("channel-delete-get", f"{APP}_alertchannel_delete",
+         _u(f"{APP}_alertchannel_delete", _pk("channel")),
+         ("view_alertchannel", "delete_alertchannel")),
+    Case("channel-delete-post", f"{APP}_alertchannel_delete",
+         _u(f"{APP}_alertchannel_delete", _pk("channel")),
+         ("view_alertchannel", "delete_alertchannel"), method="post",
+         data=lambda w: {"post": "yes"}, allowed_status=(302,), changes=True),
+    Case("channel-history", f"{APP}_alertchannel_history",
+         _u(f"{APP}_alertchannel_history", _pk("channel")), ("view_alertchannel",),
+         gate=SEE_CHANNELS),
+    # Sending a test alert changes no row: it sends one email (checked in tests/services).
+    Case("alertchannel-action-send_test_alert", f"{APP}_alertchannel_changelist",
+         _u(f"{APP}_alertchannel_changelist"), ("view_alertchannel", "change_alertchannel"),
+         method="post", allowed_status=(302,),
+         data=lambda w: {"action": "send_test_alert", "_selected_action": [w.channel.pk]}),
+    _action("delete_selected", "alertchannel", needs=("view_alertchannel", "delete_alertchannel"),
+            extra={"post": "yes"}, row="channel"),
+    Case("incident-changelist", f"{APP}_alertincident_changelist",
+         _u(f"{APP}_alertincident_changelist"), ("view_alertincident",), gate=SEE_INCIDENTS),
+    Case("incident-change-get", f"{APP}_alertincident_change",
+         _u(f"{APP}_alertincident_change", _pk("incident")), ("view_alertincident",),
+         gate=SEE_INCIDENTS),
+    Case("incident-history", f"{APP}_alertincident_history",
+         _u(f"{APP}_alertincident_history", _pk("incident")), ("view_alertincident",),
+         gate=SEE_INCIDENTS),
+    Case("incident-add", f"{APP}_alertincident_add", _u(f"{APP}_alertincident_add"),
+         ("view_alertincident",), nobody=True),
+    Case("incident-delete", f"{APP}_alertincident_delete",
+         _u(f"{APP}_alertincident_delete", _pk("incident")), ("view_alertincident",),
+         method="post", data=lambda w: {"post": "yes"}, nobody=True),
     # -- client keys ------------------------------------------------------------------
     Case("clientkey-changelist", f"{APP}_clientkey_changelist",
          _u(f"{APP}_clientkey_changelist"), ("view_clientkey",), gate=SEE_KEYS),
@@ -345,7 +406,11 @@ def world(db) -> World:
     trace = RequestTrace.objects.create(
         created_at=timezone.now(), request_id="matrix-request", outcome="failed"
     )
-    return World(first, second, event, result, key, route, trace)
+    channel = AlertChannel.objects.create(name="matrix", kind="email", emails="ops@example.com")
+    incident = AlertIncident.objects.create(
+        kind="breaker_open", subject=first.name, opened_at=timezone.now()
+    )
+    return World(first, second, event, result, key, route, trace, channel, incident)
 
 
 def _user(django_user_model, role: str, case: Case):
@@ -366,7 +431,7 @@ def _state() -> list:
     """Everything an admin request could change, row by row."""
     models = (Provider, BreakerState, HealthCheckSchedule, ProbeLease, CallBucket,
               FailoverEvent, HealthCheckResult, ClientKey, Route, RouteMember,
-              RequestTrace, LogEntry)  # fmt: skip
+              RequestTrace, AlertChannel, AlertIncident, LogEntry)  # fmt: skip
     return [list(m.objects.order_by("pk").values()) for m in models]
 
 

@@ -12,6 +12,7 @@ answers 403 and changes nothing, rather than being silently ignored.
 from django.contrib import admin
 from django.urls import reverse_lazy
 
+from .alerts import AlertChannelAdmin, AlertIncidentAdmin
 from .client_keys import ClientKeyAdmin
 from .history import DashboardAdmin, FailoverEventAdmin, HealthCheckResultAdmin
 from .providers import OPERATIONS, ProviderAdmin, offered_operations
@@ -31,6 +32,8 @@ admin.site.enable_nav_sidebar = False
 
 __all__ = [
     "OPERATIONS",
+    "AlertChannelAdmin",
+    "AlertIncidentAdmin",
     "ClientKeyAdmin",
     "DashboardAdmin",
     "FailoverEventAdmin",

@@ -25,6 +25,8 @@ def test_the_project_exposes_the_app_with_every_task_discovered():
         "providers_app.tasks.roll_up_call_counters",
         "providers_app.tasks.prune_history",
         "providers_app.tasks.flush_counters",
+        "providers_app.tasks.deliver_alert",
+        "providers_app.tasks.evaluate_alerts",
     } <= set(celery_app.tasks)
 
 

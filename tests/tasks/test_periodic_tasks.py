@@ -14,6 +14,7 @@ EXPECTED = {
     "providers_app.tasks.roll_up_call_counters": 300,
     "providers_app.tasks.prune_history": 3600,
     "providers_app.tasks.flush_counters": 60,
+    "providers_app.tasks.evaluate_alerts": 30,
 }
 
 

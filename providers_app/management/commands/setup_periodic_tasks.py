@@ -52,6 +52,13 @@ def periodic_specs() -> tuple[PeriodicSpec, ...]:
             "Deletes events and health results older than FALLBACK_EVENT_RETENTION_DAYS.",
         ),
         PeriodicSpec(
+            "Evaluate alerts",
+            "providers_app.tasks.evaluate_alerts",
+            30,
+            "Opens or resolves the failover-rate incident and ends route-down incidents; "
+            "sends their alerts once (services/alerts.py).",
+        ),
+        PeriodicSpec(
             "Flush worker call counters",
             "providers_app.tasks.flush_counters",
             60,
