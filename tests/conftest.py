@@ -35,13 +35,22 @@ def _reasons_are_one_vocabulary():
         return
     from django.db.models.signals import pre_save
 
-    from tests.reason_check import bare_metric_reasons, check_event_reason
+    from providers_app.engine import tracing
+    from tests.reason_check import bare_metric_reasons, check_event_reason, check_trace_reasons
+
+    save = tracing._TraceBuffer._save  # traces are bulk-created: no pre_save
+
+    def checked_save(traces):
+        check_trace_reasons(traces)
+        return save(traces)
 
     pre_save.connect(check_event_reason, dispatch_uid="reason-check")
+    tracing._TraceBuffer._save = staticmethod(checked_save)
     try:
         yield
     finally:
         pre_save.disconnect(dispatch_uid="reason-check")
+        tracing._TraceBuffer._save = staticmethod(save)
     bare = bare_metric_reasons()
     assert not bare, f"reasons outside the vocabulary (providers_app/reasons.py): {bare}"
 

@@ -12,9 +12,20 @@ LEGACY = {"disable"}
 
 
 def check_event_reason(sender, instance, **kwargs) -> None:
-    reason = getattr(instance, "reason", None)
-    if sender.__name__ == "FailoverEvent" and reason and reason not in LEGACY:
-        assert reason in Reason.values, f"{reason!r} is not a Reason (providers_app/reasons.py)"
+    """pre_save of every model: an event's or a trace's reasons (its steps' too)."""
+    if sender.__name__ not in ("FailoverEvent", "RequestTrace"):
+        return
+    reasons = [instance.reason]
+    reasons += [step.get("reason") for step in getattr(instance, "steps", None) or ()]
+    for reason in reasons:
+        if reason and reason not in LEGACY:
+            assert reason in Reason.values, f"{reason!r} is not a Reason (providers_app/reasons.py)"
+
+
+def check_trace_reasons(traces) -> None:
+    """bulk_create sends no pre_save: the buffered traces are checked here."""
+    for trace in traces:
+        check_event_reason(type(trace), trace)
 
 
 def bare_metric_reasons() -> set[str]:

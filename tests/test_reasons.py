@@ -50,3 +50,12 @@ def test_the_suite_wide_check_catches_a_bare_reason(db):
         assert bare_metric_reasons() == {"fallback_skips_total{reason=went_wrong}"}
     finally:
         metrics.SKIPS.remove("p", "went_wrong")
+
+
+def test_the_suite_wide_check_reads_a_traces_steps(db):
+    from providers_app.models import RequestTrace
+    from tests.reason_check import check_trace_reasons
+
+    trace = RequestTrace(request_id="r", outcome="failed", steps=[{"reason": "went_wrong"}])
+    with pytest.raises(AssertionError, match="not a Reason"):
+        check_trace_reasons([trace])
