@@ -124,6 +124,13 @@ class TraceRecorder:
         if self._done:
             return
         self._done = True
+        try:
+            self._keep(outcome, provider, reason)
+        except Exception:  # a bug in tracing must never cost the caller the answer
+            logger.exception("trace not kept request_id=%s", self.request_id)
+            metrics.INTERNAL_ERRORS.labels(where="trace").inc()
+
+    def _keep(self, outcome: str, provider: str, reason: str) -> None:
         if outcome == Outcome.ANSWERED:
             step = self._answering(provider)
             if step is not None and self.streamed:

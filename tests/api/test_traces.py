@@ -230,3 +230,21 @@ def test_trace_settings_are_checked(name, value, message):
 
     with pytest.raises(ImproperlyConfigured, match=message):
         settings_validate({**DEFAULTS, name: value})
+
+
+def test_a_trace_the_database_refuses_never_fails_the_request(
+    client, auth, providers, primary, secondary, monkeypatch, caplog
+):
+    from django.db import DatabaseError
+
+    def refuse(*args, **kwargs):
+        raise DatabaseError("disk full")
+
+    monkeypatch.setattr(RequestTrace.objects, "bulk_create", refuse)
+    primary.set_fault("error", status=500)  # a failover: written at once
+
+    response = _post(client, auth)
+
+    assert response.status_code == 200
+    assert not RequestTrace.objects.exists()
+    assert "could not write 1 trace(s)" in caplog.text
