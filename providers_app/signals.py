@@ -45,7 +45,8 @@ def event_alerts(sender, instance: FailoverEvent, created: bool, raw: bool, **kw
     from .tasks import deliver_alert  # tasks import the services this module imports
 
     try:
-        changed = incidents_from_event(instance)
+        with transaction.atomic():  # a savepoint: a failure here never poisons the caller's
+            changed = incidents_from_event(instance)
     except Exception:  # alerting must never fail the request or the transition
         logger.exception("alert incident update failed for event %s", instance.pk)
         return
