@@ -308,3 +308,21 @@ def test_the_admin_form_refuses_a_webhook_without_a_url(client, django_user_mode
     assert response.status_code == 200
     assert "A webhook channel needs its URL." in response.content.decode()
     assert not AlertChannel.objects.exists()
+
+
+def test_an_alerting_failure_never_fails_the_event_or_the_request(
+    db, make_provider, monkeypatch, caplog
+):
+    from providers_app import signals
+
+    def broken(event):
+        raise RuntimeError("alerting bug")
+
+    monkeypatch.setattr(signals, "incidents_from_event", broken)
+    provider = make_provider()
+
+    event = failover_event_record(kind="breaker_opened", provider_id=provider.pk, reason="auth")
+
+    assert event is not None
+    assert FailoverEvent.objects.filter(pk=event.pk).exists()
+    assert "alert incident update failed" in caplog.text
