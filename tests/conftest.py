@@ -64,30 +64,30 @@ def _clear_cache():
 
 @pytest.fixture(autouse=True)
 def _reasons_are_one_vocabulary():
-    """Issue 23 item 10, suite-wide: every reason an event or a metric label gets
-    while the suite runs is a member of providers_app.reasons.Reason."""
+    """Issue 23 item 10, suite-wide: every reason the app writes to an event, a
+    trace or a metric label while the suite runs is a member of
+    providers_app.reasons.Reason (tests/reason_check.py)."""
     from django.conf import settings
 
     if not settings.configured:  # running with -p no:django
         yield
         return
-    from django.db.models.signals import pre_save
+    from providers_app.engine import events, tracing
+    from tests.reason_check import CheckedEvents, bare_metric_reasons, check_trace_reasons
 
-    from providers_app.engine import tracing
-    from tests.reason_check import bare_metric_reasons, check_event_reason, check_trace_reasons
-
-    save = tracing._TraceBuffer._save  # traces are bulk-created: no pre_save
+    save = tracing._TraceBuffer._save
 
     def checked_save(traces):
         check_trace_reasons(traces)
         return save(traces)
 
-    pre_save.connect(check_event_reason, dispatch_uid="reason-check")
+    model = events.FailoverEvent
+    events.FailoverEvent = CheckedEvents()
     tracing._TraceBuffer._save = staticmethod(checked_save)
     try:
         yield
     finally:
-        pre_save.disconnect(dispatch_uid="reason-check")
+        events.FailoverEvent = model
         tracing._TraceBuffer._save = staticmethod(save)
     bare = bare_metric_reasons()
     assert not bare, f"reasons outside the vocabulary (providers_app/reasons.py): {bare}"

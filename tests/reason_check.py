@@ -1,31 +1,41 @@
-"""The suite-wide check that no bare reason string is written (tests/conftest.py)."""
+"""The suite-wide check that the engine writes no bare reason string (tests/conftest.py).
+
+What is checked is what the app writes, not what tests arrange: every event
+goes through `engine.events.failover_event_record`, every trace through the
+trace buffer, every skip, failover and continuation through its metric.
+"""
 
 from providers_app.engine import metrics
+from providers_app.models import FailoverEvent
 from providers_app.reasons import Reason
 
 # The metrics with a `reason` label.
 REASON_METRICS = (metrics.FAILOVERS, metrics.CONTINUATIONS, metrics.SKIPS)
 
-# Reasons written on purpose outside the vocabulary: the values releases before
-# migration 0005 stored, which its own test writes to migrate them.
-LEGACY = {"disable"}
+
+def check_reason(reason) -> None:
+    if reason:
+        assert reason in Reason.values, f"{reason!r} is not a Reason (providers_app/reasons.py)"
 
 
-def check_event_reason(sender, instance, **kwargs) -> None:
-    """pre_save of every model: an event's or a trace's reasons (its steps' too)."""
-    if sender.__name__ not in ("FailoverEvent", "RequestTrace"):
-        return
-    reasons = [instance.reason]
-    reasons += [step.get("reason") for step in getattr(instance, "steps", None) or ()]
-    for reason in reasons:
-        if reason and reason not in LEGACY:
-            assert reason in Reason.values, f"{reason!r} is not a Reason (providers_app/reasons.py)"
+class CheckedEvents:
+    """Stands in for FailoverEvent inside engine/events.py: each event the app
+    writes has its reason checked, then is the real model instance."""
+
+    def __call__(self, **fields) -> FailoverEvent:
+        check_reason(fields.get("reason"))
+        return FailoverEvent(**fields)
+
+    def __getattr__(self, name):
+        return getattr(FailoverEvent, name)
 
 
 def check_trace_reasons(traces) -> None:
-    """bulk_create sends no pre_save: the buffered traces are checked here."""
+    """A trace's reason and each of its steps' (traces are bulk-created)."""
     for trace in traces:
-        check_event_reason(type(trace), trace)
+        check_reason(trace.reason)
+        for step in trace.steps:
+            check_reason(step.get("reason"))
 
 
 def bare_metric_reasons() -> set[str]:

@@ -5,9 +5,9 @@ import pytest
 from providers_app.adapters.capabilities import CAPABILITIES
 from providers_app.adapters.errors import Category
 from providers_app.engine import metrics
-from providers_app.models import FailoverEvent
+from providers_app.models import FailoverEvent, RequestTrace
 from providers_app.reasons import Reason, capability_reason
-from tests.reason_check import REASON_METRICS, bare_metric_reasons, check_event_reason
+from tests.reason_check import REASON_METRICS, bare_metric_reasons
 
 
 def test_every_failure_category_is_a_reason():
@@ -42,9 +42,11 @@ def test_the_metric_labels_carry_reason_values():
 
 def test_the_suite_wide_check_catches_a_bare_reason(db):
     """The check tests/conftest.py runs around every test is not a no-op."""
+    from providers_app.engine.events import failover_event_record
+
     with pytest.raises(AssertionError, match="not a Reason"):
-        check_event_reason(FailoverEvent, FailoverEvent(kind="failover", reason="went_wrong"))
-    check_event_reason(FailoverEvent, FailoverEvent(kind="failover", reason=Reason.TIMEOUT))
+        failover_event_record(kind="failover", reason="went_wrong")
+    assert failover_event_record(kind="failover", reason=Reason.TIMEOUT) is not None
     metrics.SKIPS.labels(provider="p", reason="went_wrong").inc()
     try:
         assert bare_metric_reasons() == {"fallback_skips_total{reason=went_wrong}"}
@@ -53,9 +55,8 @@ def test_the_suite_wide_check_catches_a_bare_reason(db):
 
 
 def test_the_suite_wide_check_reads_a_traces_steps(db):
-    from providers_app.models import RequestTrace
-    from tests.reason_check import check_trace_reasons
+    from providers_app.engine.tracing import trace_buffer
 
     trace = RequestTrace(request_id="r", outcome="failed", steps=[{"reason": "went_wrong"}])
     with pytest.raises(AssertionError, match="not a Reason"):
-        check_trace_reasons([trace])
+        trace_buffer._save([trace])
