@@ -85,3 +85,12 @@ def capability_reason(capability: str) -> Reason:
     """The skip reason of a provider lacking ``capability`` (a ValueError for an
     unknown one: a new capability needs its member above)."""
     return Reason(f"lacks_{capability}")
+
+
+def reason_label(value: str) -> str:
+    """What people read for a stored reason (the dashboard's legend, the admin);
+    a value from before the vocabulary (or none) is shown as it is."""
+    try:
+        return Reason(value).label
+    except ValueError:
+        return value or "-"

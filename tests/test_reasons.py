@@ -60,3 +60,11 @@ def test_the_suite_wide_check_reads_a_traces_steps(db):
     trace = RequestTrace(request_id="r", outcome="failed", steps=[{"reason": "went_wrong"}])
     with pytest.raises(AssertionError, match="not a Reason"):
         trace_buffer._save([trace])
+
+
+def test_a_reason_reads_as_its_label_and_an_old_value_as_itself():
+    from providers_app.reasons import reason_label
+
+    assert reason_label("rate_limit") == "Rate limited"
+    assert reason_label("disable") == "disable"  # stored before 0005
+    assert reason_label("") == "-"
