@@ -15,9 +15,9 @@ With a local upstream that answers at once, it measures (median and p99 over
 - tracing:  the happy path with request traces at the default
             FALLBACK_TRACE_SAMPLE_RATE minus the same with the trace recorder
             replaced by one that does nothing (call by call, medians);
-- trace_write: the time the batched trace writes took, divided by the
-            requests that caused them (the median above hides them: one call
-            in a few hundred writes the batch), at the default rate;
+- trace_write: the time the batched trace writes took on the counters' timer
+            thread (as in a serving process: not on the request path),
+            divided by the requests that caused them, at the default rate;
 - trace_all: tracing + trace_write with every answer's trace kept (rate 1).
 
 With `--routes`, three named routes of three providers each share the same
@@ -79,7 +79,7 @@ def _measure(
 
     from providers_app.adapters.schema import ChatRequest, Message
     from providers_app.conf import DEFAULTS
-    from providers_app.engine import fallback, route_run, tracing
+    from providers_app.engine import counters, fallback, route_run, tracing
     from providers_app.engine.adapter_pool import adapter_for_entry
     from providers_app.models import Provider, Route
     from providers_app.selectors import route_entry_for
@@ -201,6 +201,9 @@ def _measure(
 
             # Tracing against no recorder: at the default rate, then every answer kept.
             set_blocked("closed", enabled=False)
+            # As in a serving process (fallbackproject/wsgi.py): the counters'
+            # timer thread writes the buffered traces, off the request path.
+            counters.flush_in_background()
             for rate in (DEFAULTS["TRACE_SAMPLE_RATE"], 1.0):
                 settings.FALLBACK_TRACE_SAMPLE_RATE = rate
                 traced, untraced = [], []
@@ -217,6 +220,7 @@ def _measure(
                 else:
                     results["tracing"].append(recording)
                     results["trace_write"].append((per_request, per_request))
+            counters.stop_background_flush()
 
             # Every provider open: fail fast.
             set_all("open", far)

@@ -111,6 +111,11 @@ def flush_in_background() -> None:
     _stop.clear()
 
 
+def flushing_in_background() -> bool:
+    """True in a serving process: a timer thread writes the buffers (traces too)."""
+    return _background
+
+
 def stop_background_flush(timeout: float = 5.0) -> None:
     """Stop the timer thread after one last flush (tests; process exit flushes anyway)."""
     global _background, _flusher_pid

@@ -6,12 +6,14 @@ fail over, continue or stop) or answered (with its time to first output), a
 stream cut. The caller finishes it with the request's outcome.
 
 Writes stay off the happy path: a request answered at the first try is kept
-only at FALLBACK_TRACE_SAMPLE_RATE, and then buffered and written in batches
-(at most every FALLBACK_COUNTER_FLUSH_S, on the counters' timer thread in a
-serving process, and at exit). Anything else (a retry, a failover, a failure,
-an interrupted stream) is always kept and written at once, as its event is;
-but a failure that called no provider (every breaker open) is buffered too,
-as its coalesced all_failed event is (an outage must not become a write storm).
+only at FALLBACK_TRACE_SAMPLE_RATE, and then buffered and written in batches:
+in a serving process by the counters' timer thread every
+FALLBACK_COUNTER_FLUSH_S (never by a request, unless the buffer reaches
+MEMORY_CAP), elsewhere by the request that finds a flush due, and at exit.
+Anything else (a retry, a failover, a failure, an interrupted stream) is
+always kept and written at once, as its event is; but a failure that called
+no provider (every breaker open) is buffered too, as its coalesced all_failed
+event is (an outage must not become a write storm).
 Writing a trace never fails a request: a database error is logged and counted.
 """
 
@@ -29,7 +31,7 @@ from ..adapters.errors import ProviderError
 from ..conf import get_setting
 from ..models import RequestTrace
 from ..reasons import Reason
-from . import metrics
+from . import counters, metrics
 from .clock import get_clock
 from .decision import Action, Decision
 from .outcomes import AllProvidersFailed, FallbackError
@@ -40,6 +42,9 @@ Outcome = RequestTrace.Outcome
 SUCCESS, FAILURE, SKIPPED, INTERRUPTED = "success", "failure", "skipped", "interrupted"
 ANSWER, SKIP = "answer", "skip"  # the step's action when no Decision was taken
 BATCH = 200  # a buffer this long is written at once, whatever the time
+# In a serving process the counters' timer thread writes the buffer; a request
+# writes it only if it grew this long (a stalled timer must not cost memory).
+MEMORY_CAP = 5000
 
 _random = random.Random()
 
@@ -190,9 +195,11 @@ class _TraceBuffer:
             self._pending.append(trace)
             if self._last_write is None:
                 self._last_write = now
-            due = len(self._pending) >= BATCH or now - self._last_write >= get_setting(
-                "COUNTER_FLUSH_S"
-            )
+            if counters.flushing_in_background():
+                due = len(self._pending) >= MEMORY_CAP
+            else:
+                flush_s = get_setting("COUNTER_FLUSH_S")
+                due = len(self._pending) >= BATCH or now - self._last_write >= flush_s
         if due:
             self.flush()
 
