@@ -108,7 +108,7 @@ def _measure(
 
         def all_open() -> None:
             try:
-                fallback.complete(HELLO, route=route)
+                fallback.complete(HELLO, model=route)
             except fallback.AllProvidersFailed:
                 return
             raise AssertionError("a provider answered while all were open")
@@ -125,7 +125,7 @@ def _measure(
             direct, routed = [], []
             for _ in range(requests):
                 direct.append(timed(lambda: adapter.complete(request, timeout=5)))
-                routed.append(timed(lambda: fallback.complete(HELLO, route=route)))
+                routed.append(timed(lambda: fallback.complete(HELLO, model=route)))
             results["added"].append(_difference(routed, direct))
 
             # The same with and without an OPEN provider to skip in front of it, in
@@ -134,10 +134,10 @@ def _measure(
             for _ in range(0, requests, 50):
                 set_blocked("open")
                 with_open += [
-                    timed(lambda: fallback.complete(HELLO, route=route)) for _ in range(50)
+                    timed(lambda: fallback.complete(HELLO, model=route)) for _ in range(50)
                 ]
                 set_blocked("closed", enabled=False)
-                without += [timed(lambda: fallback.complete(HELLO, route=route)) for _ in range(50)]
+                without += [timed(lambda: fallback.complete(HELLO, model=route)) for _ in range(50)]
             results["skip"].append(_difference(with_open, without))
 
             # The happy path again from several threads at once, as a threaded
@@ -150,7 +150,7 @@ def _measure(
                 mine_direct, mine_routed = [], []
                 for _ in range(requests // threads):
                     mine_direct.append(timed(lambda: adapter.complete(request, timeout=5)))
-                    mine_routed.append(timed(lambda: fallback.complete(HELLO, route=route)))
+                    mine_routed.append(timed(lambda: fallback.complete(HELLO, model=route)))
                 direct.extend(mine_direct)
                 routed.extend(mine_routed)
                 connection.close()

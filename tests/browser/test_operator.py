@@ -7,7 +7,7 @@ import re
 from django.urls import reverse
 
 from providers_app.models import FailoverEvent
-from providers_app.services.providers import REORDER_REASON
+from providers_app.services.routes import REORDER_REASON
 
 LIST = reverse("admin:providers_app_provider_changelist")
 

@@ -46,7 +46,7 @@ class Command(BaseCommand):
             "temperature": options["temperature"],
             "tools": _tools(options["tools"]) if options["tools"] else (),
             "response_format": ResponseFormat("json_object") if options["json"] else None,
-            "route": options["route"],
+            "model": options["route"],  # a route's name, as a client's `model`
         }
         try:
             if options["stream"]:
