@@ -175,7 +175,7 @@ class Provider(models.Model):
     objects = ProviderQuerySet.as_manager()
 
     class Meta:
-        ordering = ["name"]
+        ordering = ["id"]  # as added; the order traffic follows is each route's
         # Who may do what: docs/operations.md "Authorisation". Reordering is a
         # route's permission (Route: reorder_route), on whichever screen it happens.
         permissions = [

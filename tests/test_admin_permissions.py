@@ -268,9 +268,11 @@ CASES: list[Case] = [
          changes=True),
     Case("clientkey-change-get", f"{APP}_clientkey_change",
          _u(f"{APP}_clientkey_change", _pk("key")), ("view_clientkey",), gate=SEE_KEYS),
+    # Route limits are editable after creation (audited); the name and key are not.
     Case("clientkey-change-post", f"{APP}_clientkey_change",
-         _u(f"{APP}_clientkey_change", _pk("key")), ("view_clientkey",), method="post",
-         data=lambda w: {"name": "renamed"}, nobody=True),
+         _u(f"{APP}_clientkey_change", _pk("key")), ("view_clientkey", "change_clientkey"),
+         method="post", data=lambda w: {"name": "renamed", "routes": [w.route.pk]},
+         allowed_status=(302,), changes=True),
     Case("clientkey-history", f"{APP}_clientkey_history",
          _u(f"{APP}_clientkey_history", _pk("key")), ("view_clientkey",), gate=SEE_KEYS),
     Case("clientkey-delete-post", f"{APP}_clientkey_delete",

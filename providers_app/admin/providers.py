@@ -226,12 +226,17 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
             .prefetch_related("routes")
         )
 
+    def get_list_display(self, request):
+        # Not sortable2's: it adds its own handle column when the model has no
+        # order field; this list names the handle (`_reorder_`) itself.
+        return admin.ModelAdmin.get_list_display(self, request)
+
     def get_ordering(self, request):
         # Only this list has the annotation; other screens (filters, autocomplete
-        # of the history pages) order providers by name.
+        # of the history pages) list providers as added.
         if getattr(request, "_provider_list_by_route", False):
             return [F("route_position").asc(nulls_last=True), "id"]
-        return ["name"]
+        return ["id"]
 
     # -- the route whose order the list shows ------------------------------------
 

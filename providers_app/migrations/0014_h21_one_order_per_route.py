@@ -106,7 +106,7 @@ class Migration(migrations.Migration):
         migrations.AlterModelOptions(
             name="provider",
             options={
-                "ordering": ["name"],
+                "ordering": ["id"],
                 "permissions": [
                     (
                         "operate_provider",

@@ -104,7 +104,7 @@ def three_providers(transactional_db, primary, secondary, tertiary):
             model=f"gpt-{sim.name}",
             max_attempts=1,
         )
-        for rank, sim in enumerate(simulators, start=1)
+        for sim in simulators
     ]
 
 

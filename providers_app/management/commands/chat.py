@@ -1,4 +1,5 @@
-"""`manage.py chat "prompt"`: ask the providers in priority order, print who answered."""
+"""`manage.py chat "prompt"`: ask the providers in a route's order (`--route`, else the
+default route), print who answered."""
 
 import json
 import sys
