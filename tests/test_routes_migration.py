@@ -7,7 +7,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from providers_app.engine import fallback
-from providers_app.models import FailoverEvent, Route
+from providers_app.models import FailoverEvent, Provider, Route
 from providers_app.services.client_keys import client_key_digest
 from providers_app.testing import process_state_reset
 
@@ -142,3 +142,21 @@ def test_one_order_keeps_the_answering_provider_of_an_installation_without_route
     assert response["X-Fallback-Provider"] == "secondary"  # priority 10 answered before, too
     secondary.set_fault("error", status=500)
     assert fallback.complete(HELLO).provider == "primary"
+
+
+def test_whoever_could_reorder_providers_may_reorder_routes(installed_after_routes):
+    from django.contrib.auth.models import Group, Permission
+    from django.contrib.contenttypes.models import ContentType
+
+    provider_type = ContentType.objects.get_for_model(Provider)
+    old, _ = Permission.objects.get_or_create(
+        content_type=provider_type, codename="reorder_provider",
+        defaults={"name": "Can reorder providers"},
+    )  # fmt: skip
+    operators = Group.objects.create(name="operators")
+    operators.permissions.add(old)
+
+    _migrate(LATEST)
+
+    assert list(operators.permissions.values_list("codename", flat=True)) == ["reorder_route"]
+    assert not Permission.objects.filter(codename="reorder_provider").exists()

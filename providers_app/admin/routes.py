@@ -63,6 +63,9 @@ class RouteMemberInline(SortableTabularInline):
 
     model = RouteMember
     formset = RouteMemberFormSet
+    # The same order the Providers page shows with this route chosen (its ↑/↓
+    # buttons are the keyboard's way); the next request on the route follows it.
+    verbose_name_plural = "providers, in the order tried (the Providers page shows the same order)"
     fields = ("provider", "breaker_state")
     readonly_fields = ("breaker_state",)
     extra = 0

@@ -9,7 +9,8 @@ its providers in today's priority order (exactly what migration
 the same provider answers every request before and after.
 
 Reordering is one permission, the route's `reorder_route`, on the Providers
-page and on a route's page alike: `reorder_provider` goes.
+page and on a route's page alike: `reorder_provider` goes, and whoever held it
+(user or group) holds `reorder_route`.
 
 A client key limited to routes says so in its own column
 (`ClientKey.limited_to_routes`), so deleting its last route leaves it limited to
@@ -76,6 +77,29 @@ def provider_triggers_again(apps, schema_editor) -> None:
         )
 
 
+def reorder_permission_to_routes(apps, schema_editor) -> None:
+    """Whoever could reorder providers may reorder routes: one order, one permission.
+    The old permission row goes, so no screen offers a permission that does nothing."""
+    Permission = apps.get_model("auth", "Permission")
+    ContentType = apps.get_model("contenttypes", "ContentType")
+    old = Permission.objects.filter(
+        content_type__app_label="providers_app", codename="reorder_provider"
+    ).first()
+    if old is None:
+        return  # a new installation: post_migrate creates the permissions
+    route_type, _ = ContentType.objects.get_or_create(app_label="providers_app", model="route")
+    new, _ = Permission.objects.get_or_create(
+        content_type=route_type,
+        codename="reorder_route",
+        defaults={"name": "Can reorder the providers of a route"},
+    )
+    for group in old.group_set.all():
+        group.permissions.add(new)
+    for user in old.user_set.all():
+        user.user_permissions.add(new)
+    old.delete()
+
+
 def mark_limited_keys(apps, schema_editor) -> None:
     ClientKey = apps.get_model("providers_app", "ClientKey")
     ClientKey.objects.filter(routes__isnull=False).update(limited_to_routes=True)
@@ -84,6 +108,8 @@ def mark_limited_keys(apps, schema_editor) -> None:
 class Migration(migrations.Migration):
     dependencies = [
         ("providers_app", "0013_routes_from_priority"),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("contenttypes", "0002_remove_content_type_name"),
     ]
 
     operations = [
@@ -98,6 +124,7 @@ class Migration(migrations.Migration):
         ),
         migrations.RunPython(mark_limited_keys, migrations.RunPython.noop),
         migrations.RunPython(priority_order_to_default_route, migrations.RunPython.noop),
+        migrations.RunPython(reorder_permission_to_routes, migrations.RunPython.noop),
         migrations.RemoveConstraint(model_name="provider", name="provider_priority_unique"),
         migrations.RunPython(migrations.RunPython.noop, default_route_order_to_priority),
         migrations.RunPython(migrations.RunPython.noop, provider_triggers_again),

@@ -172,3 +172,27 @@ def test_a_key_s_route_limits_are_editable_in_the_admin_and_audited(
     entry = LogEntry.objects.get(object_id=str(created.client_key.pk))
     assert entry.user == admin_user
     assert entry.change_message == "Routes: every route -> chat"
+
+
+def test_the_api_resolves_the_route_once_and_the_engine_walks_that_route(
+    client, auth, routes, monkeypatch
+):
+    from providers_app.engine.routing import RoutingTable
+
+    resolved = []
+    real_resolve = RoutingTable.resolve
+
+    def counting(table, name):
+        route = real_resolve(table, name)
+        resolved.append((name, route.name if route else None))
+        return route
+
+    monkeypatch.setattr(RoutingTable, "resolve", counting)
+
+    for stream in (False, True):
+        response = post(client, auth, "chat", stream=stream)
+        assert response.status_code == 200
+        assert response["X-Fallback-Provider"] == "secondary"
+        if stream:
+            assert b"[DONE]" in b"".join(response.streaming_content)  # read to its end
+    assert resolved == [("chat", "chat"), ("chat", "chat")]  # once per request, by the API

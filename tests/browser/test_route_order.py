@@ -103,9 +103,11 @@ def test_a_non_default_route_s_page_and_its_providers_view_steer_that_route(
     rows = page.locator("fieldset.sortable tbody tr.has_original")
     assert rows.count() == 2
     rows.nth(1).locator("td.original p").drag_to(rows.nth(0).locator("td.original p"))
-    screen.shot("route-order-route-page-after-drag")
     page.get_by_role("button", name="Save and continue editing").click()
     assert "was changed successfully" in _success(page)
+    members = page.locator("fieldset.sortable tbody tr.has_original select option:checked")
+    assert members.all_inner_texts() == ["tertiary", "secondary"]
+    screen.shot("route-order-route-page-after-drag")
     assert _api_chat(screen, demo, "chat-fast") == "tertiary"
     assert _api_chat(screen, demo, CURL_MODEL) == "primary"  # the default route: untouched
 
