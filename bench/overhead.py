@@ -16,7 +16,7 @@ With a local upstream that answers at once, it measures (median and p99 over
 With `--routes`, three named routes of three providers each share the same
 providers (a third, `spare`, sits last in every chain) and every call names the
 route `bench` (blocked, answering, spare); without it no route exists and every
-call follows the global priority order, as before routes.
+call follows the implicit route (the providers in the order added).
 
 Each database runs in its own process (Django reads its settings once). Arms are
 interleaved call by call so the machine's noise hits them alike. Prints a table.
@@ -76,15 +76,15 @@ def _measure(
     sim = UpstreamSimulator("bench").start()
     try:
         blocked = Provider.objects.create(
-            name="blocked", kind="simulated", base_url=sim.base_url, model="m", priority=1
+            name="blocked", kind="simulated", base_url=sim.base_url, model="m"
         )
         answering = Provider.objects.create(
-            name="answering", kind="simulated", base_url=sim.base_url, model="m", priority=2
+            name="answering", kind="simulated", base_url=sim.base_url, model="m"
         )
         route = None
         if routes:
             spare = Provider.objects.create(
-                name="spare", kind="simulated", base_url=sim.base_url, model="m", priority=3
+                name="spare", kind="simulated", base_url=sim.base_url, model="m"
             )
             route_create(name="bench", providers=[blocked, answering, spare])
             route_create(name="other", providers=[spare, answering, blocked])
