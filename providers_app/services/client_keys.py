@@ -116,19 +116,18 @@ def client_key_route_names(*, client_key: ClientKey) -> frozenset[str] | None:
 def client_key_routes_set(*, client_key: ClientKey, routes, actor) -> str:
     """Limit the key to `routes` (none: every route), audited: the operator log
     names who changed what. Returns the change as one line (for the admin's history)."""
-    before = sorted(client_key.routes.values_list("name", flat=True))
-    if not client_key.limited_to_routes:
-        before_text = "every route"
+    if client_key.limited_to_routes:
+        before = ", ".join(sorted(client_key.routes.values_list("name", flat=True)))
+        before = before or "no route (its routes were deleted)"
     else:
-        before_text = ", ".join(before) or "no route (its routes were deleted)"
+        before = "every route"
     names = sorted(route.name for route in routes)
+    after = ", ".join(names) or "every route"
     client_key.routes.set(routes)
     client_key.limited_to_routes = bool(names)
     client_key.save(update_fields=["limited_to_routes"])
-    change = f"Routes: {before_text} -> {', '.join(names) or 'every route'}"
     logger.warning(
-        "manual_action action=client_key_routes actor=%s key=%s before=%s after=%s",
-        getattr(actor, "get_username", lambda: actor)(), client_key.prefix,
-        ",".join(before) if client_key.limited_to_routes or before else "*", ",".join(names) or "*",
+        "manual_action action=client_key_routes actor=%s key=%s before=%r after=%r",
+        getattr(actor, "get_username", lambda: actor)(), client_key.prefix, before, after,
     )  # fmt: skip
-    return change
+    return f"Routes: {before} -> {after}"
