@@ -696,4 +696,6 @@ class RouteMember(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"position {self.order}"
+        # Not the raw `order` number: only the members' relative order counts, and
+        # the admin shows places counted from 1 (this text is the inline's drag handle).
+        return "drag to reorder"
