@@ -1,13 +1,14 @@
-"""Receivers: state rows for new providers, and a routing change on every edit."""
+"""Receivers: state rows for new providers, a routing change on every edit, a
+client key's route limit kept once set, and alert incidents from events."""
 
 import logging
 
 from django.db import transaction
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from .engine.routing import routing_changed
-from .models import FailoverEvent, Provider
+from .models import ClientKey, FailoverEvent, Provider
 from .services.alerts import incidents_from_event
 from .services.providers import provider_state_rows_create
 
@@ -54,3 +55,13 @@ def event_alerts(sender, instance: FailoverEvent, created: bool, raw: bool, **kw
         transaction.on_commit(
             lambda i=incident_id, p=phase: deliver_alert.delay(incident_id=i, phase=p)
         )
+
+
+@receiver(m2m_changed, sender=ClientKey.routes.through, dispatch_uid="client_key_routes_added")
+def client_key_routes_added(sender, instance, action: str, reverse: bool, pk_set, **kwargs) -> None:
+    """However a route limit is added (admin, service, ORM), the key is limited from
+    then on; deleting its routes later leaves it limited to what is left (fail closed)."""
+    if action != "post_add" or not pk_set:
+        return
+    keys = ClientKey.objects.filter(pk__in=pk_set) if reverse else [instance]
+    ClientKey.objects.filter(pk__in=[key.pk for key in keys]).update(limited_to_routes=True)

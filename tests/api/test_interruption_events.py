@@ -23,10 +23,10 @@ Kind = FailoverEvent.Kind
 @pytest.fixture
 def chain(db, primary, secondary):
     def make(*others):
-        first = provider_create(name="primary", base_url=primary.base_url, priority=1)
+        first = provider_create(name="primary", base_url=primary.base_url)
         rest = [
-            provider_create(name=name, base_url=secondary.base_url, priority=2 + n, **fields)
-            for n, (name, fields) in enumerate(others)
+            provider_create(name=name, base_url=secondary.base_url, **fields)
+            for name, fields in others
         ]
         return first, *rest
 

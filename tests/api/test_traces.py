@@ -73,7 +73,7 @@ def test_a_failover_is_traced_attempt_by_attempt(client, auth, providers, primar
 def test_a_retry_on_the_same_provider_is_a_step_with_its_decision(
     client, auth, db, primary, secondary
 ):
-    provider_create(name="primary", base_url=primary.base_url, priority=1, max_attempts=2)
+    provider_create(name="primary", base_url=primary.base_url, max_attempts=2)
     primary.set_fault(
         "sequence", steps=[{"mode": "error", "options": {"status": 503}}, {"mode": "ok"}]
     )
@@ -109,10 +109,8 @@ def test_a_stream_records_time_to_first_token_and_its_whole_duration(
 def test_a_cut_stream_continued_elsewhere_shows_the_cut_and_the_continuation(
     client, auth, db, primary, secondary
 ):
-    provider_create(name="primary", base_url=primary.base_url, priority=1)
-    provider_create(
-        name="secondary", base_url=secondary.base_url, priority=2, supports_prefill=True
-    )
+    provider_create(name="primary", base_url=primary.base_url)
+    provider_create(name="secondary", base_url=secondary.base_url, supports_prefill=True)
     text = " ".join(f"w{n}" for n in range(20))
     primary.set_fault("truncate_stream", chunks=10, text=text)
     secondary.set_fault("ok", text=text)

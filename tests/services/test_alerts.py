@@ -82,8 +82,8 @@ def down_providers(db, primary, secondary, settings):
     primary.set_fault("error", status=500)
     secondary.set_fault("error", status=500)
     return tuple(
-        provider_create(name=name, base_url=sim.base_url, priority=n, max_attempts=1)
-        for n, (name, sim) in enumerate((("primary", primary), ("secondary", secondary)), 1)
+        provider_create(name=name, base_url=sim.base_url, max_attempts=1)
+        for name, sim in (("primary", primary), ("secondary", secondary))
     )
 
 

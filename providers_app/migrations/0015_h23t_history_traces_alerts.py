@@ -16,7 +16,7 @@ def install_periodic_tasks(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("providers_app", "0013_routes_from_priority"),
+        ("providers_app", "0014_h21_one_order_per_route"),
     ]
 
     operations = [
