@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 
-from ..engine.capabilities import capabilities_in_force
+from ..engine.capabilities import capabilities_in_force, continuation_in_force
 from ..engine.events import failover_event_record
 from ..engine.routing import routing_changed
 from ..models import BreakerState, FailoverEvent, HealthCheckSchedule, Provider, Route
@@ -20,7 +20,14 @@ EXPORT_VERSION = 1
 CONFIG_FIELDS = PROVIDER_CONFIG_FIELDS
 REQUIRED_FIELDS = ("name", "kind", "base_url", "model")
 # A route's settings as exported; "providers" (names, in order) is added to each.
-ROUTE_FIELDS = ("name", "is_default", "deadline_s", "failover_on_content_filter", "hold_back")
+ROUTE_FIELDS = (
+    "name",
+    "is_default",
+    "deadline_s",
+    "failover_on_content_filter",
+    "hold_back",
+    "auto_hold_back",
+)
 
 
 def provider_capabilities(*, provider: Provider) -> list[tuple[str, bool, bool]]:
@@ -28,7 +35,23 @@ def provider_capabilities(*, provider: Provider) -> list[tuple[str, bool, bool]]
     overrides = {
         field.removeprefix("supports_"): getattr(provider, field) for field in CAPABILITY_FIELDS
     }
-    return capabilities_in_force(kind=provider.kind, model=provider.model, overrides=overrides)
+    return capabilities_in_force(
+        kind=provider.kind,
+        model=provider.model,
+        overrides=overrides,
+        base_url=provider.base_url,
+        continuation=provider.continuation,
+    )
+
+
+def provider_continuation(*, provider: Provider) -> str:
+    """The continuation dialect routing applies to this provider."""
+    return continuation_in_force(
+        kind=provider.kind,
+        base_url=provider.base_url,
+        model=provider.model,
+        continuation=provider.continuation,
+    )
 
 
 def provider_state_rows_create(*, provider: Provider) -> None:

@@ -122,7 +122,11 @@ def test_status_shows_the_capabilities_in_force(staff_client, db):
         api_key_env="FB_TEST_ANTHROPIC_KEY",
     )  # fmt: skip
     provider_create(
-        name="compatible", model="m", priority=2, supports_prefill=True, supports_images=False
+        name="compatible",
+        model="m",
+        priority=2,
+        continuation="trailing_assistant",
+        supports_images=False,
     )
 
     claude, compatible = staff_client.get("/api/status").json()["providers"]

@@ -58,7 +58,9 @@ def scripted(db, monkeypatch):
     """Providers `primary`, `secondary` (both with prefill) served by scripted adapters."""
     adapters: dict[str, ScriptedAdapter] = {}
     for priority, name in enumerate(("primary", "secondary"), start=1):
-        provider_create(name=name, priority=priority, max_attempts=1, supports_prefill=True)
+        provider_create(
+            name=name, priority=priority, max_attempts=1, continuation="trailing_assistant"
+        )
     monkeypatch.setattr(route_run, "adapter_for_entry", lambda entry: adapters[entry.name])
     return adapters
 

@@ -158,9 +158,11 @@ def test_a_cut_stream_is_continued_by_a_provider_of_the_same_route_only(db, prim
     from tests.factories import provider_create
 
     first = provider_create(name="primary", base_url=primary.base_url, priority=1)
-    provider_create(name="outside", base_url=secondary.base_url, priority=2, supports_prefill=True)
+    provider_create(
+        name="outside", base_url=secondary.base_url, priority=2, continuation="trailing_assistant"
+    )
     inside = provider_create(
-        name="inside", base_url=secondary.base_url, priority=3, supports_prefill=True
+        name="inside", base_url=secondary.base_url, priority=3, continuation="trailing_assistant"
     )
     route_create(name="chat", providers=[first, inside])
     primary.set_fault("truncate_stream", chunks=3)
