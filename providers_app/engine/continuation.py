@@ -23,7 +23,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import replace
 
-from ..adapters.continuation import NONE, refuses_continuation
+from ..adapters.continuation import NONE, PREFIX, refuses_continuation
 from ..adapters.errors import Category, ProviderError, provider_error
 from ..adapters.schema import ChatRequest, Message, StreamDelta
 from ..models import FailoverEvent, Provider
@@ -61,14 +61,20 @@ def held_whitespace(delivered: str) -> str:
     return delivered[len(delivered.rstrip()) :]
 
 
-def spliced(deltas: Iterator[StreamDelta], delivered: str, provider: str) -> Iterator[StreamDelta]:
+def spliced(
+    deltas: Iterator[StreamDelta], delivered: str, *, provider: str, dialect: str
+) -> Iterator[StreamDelta]:
     """A continuation's deltas, checked against the partial answer ``delivered``.
 
     Deltas are held only while their text still reads as the partial answer's
     own start (at most ``len(delivered)`` characters, already in memory): then
-    - the whole partial answer repeated: the echo is cut, the rest follows;
-    - ``STARTED_OVER_CHARS`` or more repeated, then something else (or the end):
-      the server started over; raises (``continuation_refused`` learns from it);
+    - the whole partial answer repeated, in the ``prefix`` dialect: Mistral's
+      prefix "forces the model to start its answer" with it, so the answer may
+      carry it (unverified; docs/vendors.md): the echo is cut, the rest follows;
+    - ``STARTED_OVER_CHARS`` or more repeated otherwise (the whole of it in the
+      other dialects, or part of it then something else, or the end): the
+      server started over, and a new answer must never be spliced onto the cut
+      one; raises (``continuation_refused`` learns from it);
     - fewer: an ordinary continuation, passed on unchanged.
     """
     target = delivered.lstrip()
@@ -83,13 +89,13 @@ def spliced(deltas: Iterator[StreamDelta], delivered: str, provider: str) -> Ite
             seen += delta.text
             probe = seen.lstrip()
             ended = bool(delta.finish_reason or delta.tool_calls)
-            if probe.startswith(target):
+            if probe.startswith(target) and dialect == PREFIX:
                 logger.info("continuation echoed the partial answer provider=%s", provider)
                 for earlier in held[:-1]:
                     yield replace(earlier, text="")  # their model and ids, not their text
                 yield replace(delta, text=probe[len(target) :])
                 break
-            if target.startswith(probe) and not ended:
+            if target.startswith(probe) and len(probe) < len(target) and not ended:
                 continue  # still reads as the partial answer's start: hold on
             shared = _shared_prefix(probe, target)
             if shared >= STARTED_OVER_CHARS:

@@ -54,7 +54,12 @@ def open_stream(adapter: ProviderAdapter, request: ChatRequest, timeout: float) 
         max_duration=get_setting("STREAM_MAX_S"),
     )
     if request.continue_final:  # an echo is cut, a restarted answer refused
-        deltas = spliced(deltas, request.prefill_text or "", adapter.config.provider)
+        deltas = spliced(
+            deltas,
+            request.prefill_text or "",
+            provider=adapter.config.provider,
+            dialect=adapter.config.continuation,
+        )
     model = upstream_id = None
     for delta in deltas:
         model = delta.model or model
