@@ -18,26 +18,31 @@ from providers_app.selectors import route_entry_for
 from providers_app.services.providers import provider_export, provider_import
 from tests.factories import provider_admin_form, provider_create
 
+ANTHROPIC = "https://api.anthropic.com"
+GEMINI = "https://generativelanguage.googleapis.com"
+GROQ = "https://api.groq.com/openai/v1"
+OPENROUTER = "https://openrouter.ai/api/v1"
+
 
 @pytest.mark.parametrize(
     ("kind", "base_url", "model", "dialect"),
     [
         ("openai", "https://api.openai.com/v1", "gpt-4o", "none"),
         ("azure_openai", "https://x.openai.azure.com", "gpt-4o", "none"),
-        ("anthropic", "https://api.anthropic.com", "claude-sonnet-4-5", "trailing_assistant"),
-        ("anthropic", "https://api.anthropic.com", "claude-opus-4-6", "none"),
-        ("gemini", "https://generativelanguage.googleapis.com", "gemini-2.5-flash", "trailing_assistant"),
-        ("gemini", "https://generativelanguage.googleapis.com", "gemini-3.6-flash", "none"),
+        ("anthropic", ANTHROPIC, "claude-sonnet-4-5", "trailing_assistant"),
+        ("anthropic", ANTHROPIC, "claude-opus-4-6", "none"),
+        ("gemini", GEMINI, "gemini-2.5-flash", "trailing_assistant"),
+        ("gemini", GEMINI, "gemini-3.6-flash", "none"),
         ("ollama", "http://ollama:11434", "llama3.2", "none"),
         ("openai_compatible", "https://api.mistral.ai/v1", "mistral-large-latest", "prefix"),
         ("openai_compatible", "https://api.deepseek.com/beta", "deepseek-chat", "prefix"),
         ("openai_compatible", "https://api.deepseek.com/v1", "deepseek-chat", "none"),
-        ("openai_compatible", "https://api.groq.com/openai/v1", "llama-3.3-70b", "trailing_assistant"),
-        ("openai_compatible", "https://openrouter.ai/api/v1", "meta-llama/llama-3.3-70b", "trailing_assistant"),
-        ("openai_compatible", "https://openrouter.ai/api/v1", "openai/gpt-4o", "none"),
-        ("openai_compatible", "https://openrouter.ai/api/v1", "anthropic/claude-sonnet-4.6", "none"),
-        ("openai_compatible", "https://openrouter.ai/api/v1", "anthropic/claude-3.7-sonnet", "trailing_assistant"),
-        ("openai_compatible", "https://openrouter.ai/api/v1", "google/gemini-2.5-flash", "trailing_assistant"),
+        ("openai_compatible", GROQ, "llama-3.3-70b", "trailing_assistant"),
+        ("openai_compatible", OPENROUTER, "meta-llama/llama-3.3-70b", "trailing_assistant"),
+        ("openai_compatible", OPENROUTER, "openai/gpt-4o", "none"),
+        ("openai_compatible", OPENROUTER, "anthropic/claude-sonnet-4.6", "none"),
+        ("openai_compatible", OPENROUTER, "anthropic/claude-3.7-sonnet", "trailing_assistant"),
+        ("openai_compatible", OPENROUTER, "google/gemini-2.5-flash", "trailing_assistant"),
         # vLLM, llama.cpp or anything self-hosted: the URL cannot tell.
         ("openai_compatible", "http://10.0.0.5:8000/v1", "Qwen/Qwen2.5-7B-Instruct", "none"),
         ("simulated", "http://127.0.0.1:9/v1", "m", "trailing_assistant"),
@@ -181,7 +186,7 @@ def test_a_kind_is_refused_a_dialect_its_wire_format_cannot_carry(staff_client):
 
 
 def test_status_shows_the_dialect_in_force(staff_client):
-    provider_create(name="groq", base_url="https://api.groq.com/openai/v1", priority=1)
+    provider_create(name="groq", base_url=GROQ, priority=1)
     provider_create(name="vllm", continuation="vllm", priority=2)
 
     groq, vllm = staff_client.get("/api/status").json()["providers"]
