@@ -260,6 +260,55 @@ def test_hold_back_restarts_a_cut_stream_cleanly_on_a_provider_that_cannot_conti
     assert FailoverEvent.objects.get(kind=FailoverEvent.Kind.FAILOVER).reason == "transport"
 
 
+def _auto_hold_back_route(*providers):
+    from providers_app.services.routes import route_create
+
+    route_create(name="chat", providers=providers, auto_hold_back=True)
+
+
+def test_auto_hold_back_holds_back_when_nobody_behind_can_continue(
+    client, auth, chain, primary, secondary
+):
+    first, second = chain(("secondary", {"continuation": "none"}))
+    _auto_hold_back_route(first, second)
+    primary.set_fault("truncate_stream", chunks=40, text=ANSWER)
+    secondary.set_fault("ok", text=ANSWER)
+
+    response = _post(client, auth, model="chat")
+    events = _events(response)
+
+    assert response["X-Fallback-Provider"] == "secondary"  # nothing of the cut one was sent
+    assert _content(events) == ANSWER
+    assert _final_chunk(events)["x_fallback"] == {"provider": "secondary", "continued_from": []}
+    assert secondary.last_request["json"]["messages"] == HELLO  # a restart, no prefill
+
+
+def test_auto_hold_back_streams_live_when_a_provider_behind_can_continue(
+    client, auth, chain, primary, secondary
+):
+    first, second = chain(("secondary", {"continuation": "vllm"}))
+    _auto_hold_back_route(first, second)
+    primary.set_fault("truncate_stream", chunks=40, text=ANSWER)
+    secondary.set_fault("ok", text=ANSWER)
+
+    response = _post(client, auth, model="chat")
+    events = _events(response)
+
+    assert response["X-Fallback-Provider"] == "primary"  # live: committed at the first token
+    assert _content(events) == ANSWER
+    assert _final_chunk(events)["x_fallback"] == {
+        "provider": "secondary",
+        "continued_from": ["primary"],
+    }
+    assert primary.request_count == 1
+
+
+def test_auto_hold_back_is_off_by_default(db):
+    from providers_app.models import Route
+
+    assert Route._meta.get_field("auto_hold_back").default is False
+
+
 def test_hold_back_must_be_a_boolean(client, auth, chain):
     chain()
     response = _post(client, auth, x_fallback_hold_back="yes")
