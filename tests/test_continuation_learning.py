@@ -213,3 +213,21 @@ def test_an_import_with_an_unknown_dialect_names_the_field(db):
     with pytest.raises(ProviderImportError) as raised:
         provider_import(data={"providers": [{**entry, "continuation": "telepathy"}]})
     assert any(p.field == "continuation" for p in raised.value.problems)
+
+
+def test_a_file_exported_before_dialects_still_imports(db):
+    base = {"kind": "openai_compatible", "base_url": "http://h/v1", "model": "m"}
+    provider_import(
+        data={
+            "providers": [
+                {**base, "name": "yes", "supports_prefill": True},
+                {**base, "name": "no", "supports_prefill": False},
+                {**base, "name": "empty", "supports_prefill": None},
+            ]
+        }
+    )
+    assert dict(Provider.objects.values_list("name", "continuation")) == {
+        "yes": "trailing_assistant",
+        "no": "none",
+        "empty": "",
+    }

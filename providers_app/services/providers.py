@@ -319,6 +319,7 @@ def _stage_entry(
     if not isinstance(entry, dict):
         return None, [ImportProblem(number, "", "entry", "Expected a JSON object.")]
     name = str(entry.get("name", ""))
+    entry = _continuation_from_prefill(entry)
     problems = [
         ImportProblem(number, name, field, "Unknown field.")
         for field in sorted(set(entry) - set(CONFIG_FIELDS))
@@ -349,6 +350,23 @@ def _stage_entry(
             for field, messages in exc.message_dict.items()
         ]
     return provider, []
+
+
+# Files exported before continuation dialects carry `supports_prefill`; it is read
+# as the migration read the column (yes: trailing_assistant, no: none, empty: "").
+_PREFILL_TO_CONTINUATION = {True: "trailing_assistant", False: "none", None: ""}
+
+
+def _continuation_from_prefill(entry: dict) -> dict:
+    if "supports_prefill" not in entry or "continuation" in entry:
+        return entry
+    entry = dict(entry)
+    prefill = entry.pop("supports_prefill")
+    if prefill not in _PREFILL_TO_CONTINUATION:  # left for the field check to name
+        entry["continuation"] = prefill
+    elif not (prefill and entry.get("kind") in ("openai", "azure_openai")):
+        entry["continuation"] = _PREFILL_TO_CONTINUATION[prefill]
+    return entry
 
 
 def _duplicate_problems(
