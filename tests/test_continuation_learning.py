@@ -231,3 +231,29 @@ def test_a_file_exported_before_dialects_still_imports(db):
         "no": "none",
         "empty": "",
     }
+
+
+def test_a_database_error_while_learning_is_logged_and_does_not_raise(db, monkeypatch, caplog):
+    from django.db import DatabaseError
+
+    from providers_app.engine import continuation
+
+    class _Rows:
+        def filter(self, **_):
+            return self
+
+        def exclude(self, **_):
+            return self
+
+        def update(self, **_):
+            raise DatabaseError("database is locked")
+
+    provider = provider_create(name="mistral", continuation="prefix")
+    entry = route_entry_for(provider.pk)
+    monkeypatch.setattr(continuation.Provider, "objects", _Rows())
+    error = provider_error(Category.INVALID_REQUEST, "prefix refused", provider="mistral")
+
+    assert continuation_refused(entry, error, request_id="r", route="fallback") is False
+    assert "could not switch the continuation off" in caplog.text
+    monkeypatch.undo()
+    assert Provider.objects.get(pk=provider.pk).continuation == "prefix"

@@ -364,7 +364,7 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
             '{} <span class="continuation-off">switched off automatically at {} after: '
             "<q>{}</q>. Choose the default or a dialect above to switch it back.</span>",
             dialect,
-            moment_html(switched.created_at, now=timezone.now()),
+            moment_html(switched.created_at, now=get_clock().now()),
             switched.detail,
         )
 

@@ -23,11 +23,14 @@ import logging
 from collections.abc import Iterator
 from dataclasses import replace
 
+from django.db import DatabaseError
+
 from ..adapters.continuation import NONE, PREFIX, refuses_continuation
 from ..adapters.errors import Category, ProviderError, provider_error
 from ..adapters.schema import ChatRequest, Message, StreamDelta
 from ..models import FailoverEvent, Provider
 from ..selectors import RouteEntry
+from . import metrics
 from .capabilities import entry_continuation
 from .clock import get_clock
 from .events import failover_event_record
@@ -142,11 +145,16 @@ def continuation_refused(
     if dialect == NONE:
         return False
     # updated_at moves too, so an admin page opened before refuses a stale save.
-    switched = (
-        Provider.objects.filter(pk=entry.id)
-        .exclude(continuation=NONE)
-        .update(continuation=NONE, updated_at=get_clock().now())
-    )
+    try:
+        switched = (
+            Provider.objects.filter(pk=entry.id)
+            .exclude(continuation=NONE)
+            .update(continuation=NONE, updated_at=get_clock().now())
+        )
+    except DatabaseError:  # learning must never fail the rescue: the next refusal retries
+        logger.exception("could not switch the continuation off provider=%s", entry.name)
+        metrics.store_error("continuation_off")
+        return False
     if not switched:
         return False  # another request switched it first
     failover_event_record(
