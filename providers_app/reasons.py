@@ -77,6 +77,11 @@ class Reason(models.TextChoices):
     HEALTH_CHECK_NOW = "health_check_now", "Health check run by hand"
     REORDERED = "reordered", "Providers reordered"
 
+    # -- a continuation dialect a provider refused (adapters/continuation.py) -----
+    TRAILING_ASSISTANT = "trailing_assistant", "Refused a trailing assistant message"
+    VLLM = "vllm", "Refused vLLM's continue_final_message"
+    PREFIX = "prefix", "Refused a prefix continuation"
+
     # -- a request's outcome -----------------------------------------------------
     ALL_FAILED = "all_failed", "Every provider failed"
 

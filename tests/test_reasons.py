@@ -68,3 +68,9 @@ def test_a_reason_reads_as_its_label_and_an_old_value_as_itself():
     assert reason_label("rate_limit") == "Rate limited"
     assert reason_label("disable") == "disable"  # stored before 0005
     assert reason_label("") == "-"
+
+
+def test_every_continuation_dialect_that_can_be_refused_is_a_reason():
+    from providers_app.adapters.continuation import DIALECTS, NONE
+
+    assert {d for d in DIALECTS if d != NONE} <= set(Reason.values)
