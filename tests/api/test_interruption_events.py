@@ -43,7 +43,7 @@ def _stream(client, auth) -> list[str]:
 def test_a_cut_nobody_continues_is_an_interrupted_event_with_what_was_delivered(
     client, auth, chain, primary
 ):
-    first, _ = chain(("secondary", {"supports_prefill": False}))
+    first, _ = chain(("secondary", {"continuation": "none"}))
     primary.set_fault("truncate_stream", chunks=40, text=ANSWER)
 
     events = _stream(client, auth)
@@ -61,7 +61,7 @@ def test_a_cut_nobody_continues_is_an_interrupted_event_with_what_was_delivered(
 def test_a_cut_that_is_continued_names_who_continued_and_what_was_delivered(
     client, auth, chain, primary, secondary
 ):
-    first, second = chain(("secondary", {"supports_prefill": True}))
+    first, second = chain(("secondary", {"continuation": "trailing_assistant"}))
     primary.set_fault("truncate_stream", chunks=40, text=ANSWER)
     secondary.set_fault("ok", text=ANSWER)
 
@@ -77,7 +77,7 @@ def test_a_stall_nobody_continues_is_an_interrupted_event_with_reason_timeout(
     client, auth, chain, primary, settings
 ):
     settings.FALLBACK_STREAM_IDLE_S = 0.5
-    first, _ = chain(("secondary", {"supports_prefill": False}))
+    first, _ = chain(("secondary", {"continuation": "none"}))
     primary.set_fault("stall_stream", chunks=20, seconds=5, text=ANSWER)
 
     _stream(client, auth)
@@ -91,7 +91,8 @@ def test_a_refused_prefill_is_its_own_event_naming_the_next_provider(
     client, auth, chain, primary, secondary
 ):
     _, refusing, finishing = chain(
-        ("claude-4-6", {"supports_prefill": True}), ("continuer", {"supports_prefill": True})
+        ("claude-4-6", {"continuation": "trailing_assistant"}),
+        ("continuer", {"continuation": "trailing_assistant"}),
     )
     primary.set_fault("truncate_stream", chunks=40, text=ANSWER)
     secondary.set_fault(
@@ -109,7 +110,7 @@ def test_a_refused_prefill_is_its_own_event_naming_the_next_provider(
 def test_a_refused_prefill_with_nobody_left_ends_interrupted(
     client, auth, chain, primary, secondary
 ):
-    first, refusing = chain(("claude-4-6", {"supports_prefill": True}))
+    first, refusing = chain(("claude-4-6", {"continuation": "trailing_assistant"}))
     primary.set_fault("truncate_stream", chunks=40, text=ANSWER)
     secondary.set_fault("reject_prefill")
 
@@ -124,7 +125,7 @@ def test_a_refused_prefill_with_nobody_left_ends_interrupted(
 def test_staff_filter_the_event_log_by_interruption_kind(
     client, auth, chain, primary, django_user_model
 ):
-    chain(("secondary", {"supports_prefill": False}))
+    chain(("secondary", {"continuation": "none"}))
     primary.set_fault("truncate_stream", chunks=40, text=ANSWER)
     _stream(client, auth)
     FailoverEvent.objects.create(kind=Kind.FAILOVER, reason="timeout", request_id="other-request")

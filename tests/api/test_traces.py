@@ -110,7 +110,9 @@ def test_a_cut_stream_continued_elsewhere_shows_the_cut_and_the_continuation(
     client, auth, db, primary, secondary
 ):
     provider_create(name="primary", base_url=primary.base_url)
-    provider_create(name="secondary", base_url=secondary.base_url, supports_prefill=True)
+    provider_create(
+        name="secondary", base_url=secondary.base_url, continuation="trailing_assistant"
+    )
     text = " ".join(f"w{n}" for n in range(20))
     primary.set_fault("truncate_stream", chunks=10, text=text)
     secondary.set_fault("ok", text=text)
