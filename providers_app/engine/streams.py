@@ -52,6 +52,8 @@ def open_stream(adapter: ProviderAdapter, request: ChatRequest, timeout: float) 
         first_token_timeout=min(get_setting("STREAM_FIRST_TOKEN_S"), timeout),
         idle_timeout=get_setting("STREAM_IDLE_S"),
         max_duration=get_setting("STREAM_MAX_S"),
+        max_event_bytes=get_setting("STREAM_MAX_EVENT_BYTES"),
+        max_text_bytes=get_setting("STREAM_MAX_TEXT_BYTES"),
     )
     model = upstream_id = None
     for delta in deltas:
@@ -77,6 +79,11 @@ def open_held_stream(
     first_output_s = clock.monotonic() - started
     rest = list(opened.rest)  # a failure anywhere is this attempt's failure
     return replace(opened, rest=iter(rest), first_output_s=first_output_s)
+
+
+# The route's judgement of a timeout depends on it (decision.client_misfit).
+open_stream.streams = True  # type: ignore[attr-defined]
+open_held_stream.streams = True  # type: ignore[attr-defined]
 
 
 class ChatStream:
@@ -166,6 +173,7 @@ class ChatStream:
             tool_calls_sent=self._tool_calls_sent,
             failover_on_content_filter=self._route.resolved.failover_on_content_filter,
         )
+        self._route.apply(cut, error, decision)
         if decision.action is not Action.CONTINUE:
             logger.info(
                 "stream not continued provider=%s why=%s request_id=%s",
