@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import requests
 
+from .cancel import Cancellation
 from .classify import (
     classify_response,
     content_filter_error,
@@ -130,6 +131,7 @@ class ProviderAdapter(ABC):
         max_duration: float | None = None,
         max_event_bytes: int = MAX_EVENT_BYTES,
         max_text_bytes: int = MAX_TEXT_BYTES,
+        cancellation: Cancellation | None = None,
     ) -> Iterator[StreamDelta]:
         """Yield deltas as they arrive; closing the generator closes the response.
 
@@ -138,7 +140,8 @@ class ProviderAdapter(ABC):
         Raises ``ProviderError``; once output was yielded, the error carries
         ``output_produced=True`` and the ``partial_text`` already yielded.
         Memory is capped: one event's data at ``max_event_bytes``, the answer at
-        ``max_text_bytes`` (``streaming.run_stream``).
+        ``max_text_bytes`` (``streaming.run_stream``). ``cancellation`` (the
+        client hung up) stops the read at once with ``ClientGone``.
         """
         clock = StreamLimits(
             timeout, first_token_s=first_token_timeout, idle_s=idle_timeout, max_s=max_duration
@@ -158,6 +161,7 @@ class ProviderAdapter(ABC):
                 clock,
                 max_event_bytes=max_event_bytes,
                 max_text_bytes=max_text_bytes,
+                cancellation=cancellation,
             )
         yield from self._checked_stream(request, deltas)
 

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Literal
 
 import requests
 
+from .cancel import Cancellation, ClientGone
 from .classify import (
     UndecodableEventError,
     classify_stream_error,
@@ -48,7 +49,7 @@ from .sse import (
 )
 from .timing import StreamLimits
 from .tool_ids import client_tool_id
-from .transport import TRANSPORT_EXCEPTIONS, ResponseMeta, Transport, detached
+from .transport import TRANSPORT_EXCEPTIONS, ResponseMeta, Transport, abort, detached
 
 logger = logging.getLogger(__name__)
 
@@ -243,21 +244,27 @@ def run_stream(
     *,
     max_event_bytes: int = MAX_EVENT_BYTES,
     max_text_bytes: int = MAX_TEXT_BYTES,
+    cancellation: Cancellation | None = None,
 ) -> Iterator[StreamDelta]:
     """Yield the decoded deltas of an open 2xx ``response``; always close it.
 
     An event's data past ``max_event_bytes`` or an answer past
     ``max_text_bytes`` (see ``held_bytes``) ends the stream as a malformed_response.
+    A ``cancellation`` (the client hung up) aborts the read at once and raises
+    ``ClientGone``.
     """
     produced: list[str] = []
     held = 0
     skipped = _SkippedEvents(transport.provider, decoder)
+    cancellation = cancellation or Cancellation()
+    unregister = cancellation.on_cancel(lambda: abort(response))
     try:
         lines = iter_lines(
             transport.iter_chunks(response, clock),
             max_line_bytes=min(MAX_LINE_BYTES, max_event_bytes),
         )
         for item in _framed(lines, decoder, max_event_bytes):
+            cancellation.raise_if_cancelled()
             try:
                 for delta in decoder.feed(_payload(item, decoder)):
                     held += held_bytes(delta)
@@ -281,6 +288,8 @@ def run_stream(
             skipped.raise_if_they_were_the_end()
             raise truncated_stream_error(transport.provider, request_id=decoder.request_id)
         yield decoder.final()
+    except _once_cancelled(cancellation):
+        raise ClientGone("the client went away") from None
     except ProviderError as failure:
         error = (
             _max_duration_reached(transport.provider, clock, decoder)
@@ -301,6 +310,7 @@ def run_stream(
         raise _committed(error, produced, decoder) from detached(exc)
     finally:
         # An abandoned generator (GeneratorExit) lands here too: drop the connection.
+        unregister()
         response.close()
     if decoder.skipped_events:
         logger.warning(
@@ -315,6 +325,11 @@ def run_stream(
         clock.elapsed(),
         decoder.request_id,
     )
+
+
+def _once_cancelled(cancellation: Cancellation) -> tuple[type[BaseException], ...]:
+    """Once the client is gone every error is the hang-up's (the abort caused it)."""
+    return (Exception,) if cancellation.cancelled else ()
 
 
 def _framed(lines: Iterable[str], decoder: StreamDecoder, max_event_bytes: int) -> Iterator[Any]:

@@ -8,11 +8,13 @@ FailoverEvent; skipping a provider whose breaker is open writes nothing (its
 transition was recorded).
 """
 
+import functools
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 from ..adapters.base import ChatRequest, ChatResult, Message
+from ..adapters.cancel import Cancellation, ClientGone  # noqa: F401  (public: see stream())
 from ..adapters.schema import message_from_dict
 from . import metrics
 from .outcomes import (  # noqa: F401  (the engine's public names live here)
@@ -94,6 +96,7 @@ def stream(
     deadline_s: float | None = None,
     hold_back: bool = False,
     route: str | None = None,
+    cancellation: Cancellation | None = None,
     **options: Any,
 ) -> "ChatStream":
     """Route until a provider produces its first piece of output (the commit point).
@@ -107,8 +110,12 @@ def stream(
     whole stream is read before anything is returned, so a failure anywhere in
     it fails over (or retries) like a request that was never streamed. A route
     may hold back every stream on it (`Route.hold_back`).
+
+    `cancellation` (set when the client hangs up) stops the upstream read at
+    once, held back or not; `ClientGone` is raised instead of an answer.
     """
     route = RouteRun(build_request(messages, **options), request_id, deadline_s, route)
     hold_back = hold_back or route.resolved.hold_back
-    routed = route.run(open_held_stream if hold_back else open_stream)
-    return ChatStream(route, routed)
+    opener = open_held_stream if hold_back else open_stream
+    routed = route.run(functools.partial(opener, cancellation=cancellation))
+    return ChatStream(route, routed, cancellation)

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Generic, TypeVar
 
 from ..adapters.base import ChatRequest, ProviderAdapter
+from ..adapters.cancel import ClientGone
 from ..adapters.errors import Category, ProviderBadResponseError, ProviderError, provider_error
 from ..adapters.timing import Deadline
 from ..conf import get_setting
@@ -187,7 +188,7 @@ class RouteRun:
                 if decision.only_larger_window:
                     too_small.append((entry.name, entry.context_window))
                     context_error = error
-            except FallbackError:
+            except (FallbackError, ClientGone):
                 raise
             except Exception as exc:  # a bug of ours around the call (permit released)
                 self._internal_error(entry, exc, where="attempt")
@@ -417,7 +418,7 @@ class RouteRun:
 
 def _streams(call: Callable) -> bool:
     """Whether `call` opens a stream (engine.streams' openers set `streams`)."""
-    return bool(getattr(call, "streams", False))
+    return bool(getattr(getattr(call, "func", call), "streams", False))
 
 
 def _too_long_everywhere(
@@ -445,7 +446,7 @@ def _call_adapter(
     """One attempt; whatever the adapter raises leaves as a ProviderError."""
     try:
         return call(adapter_for_entry(entry), request, timeout)
-    except ProviderError:
+    except (ProviderError, ClientGone):
         raise
     except Exception as exc:
         raise unexpected_failure(exc, entry) from exc

@@ -1,11 +1,13 @@
 """Streams: opening one up to its first output, and the committed ChatStream that
 relays it, rescued mid-answer by a provider that can continue it."""
 
+import functools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from ..adapters.base import ChatRequest, ProviderAdapter, StreamDelta
+from ..adapters.cancel import Cancellation, ClientGone
 from ..adapters.errors import Category, ProviderBadResponseError, ProviderError
 from ..conf import get_setting
 from ..models import FailoverEvent
@@ -44,8 +46,14 @@ class OpenedStream:
     first_output_s: float | None = None
 
 
-def open_stream(adapter: ProviderAdapter, request: ChatRequest, timeout: float) -> OpenedStream:
-    """Read until the first model output; preamble events are held back."""
+def open_stream(
+    adapter: ProviderAdapter,
+    request: ChatRequest,
+    timeout: float,
+    cancellation: Cancellation | None = None,
+) -> OpenedStream:
+    """Read until the first model output; preamble events are held back.
+    `cancellation` (the client hung up) stops the upstream read at once."""
     deltas = adapter.stream(
         request,
         timeout=timeout,
@@ -54,6 +62,7 @@ def open_stream(adapter: ProviderAdapter, request: ChatRequest, timeout: float) 
         max_duration=get_setting("STREAM_MAX_S"),
         max_event_bytes=get_setting("STREAM_MAX_EVENT_BYTES"),
         max_text_bytes=get_setting("STREAM_MAX_TEXT_BYTES"),
+        cancellation=cancellation,
     )
     model = upstream_id = None
     for delta in deltas:
@@ -70,12 +79,15 @@ def open_stream(adapter: ProviderAdapter, request: ChatRequest, timeout: float) 
 
 
 def open_held_stream(
-    adapter: ProviderAdapter, request: ChatRequest, timeout: float
+    adapter: ProviderAdapter,
+    request: ChatRequest,
+    timeout: float,
+    cancellation: Cancellation | None = None,
 ) -> OpenedStream:
     """Read the whole stream before anything reaches the client (hold-back)."""
     clock = get_clock()
     started = clock.monotonic()
-    opened = open_stream(adapter, request, timeout)
+    opened = open_stream(adapter, request, timeout, cancellation)
     first_output_s = clock.monotonic() - started
     rest = list(opened.rest)  # a failure anywhere is this attempt's failure
     return replace(opened, rest=iter(rest), first_output_s=first_output_s)
@@ -100,8 +112,14 @@ class ChatStream:
     answer and whose streams were cut (docs/engine.md, "Mid-stream rescue").
     """
 
-    def __init__(self, route: "RouteRun", routed: "Routed[OpenedStream]"):
+    def __init__(
+        self,
+        route: "RouteRun",
+        routed: "Routed[OpenedStream]",
+        cancellation: Cancellation | None = None,
+    ):
         self._route = route
+        self._cancellation = cancellation
         self._current = routed
         opened = routed.value
         self.provider = routed.entry.name
@@ -191,7 +209,7 @@ class ChatStream:
                 exclude=frozenset([*self.continued_from, cut.name]),
                 continuation=True,
             )
-            routed = route.run(open_stream)
+            routed = route.run(functools.partial(open_stream, cancellation=self._cancellation))
         except FallbackError as failed:  # nobody capable, or every candidate failed
             logger.warning(
                 "stream not continued provider=%s: %s request_id=%s",
@@ -272,7 +290,7 @@ def _classified(deltas: Iterator[StreamDelta], entry: RouteEntry) -> Iterator[St
     """The adapter's deltas, with anything it raises classified (see `unexpected_failure`)."""
     try:
         yield from deltas
-    except ProviderError:
+    except (ProviderError, ClientGone):
         raise
     except Exception as exc:
         raise unexpected_failure(exc, entry) from exc
