@@ -274,16 +274,18 @@ class RouteRun:
                     metrics.ATTEMPT_LATENCY.labels(entry.name, "success").observe(latency)
                     return Routed(entry, permit, value, latency, attempt_started)
         except ProviderError as error:
-            # tenacity asked `judge` about this error before it stopped
+            decision = attempts.decision  # tenacity asked `judge` before it stopped
+            if decision is None:  # pragma: no cover
+                raise
             self._failed_ids[entry.name] = entry.id
             self._pending = _PendingFailover(
                 entry,
                 error,
-                attempts.decision,  # type: ignore[arg-type]
+                decision,
                 attempt=self.attempts,
                 latency_ms=(clock.monotonic() - started) * 1000,
             )
-            raise _ProviderFailed(error, attempts.decision) from error  # type: ignore[arg-type]
+            raise _ProviderFailed(error, decision) from error
         except BaseException:
             # Cancelled mid-call (deadline, client gone): a probe slot goes back.
             breaker_release(permit=permit)
@@ -329,7 +331,8 @@ class RouteRun:
         self.failures.append(
             ProviderReason(entry.name, error.category, error.status_code, error.message, retry_at)
         )
-        self._misfit_errors += [error] if error.policy.client_misfit else []
+        if error.policy.client_misfit:
+            self._misfit_errors.append(error)
 
     def misfits(self) -> int:
         """The client misfits this request had so far (decide() bounds their failovers)."""
