@@ -7,7 +7,8 @@ limits. So while a streamed request is served, one daemon thread per process
 looks at its client's socket every ``POLL_S``: readable with nothing to read
 means the peer closed. Then the request's ``Cancellation`` is set, which shuts
 the upstream socket down: the read stops within ``POLL_S`` (+ a scheduling
-moment), held back or not.
+moment), held back or not. (A client that only half-closes its socket after
+sending the request looks gone too; HTTP clients do not do that.)
 
 The socket comes from the WSGI server: gunicorn's ``environ["gunicorn.socket"]``,
 or Django's development and test server's request stream. Under another server
