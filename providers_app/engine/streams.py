@@ -144,6 +144,10 @@ class ChatStream:
                 try:
                     yield from self._relay_current()
                     return
+                except ClientGone:  # the client hung up: not the provider's outcome
+                    self._settled = True
+                    breaker_release(permit=self._current.permit)
+                    raise
                 except ProviderError as error:
                     entry, permit = self._current.entry, self._current.permit
                     self._settled = True
