@@ -8,7 +8,6 @@ FailoverEvent; skipping a provider whose breaker is open writes nothing (its
 transition was recorded).
 """
 
-import functools
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -31,7 +30,7 @@ from .outcomes import (  # noqa: F401  (the engine's public names live here)
 )
 from .probe import ProbeOutcome, provider_probe  # noqa: F401
 from .route_run import RouteRun, record_answer
-from .streams import ChatStream, open_held_stream, open_stream
+from .streams import ChatStream, open_held_stream, open_stream, with_cancellation
 
 logger = logging.getLogger("providers_app.fallback")
 
@@ -116,6 +115,6 @@ def stream(
     """
     route = RouteRun(build_request(messages, **options), request_id, deadline_s, route)
     hold_back = hold_back or route.resolved.hold_back
-    opener = open_held_stream if hold_back else open_stream
-    routed = route.run(functools.partial(opener, cancellation=cancellation))
+    opener = with_cancellation(open_held_stream if hold_back else open_stream, cancellation)
+    routed = route.run(opener)
     return ChatStream(route, routed, cancellation)

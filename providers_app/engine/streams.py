@@ -93,6 +93,13 @@ def open_held_stream(
     return replace(opened, rest=iter(rest), first_output_s=first_output_s)
 
 
+def with_cancellation(opener, cancellation: Cancellation | None):
+    """`opener` bound to the request's hang-up `cancellation`, when it has one."""
+    if cancellation is None:
+        return opener
+    return functools.partial(opener, cancellation=cancellation)
+
+
 # The route's judgement of a timeout depends on it (decision.client_misfit).
 open_stream.streams = True  # type: ignore[attr-defined]
 open_held_stream.streams = True  # type: ignore[attr-defined]
@@ -213,7 +220,7 @@ class ChatStream:
                 exclude=frozenset([*self.continued_from, cut.name]),
                 continuation=True,
             )
-            routed = route.run(functools.partial(open_stream, cancellation=self._cancellation))
+            routed = route.run(with_cancellation(open_stream, self._cancellation))
         except FallbackError as failed:  # nobody capable, or every candidate failed
             logger.warning(
                 "stream not continued provider=%s: %s request_id=%s",
