@@ -36,8 +36,8 @@ STRICT = {
 def chain(db, primary, secondary):
     """Primary then secondary, the model's defaults (two attempts each)."""
     return (
-        provider_create(name="primary", base_url=primary.base_url, priority=1, timeout_s=30.0),
-        provider_create(name="secondary", base_url=secondary.base_url, priority=2, timeout_s=30.0),
+        provider_create(name="primary", base_url=primary.base_url, timeout_s=30.0),
+        provider_create(name="secondary", base_url=secondary.base_url, timeout_s=30.0),
     )
 
 
@@ -208,8 +208,8 @@ def test_huge_max_tokens_timing_out_non_streamed_is_the_clients_error(
     """Six kept-up non-streamed requests with max_tokens 60000 that time out used
     to count as provider failures (and refused other keys' chats). 60000 tokens
     at FALLBACK_EXPECTED_TOKENS_PER_S cannot fit a 1 s timeout: the client's 422."""
-    for name, simulator, priority in (("primary", primary, 1), ("secondary", secondary, 2)):
-        provider_create(name=name, base_url=simulator.base_url, priority=priority, timeout_s=1.0)
+    for name, simulator in (("primary", primary), ("secondary", secondary)):
+        provider_create(name=name, base_url=simulator.base_url, timeout_s=1.0)
         simulator.set_fault("hang")
 
     for _ in range(6):
@@ -231,8 +231,8 @@ def test_a_silent_provider_still_counts_for_a_request_that_asks_little(
 ):
     """The rule's other side: the same timeout with a small max_tokens is the
     provider's failure (a silent provider is not hidden)."""
-    provider_create(name="primary", base_url=primary.base_url, priority=1, timeout_s=1.0)
-    provider_create(name="secondary", base_url=secondary.base_url, priority=2, timeout_s=30.0)
+    provider_create(name="primary", base_url=primary.base_url, timeout_s=1.0)
+    provider_create(name="secondary", base_url=secondary.base_url, timeout_s=30.0)
     primary.set_fault("hang")
 
     response = _post(client, auth, max_tokens=50)

@@ -45,10 +45,8 @@ def upstream():
 
 @pytest.fixture
 def chain(db, upstream, secondary):
-    provider_create(
-        name="hostile", base_url=f"{upstream.url}/v1", priority=1, max_attempts=1, timeout_s=30.0
-    )
-    provider_create(name="secondary", base_url=secondary.base_url, priority=2, timeout_s=30.0)
+    provider_create(name="hostile", base_url=f"{upstream.url}/v1", max_attempts=1, timeout_s=30.0)
+    provider_create(name="secondary", base_url=secondary.base_url, timeout_s=30.0)
 
 
 def _endless(upstream, piece: bytes, *, pause_s: float = 0.0):
