@@ -16,7 +16,9 @@ you expect at once; a thread costs little resident memory. The database pool
 of each process is sized from WEB_THREADS (fallbackproject/settings/base.py).
 docs/operations.md ("Serving") has the measurements behind these defaults.
 
-Command-line flags override these (e.g. `-b 0.0.0.0:8000 -w 4 --threads 64`).
+Command-line flags override these (e.g. `-b 0.0.0.0:8000 -w 4`); size the
+threads with WEB_THREADS and WEB_QUEUE rather than `--threads`, so that the
+chat slots and the threads agree.
 When PROMETHEUS_MULTIPROC_DIR is set, every worker writes its metrics there and
 `/metrics` adds them up; the hooks below keep that folder truthful.
 """
@@ -64,13 +66,22 @@ def when_ready(server) -> None:
     and the liveness/readiness listener in this (master) process."""
     global _health
     server.cfg.set("worker_connections", server.cfg.threads)
+    configured = os.environ.get("HEALTH_BIND")
     address = health_listener.health_bind(
-        server.cfg.bind[0] if server.cfg.bind else bind, os.environ.get("HEALTH_BIND")
+        server.cfg.bind[0] if server.cfg.bind else bind, configured
     )
-    if address is not None:
+    if address is None:
+        return
+    try:
         _health = health_listener.for_arbiter(server, address, _board).start()
-        host, port = _health.address
-        server.log.info("Liveness and readiness at http://%s:%s/healthz and /readyz", host, port)
+    except OSError as error:
+        if configured is not None:
+            raise  # the operator asked for this address: do not serve without it
+        # The implicit main port + 1 is taken: serve anyway, and say so.
+        server.log.error("No liveness/readiness listener at %s:%s (%s)", *address, error)
+        return
+    host, port = _health.address
+    server.log.info("Liveness and readiness at http://%s:%s/healthz and /readyz", host, port)
 
 
 def pre_fork(server, worker) -> None:
