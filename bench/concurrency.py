@@ -169,6 +169,7 @@ def _start_server(database_url: str, args, metrics_dir: str, wsgi_app: str) -> S
         "DJANGO_SECURE_SSL_REDIRECT": "false",
         "DJANGO_LOG_LEVEL": "WARNING",
         "DATABASE_URL": database_url,
+        "DJANGO_DB_PGBOUNCER": "true" if args.pgbouncer and PGBOUNCED in database_url else "false",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "HEALTH_BIND": f"127.0.0.1:{health_port}",
         "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
@@ -239,6 +240,7 @@ class Load:
     healthz_ms: list[tuple[float, float]] = field(default_factory=list)  # at, latency
     pg_open: list[int] = field(default_factory=list)
     pg_active: list[int] = field(default_factory=list)
+    pg_xacts: list[int] = field(default_factory=list)  # committed + rolled back, so far
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -332,6 +334,12 @@ def _poll_postgres(admin_url: str | None, database: str, stop_at: float, load: L
             ).fetchone()
             load.pg_open.append(row[0])
             load.pg_active.append(row[1])
+            conn.execute("SELECT pg_stat_clear_snapshot()")
+            xacts = conn.execute(
+                "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s",
+                [database],
+            ).fetchone()
+            load.pg_xacts.append(xacts[0])
             time.sleep(0.25)
 
 
@@ -399,6 +407,9 @@ def _run_load(server: Server, key: str, clients: int, stream: bool, args, pg) ->
         "healthz_p99": _percentile(healthz, 0.99),
         "rss": rss,
         "pg_open": max(load.pg_open, default=None),
+        "pg_xacts_s": (load.pg_xacts[-1] - load.pg_xacts[0]) / (warm_s + args.measure)
+        if len(load.pg_xacts) > 1
+        else None,
         "pg_active": max(load.pg_active, default=None),
         "load": os.getloadavg()[0],
         "cpu_ms": cpu_used * 1000 / max(len(answered), 1),
@@ -426,6 +437,7 @@ def _postgres(base: str) -> tuple[str, str] | None:
 
 OURS = "fallbackproject.wsgi:application"
 ASGI = "bench.asgi_django:application"  # the same project under uvicorn: --asgi
+PGBOUNCED = "application_name=bench-pgbouncer"  # marks a DATABASE_URL through PgBouncer
 STOCK = "bench.wsgi_stock:application"  # before the /healthz fixes: --compare-stock
 # LiteLLM's proxy gets as many processes as our server has (fallbackproject/serving.py,
 # 2: about one per core on this 2-core machine). Each is a uvicorn event loop, which
@@ -435,7 +447,7 @@ PEER_WORKERS = 2
 HEADERS = [
     "database", "server", "mode", "clients", "chats/s (ideal)", "of ideal", "failed",
     "refused 503", "added p50 ms", "added p99 ms", "/healthz p50 / p99 ms",
-    "RSS MB per process", "PG conns open/active", "CPU ms per chat",
+    "RSS MB per process", "PG conns open/active, transactions/s", "CPU ms per chat",
     "generator CPU (cores, procs)", "load", "target",
     "ratio to LiteLLM: chats/s, added p50, added p99",
 ]  # fmt: skip
@@ -455,6 +467,8 @@ def _meets_target(r: dict, clients: int) -> bool:
 def _row(database: str, server: str, mode: str, clients: int, r: dict, target: bool, peer_r) -> str:
     rss = "/".join(f"{mb:.0f}" for mb in r["rss"]) or "?"
     pg = f"{r['pg_open']}/{r['pg_active']}" if r["pg_open"] is not None else "-"
+    if r.get("pg_xacts_s") is not None:
+        pg += f", {r['pg_xacts_s']:.0f} xact/s"
     versus = "-"
     if peer_r is not None:
         versus = ", ".join(
@@ -518,6 +532,9 @@ def main() -> None:
     parser.add_argument("--measure", type=float, default=16.0, help="measuring window, s")
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument(
+        "--pgbouncer", default="", help="also rows through PgBouncer at this URL (no database)"
+    )
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-peer", action="store_true", help="our side only")
     parser.add_argument(
@@ -564,6 +581,9 @@ def main() -> None:
         found = _postgres(args.postgres)
         if found:
             databases.append(("PostgreSQL", found[0], (found[1], SCRATCH_DB)))
+            if args.pgbouncer:  # the same database, the servers through PgBouncer
+                through = args.pgbouncer.rstrip("/") + "/" + SCRATCH_DB + "?" + PGBOUNCED
+                databases.append(("PostgreSQL via PgBouncer", through, (found[1], SCRATCH_DB)))
     apps = ([("stock", STOCK)] if args.compare_stock else []) + [("ours", OURS)]
     apps += [("ours, uvicorn", ASGI)] if args.asgi else []
 
