@@ -112,6 +112,8 @@ class Slots:
         self._running = 0
         self._waiting = 0
         self._publish()  # the worker counts in readiness before its first chat
+        global local_slots
+        local_slots = self
 
     def enter(self) -> bool:
         """Take a slot, waiting at most queue_s; False when none was had."""
@@ -150,6 +152,21 @@ class Slots:
     def _publish(self) -> None:
         if board is not None and board_row is not None:
             board.write(board_row, self.load())
+
+
+# The chat slots of this process (the last made; one per serving process).
+local_slots: Slots | None = None
+
+
+def prefers_another_worker() -> bool:
+    """Every chat slot of this worker is taken while another worker has a free
+    one: a new connection is better accepted there (fallbackproject/gunicorn_worker.py)."""
+    if local_slots is None or board is None:
+        return False
+    if not local_slots.load().saturated:
+        return False
+    total = board.total()
+    return total.running < total.capacity
 
 
 def server_load(slots: Slots) -> Load:

@@ -33,7 +33,9 @@ from fallbackproject import capacity, health_listener
 from fallbackproject.serving import threads_per_worker, web_workers
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-worker_class = "gthread"
+# gthread, leaving new connections to a sibling while this worker's chat slots
+# are full and the sibling's are not (fallbackproject/gunicorn_worker.py).
+worker_class = "fallbackproject.gunicorn_worker.ChatThreadWorker"
 workers = web_workers()
 threads = threads_per_worker()
 # A worker holds no more connections than it has threads (set in when_ready,

@@ -11,6 +11,7 @@ listener answers liveness and says "saturated" on readiness. No timing is
 asserted.
 """
 
+import contextlib
 import http.client
 import json
 import os
@@ -79,9 +80,10 @@ def upstream():
         yield sim
 
 
-@pytest.fixture
-def server(tmp_path, upstream):
-    """(main port, health port, client key) of a one-worker gunicorn at tiny capacity."""
+@contextlib.contextmanager
+def _gunicorn(tmp_path, upstream, workers: int):
+    """(main port, health port, client key) of gunicorn with `workers` workers of
+    CAPACITY chat slots and QUEUE queue places each."""
     port, health_port = _free_port(), _free_port()
     env = {
         **os.environ,
@@ -93,7 +95,7 @@ def server(tmp_path, upstream):
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "HEALTH_BIND": f"127.0.0.1:{health_port}",
-        "WEB_CONCURRENCY": "1",
+        "WEB_CONCURRENCY": str(workers),
         "WEB_THREADS": str(CAPACITY),
         "WEB_QUEUE": str(QUEUE),
         "WEB_QUEUE_S": str(QUEUE_S),
@@ -107,7 +109,7 @@ def server(tmp_path, upstream):
     )  # fmt: skip
     try:
         give_up = time.monotonic() + 60
-        while _get(health_port, "/readyz")[0] != 200:
+        while _get(health_port, "/readyz")[1].get("workers") != workers:
             if process.poll() is not None or time.monotonic() > give_up:
                 raise AssertionError(f"gunicorn did not start: {process.stderr.read()[-2000:]}")
             time.sleep(0.2)
@@ -119,6 +121,13 @@ def server(tmp_path, upstream):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def server(tmp_path, upstream):
+    """One worker at tiny capacity."""
+    with _gunicorn(tmp_path, upstream, workers=1) as started:
+        yield started
 
 
 def _chat(port: int, key: str) -> tuple[int, dict[str, str], bytes]:
@@ -206,3 +215,28 @@ def test_a_waiting_chat_takes_the_slot_a_finished_chat_gives_back(server, upstre
     for thread in clients:
         thread.join(timeout=60)
     assert results == [200] * (CAPACITY + QUEUE)
+
+
+def test_a_worker_with_every_slot_taken_leaves_the_next_chat_to_a_worker_with_room(
+    tmp_path, upstream
+):
+    """Two workers of CAPACITY slots: however the kernel hands out connections,
+    2 x CAPACITY chats at once are all admitted (none waits in a full worker's
+    queue and is refused while the other worker has room)."""
+    with _gunicorn(tmp_path, upstream, workers=2) as (port, _, key):
+        results: list[int] = []
+
+        def client() -> None:
+            results.append(_chat(port, key)[0])
+
+        clients = []
+        for n in range(2 * CAPACITY):
+            clients.append(threading.Thread(target=client))
+            clients[-1].start()
+            # One at a time: the next arrives once this one holds its slot.
+            give_up = time.monotonic() + 30
+            while upstream.request_count < n + 1 and time.monotonic() < give_up:
+                time.sleep(0.02)
+        for thread in clients:
+            thread.join(timeout=60)
+    assert results == [200] * (2 * CAPACITY)
