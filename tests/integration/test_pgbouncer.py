@@ -162,8 +162,8 @@ def upstreams():
 def machines(through_pgbouncer, transactional_db, upstreams, tmp_path):
     """Two servers, two providers (first, second) and a client key, committed."""
     first_up, second_up = upstreams
-    first = provider_create(name="first", base_url=first_up.base_url, priority=1, max_attempts=1)
-    second = provider_create(name="second", base_url=second_up.base_url, priority=2)
+    first = provider_create(name="first", base_url=first_up.base_url, max_attempts=1)
+    second = provider_create(name="second", base_url=second_up.base_url)
     # Hashed for the servers' settings (the test settings hash with MD5 only).
     password = PBKDF2PasswordHasher().encode(PASSWORD, "pgbouncertest", iterations=1000)
     get_user_model().objects.create_superuser("ops", "ops@example.com", password=None)
