@@ -574,16 +574,6 @@ class CallRollup(CallCounters):
         return f"{self.provider_id} @ {self.period_start:%Y-%m-%d %H:%M}"
 
 
-class Dashboard(FailoverEvent):
-    """No data of its own: gives the admin a failover dashboard page at
-    `admin/providers_app/dashboard/`, listed on the admin index."""
-
-    class Meta:
-        proxy = True
-        verbose_name = "failover dashboard"
-        verbose_name_plural = "failover dashboard"
-
-
 class RoutingVersion(models.Model):
     """One row whose `version` moves whenever anything a routing snapshot holds changes.
 

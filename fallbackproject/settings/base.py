@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "axes",
     "providers_app",
+    "providers_app.dashboard",  # its own templates, static files and admin entry
 ]
 
 MIDDLEWARE = [

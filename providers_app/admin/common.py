@@ -8,7 +8,7 @@ from django.http import (
 )
 from django.utils.html import format_html
 
-from ..admin_charts import STATE_COLOURS
+from ..dashboard.colours import STATE_COLOURS
 from ..models import (
     BreakerState,
 )

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 import pytest
 from django.urls import reverse
 
-from providers_app import admin_charts
+from providers_app.dashboard import charts as admin_charts
 from providers_app.models import BreakerState, CallBucket, CallRollup, FailoverEvent
 from providers_app.selectors.call_stats import histogram_quantile
 from providers_app.services.housekeeping import call_counters_roll_up
@@ -393,7 +393,7 @@ _CHAR = 7
 
 @pytest.mark.parametrize("range_key", ["1h", "6h", "24h", "7d"])
 def test_time_labels_stay_inside_the_chart(range_key):
-    from providers_app.selectors.dashboard import dashboard_window
+    from providers_app.dashboard.reads import dashboard_window
 
     window = dashboard_window(range_key, now=NOW + timedelta(minutes=59))
     ticks = admin_charts.time_ticks(window)

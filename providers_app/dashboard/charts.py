@@ -1,6 +1,6 @@
 """The dashboard's presentation: SVG geometry and colours of its charts.
 
-`selectors.dashboard` gives the numbers; this module places them in SVG user
+`dashboard.reads` gives the numbers; this module places them in SVG user
 units for the template to draw as inline SVG, so nothing is fetched and no
 JavaScript is built. Success rates arrive as fractions and are drawn as %.
 
@@ -15,9 +15,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from .models import BreakerState
-from .selectors.call_stats import CallStats, floor_to
-from .selectors.dashboard import (
+from ..models import BreakerState
+from ..selectors.call_stats import CallStats, floor_to
+from ..selectors.providers import ProviderStatus
+from .colours import STATE_COLOURS, provider_colour, reason_colour, state_colour
+from .reads import (
     DashboardData,
     KindTotal,
     ProviderTraffic,
@@ -25,29 +27,8 @@ from .selectors.dashboard import (
     Segment,
     Window,
 )
-from .selectors.providers import ProviderStatus
 
 State = BreakerState.State
-
-STATE_COLOURS: dict[str, str] = {
-    State.CLOSED: "#2e7d32",
-    State.HALF_OPEN: "#ef6c00",
-    State.OPEN: "#c62828",
-    State.FORCED_OPEN: "#6a1b9a",
-    State.NEVER_TRIP: "#616161",
-}
-PALETTE = (
-    "#1565c0",
-    "#c62828",
-    "#2e7d32",
-    "#ef6c00",
-    "#6a1b9a",
-    "#00838f",
-    "#ad1457",
-    "#4e342e",
-    "#9e9d24",
-    "#546e7a",
-)
 
 # Chart geometry, in SVG user units (the SVG is drawn about one unit per pixel).
 WIDTH = 960
@@ -290,7 +271,7 @@ def failover_chart(window: Window, by_bin: Mapping[datetime, Counter]) -> Chart:
     for counts in by_bin.values():
         reasons.update(counts)
     order = [reason for reason, _ in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))]
-    colours = {reason: PALETTE[i % len(PALETTE)] for i, reason in enumerate(order)}
+    colours = {reason: reason_colour(reason) for reason in order}
     top = nice_ceiling(max((sum(c.values()) for c in by_bin.values()), default=0))
     bars = []
     for start in window.bins:
@@ -441,7 +422,7 @@ def _lane_rects(window: Window, segments: Sequence[Segment], y: float) -> tuple[
                 y=y,
                 width=round(max(width, 0.5), 2),
                 height=LANE_HEIGHT,
-                colour=STATE_COLOURS.get(s.state, "#616161"),
+                colour=state_colour(s.state),
                 state=s.state,
                 start=s.start,
                 end=s.end,
@@ -501,8 +482,8 @@ class DashboardPage:
 
 def _rows(traffic: Sequence[ProviderTraffic]) -> list[TrafficRow]:
     return [
-        TrafficRow(t.name, t.enabled, PALETTE[i % len(PALETTE)], t.total, t.by_bin)
-        for i, t in enumerate(traffic)
+        TrafficRow(t.name, t.enabled, provider_colour(t.provider.id), t.total, t.by_bin)
+        for t in traffic
     ]
 
 

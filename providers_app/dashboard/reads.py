@@ -18,7 +18,7 @@ Sources, all in the database so every process draws the same picture:
 Traffic is keyed by provider id (`ProviderTraffic.provider`); another dimension
 (a route) would key `call_stats_by_span` and `ProviderTraffic` the same way.
 
-Plain data only: the admin's `admin_charts` turns it into SVG geometry and colours.
+Plain data only: `dashboard.charts` turns it into SVG geometry and colours.
 """
 
 from collections import Counter, defaultdict
@@ -29,8 +29,8 @@ from django.db.models import Q, Sum
 from django.db.models.functions import TruncHour, TruncMinute
 
 from ..models import BreakerState, FailoverEvent, Route
-from .call_stats import ROLLUP_PERIOD, CallStats, call_stats_by_span, floor_to
-from .providers import ProviderStatus, provider_status_list
+from ..selectors.call_stats import ROLLUP_PERIOD, CallStats, call_stats_by_span, floor_to
+from ..selectors.providers import ProviderStatus, provider_status_list
 
 Kind = FailoverEvent.Kind
 State = BreakerState.State
