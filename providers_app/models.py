@@ -350,6 +350,14 @@ class CallCounters(models.Model):
     rate_limited = models.PositiveIntegerField("rate limited", default=0)
     not_permitted = models.PositiveIntegerField("not permitted", default=0)
     budget_refusals = models.PositiveIntegerField("retry-budget refusals", default=0)
+    # Requests, counted on the provider that answered them (selectors.call_stats
+    # defines them): at its first try, after retries on it, or after an earlier
+    # provider of the route failed or was skipped.
+    answered_first_try = models.PositiveIntegerField("answered at the first try", default=0)
+    answered_after_retries = models.PositiveIntegerField("answered after retries", default=0)
+    answered_by_fallback = models.PositiveIntegerField("answered by a fallback", default=0)
+    # Streams this provider cut after output that no other provider could finish.
+    interrupted = models.PositiveIntegerField("answers interrupted", default=0)
     latency_ms_sum = models.FloatField(
         "time to first output, sum (ms)",
         default=0,

@@ -21,6 +21,7 @@ from ..adapters.timing import Deadline
 from ..conf import get_setting
 from ..models import FailoverEvent
 from ..selectors import RouteEntry
+from ..selectors.call_stats import answered_how
 from . import counters, metrics
 from .adapter_pool import adapter_for_entry
 from .breaker import (
@@ -194,10 +195,16 @@ class RouteRun:
             )
         raise self._all_failed()
 
-    def finished(self, entry: RouteEntry) -> None:
+    def finished(self, entry: RouteEntry, *, rescued: bool = False) -> None:
+        """Count the answer: on /metrics and on the provider's buckets, under one
+        `how` (selectors.call_stats.answered_how defines it)."""
         metrics.REQUESTS.labels(
             provider=entry.name, outcome="success", route=self.resolved.name
         ).inc()
+        passed_by = {r.provider for r in (*self.failures, *self.skipped)} - {entry.name}
+        how = answered_how(attempts=self.attempts, passed_by=bool(passed_by) or rescued)
+        metrics.ANSWERS.labels(provider=entry.name, route=self.resolved.name, how=how).inc()
+        counters.count(entry.id, **{f"answered_{how}": 1})
 
     def _internal_error(self, entry: RouteEntry, exc: Exception, *, where: str) -> None:
         """A bug in the engine's own code while serving one provider: logged with

@@ -95,6 +95,7 @@ def history(make_provider, fake_clock):
 
 
 def _render(client, **params) -> _Elements:
+    params.setdefault("range", "24h")
     response = client.get(reverse(URL), params)
     assert response.status_code == 200
     parser = _Elements()
@@ -241,7 +242,7 @@ def _bucket(provider, moment, **counts) -> CallBucket:
 
 @pytest.mark.parametrize(
     ("range_key", "bins", "minutes"),
-    [("1h", 12, 5), ("6h", 24, 15), ("24h", 24, 60), ("7d", 168, 60)],
+    [("15m", 60, 0.25), ("1h", 12, 5), ("6h", 24, 15), ("24h", 24, 60), ("7d", 168, 60)],
 )
 def test_each_range_has_its_bins_and_draws_the_failovers_in_it(
     operator_client, make_provider, fake_clock, range_key, bins, minutes
@@ -264,10 +265,11 @@ def test_each_range_has_its_bins_and_draws_the_failovers_in_it(
     assert bar["data-start"] == expected_bin.isoformat()
 
 
-def test_an_unknown_range_shows_the_last_24_hours(operator_client, make_provider, fake_clock):
+def test_the_dashboard_opens_on_the_live_15_minutes(operator_client, make_provider, fake_clock):
     fake_clock.set(NOW)
+    assert operator_client.get(reverse(URL)).context["range_key"] == "15m"
     response = operator_client.get(reverse(URL), {"range": "1y"})
-    assert response.context["range_key"] == "24h"
+    assert response.context["range_key"] == "15m"
 
 
 def _figures(client, range_key="1h") -> dict[str, str]:
@@ -297,7 +299,7 @@ def test_figures_include_the_minutes_not_rolled_up_yet(operator_client, make_pro
     # The roll-up changes nothing: every call is counted once, rolled up or not.
     call_counters_roll_up(now=NOW)
     assert _figures(operator_client) == before
-    fake_clock.set(NOW + timedelta(minutes=10))
+    fake_clock.set(NOW + timedelta(minutes=20))  # past the buckets' FINE_HISTORY
     call_counters_roll_up()
     assert CallRollup.objects.filter(final=True).count() == 2
     assert not CallBucket.objects.exists()

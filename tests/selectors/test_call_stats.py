@@ -55,7 +55,9 @@ def _rates(client) -> dict[str, dict[str, float | None]]:
     status = client.get("/api/status").json()["providers"]
     api = {p["name"]: p["recent"]["success_rate"] for p in status}
 
-    page = client.get(reverse("admin:providers_app_dashboard_changelist")).context["dashboard"]
+    page = client.get(
+        reverse("admin:providers_app_dashboard_changelist"), {"range": "24h"}
+    ).context["dashboard"]
     dashboard = {row.name: row.total.success_rate for row in page.traffic}
     shown = {row.name: row.success_rate_percent for row in page.traffic}
 
