@@ -431,6 +431,8 @@ class FailoverEvent(models.Model):
         PROVIDER_ENABLED = "provider_enabled", "Provider enabled for routing"
         PROVIDER_DISABLED = "provider_disabled", "Provider disabled for routing"
         HEALTH_CHECK_NOW = "health_check_now", "Health check run by hand"
+        # A provider or route added, edited or deleted through the admin's forms.
+        CONFIG_CHANGED = "config_changed", "Configuration changed"
 
     created_at = models.DateTimeField("time", auto_now_add=True, db_index=True)
     request_id = models.CharField("request id", max_length=64, blank=True, db_index=True)

@@ -1,7 +1,10 @@
 """What every admin screen of the app shares: the stylesheet, the breaker badge,
 per-action permissions, read-only history and the request id of an operator action."""
 
+import json
+
 from django.contrib import admin
+from django.contrib.admin.models import LogEntry
 from django.core.exceptions import PermissionDenied
 from django.http import (
     HttpRequest,
@@ -9,9 +12,8 @@ from django.http import (
 from django.utils.html import format_html
 
 from ..dashboard.colours import STATE_COLOURS
-from ..models import (
-    BreakerState,
-)
+from ..models import BreakerState, Provider
+from ..services.providers import config_change_record
 
 
 class ScreenMedia:
@@ -26,6 +28,41 @@ def state_badge(breaker: BreakerState) -> str:
         STATE_COLOURS.get(breaker.state, "#616161"),
         breaker.get_state_display(),
     )
+
+
+class ConfigChangeEventsMixin:
+    """Every add, edit or delete through this admin's forms is also a `manual`
+    event (reason `config_changed`, with who and which fields), so configuration
+    changes are drawn on the dashboard and listed in the event log."""
+
+    def log_addition(self, request, obj, message):
+        entry = super().log_addition(request, obj, message)
+        self._config_event(request, obj, "added", message)
+        return entry
+
+    def log_change(self, request, obj, message):
+        entry = super().log_change(request, obj, message)
+        self._config_event(request, obj, "changed", message)
+        return entry
+
+    def log_deletions(self, request, queryset):
+        objects = list(queryset)
+        entries = super().log_deletions(request, objects)
+        for obj in objects:
+            self._config_event(request, obj, "deleted", "", deleted=True)
+        return entries
+
+    def _config_event(self, request, obj, verb: str, message, *, deleted: bool = False) -> None:
+        text = message if isinstance(message, str) else json.dumps(message)
+        detail = LogEntry(change_message=text).get_change_message() if text else ""
+        is_provider = isinstance(obj, Provider)
+        config_change_record(
+            actor=request.user,
+            what=f"{obj._meta.verbose_name} {obj} {verb}",
+            detail=detail,
+            provider_id=obj.pk if is_provider and not deleted else None,
+            route="" if is_provider else str(obj),
+        )
 
 
 class ActionPermissionMixin:

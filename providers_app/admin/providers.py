@@ -42,7 +42,13 @@ from ..selectors import BREAKER_OVERRIDE_FIELDS
 from ..services import operator
 from ..services.providers import provider_capabilities, provider_move, provider_reorder
 from ..timefmt import moment_html
-from .common import ActionPermissionMixin, ScreenMedia, request_id_of, state_badge
+from .common import (
+    ActionPermissionMixin,
+    ConfigChangeEventsMixin,
+    ScreenMedia,
+    request_id_of,
+    state_badge,
+)
 
 FORCE_OPEN_DEFAULT = timedelta(hours=1)
 REORDER_COLLISION_MESSAGE = (
@@ -117,7 +123,9 @@ def offered_operations(provider: Provider) -> list[str]:
 
 
 @admin.register(Provider)
-class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin):
+class ProviderAdmin(
+    ConfigChangeEventsMixin, ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin
+):
     form = ProviderAdminForm
 
     class Media(ScreenMedia):

@@ -14,7 +14,7 @@ from ..models import (
     Route,
     RouteMember,
 )
-from .common import ActionPermissionMixin, state_badge
+from .common import ActionPermissionMixin, ConfigChangeEventsMixin, state_badge
 
 
 class RouteMemberFormSet(CustomInlineFormSet):
@@ -94,7 +94,9 @@ class RouteMemberInline(SortableTabularInline):
 
 
 @admin.register(Route)
-class RouteAdmin(ActionPermissionMixin, SortableAdminBase, admin.ModelAdmin):
+class RouteAdmin(
+    ConfigChangeEventsMixin, ActionPermissionMixin, SortableAdminBase, admin.ModelAdmin
+):
     """Named routes: what a client sends as `model`, and the providers it tries in order.
 
     Saving the route (its members' order included) bumps the routing version,

@@ -31,6 +31,27 @@ def provider_capabilities(*, provider: Provider) -> list[tuple[str, bool, bool]]
     return capabilities_in_force(kind=provider.kind, model=provider.model, overrides=overrides)
 
 
+def config_change_record(
+    *, actor, what: str, detail: str, provider_id: int | None = None, route: str = ""
+) -> None:
+    """An operator added, edited or deleted a provider or a route: one audited
+    `manual` event (reason `config_changed`) naming who, what and which fields,
+    so the dashboard draws it at its time. `what`: "provider alpha changed"."""
+    failover_event_record(
+        kind=FailoverEvent.Kind.MANUAL,
+        provider_id=provider_id,
+        reason=FailoverEvent.ManualReason.CONFIG_CHANGED,
+        detail=f"{what}: {detail}"[:500] if detail else what,
+        request_id=f"operator-{uuid.uuid4().hex[:16]}",
+        route=route,
+        actor=actor,
+    )
+    logger.warning(
+        "manual_action action=config_changed actor=%s what=%s",
+        getattr(actor, "get_username", lambda: actor)(), what,
+    )  # fmt: skip
+
+
 def provider_state_rows_create(*, provider: Provider) -> None:
     """Give a new provider its breaker and health-schedule rows."""
     BreakerState.objects.get_or_create(provider=provider)

@@ -449,3 +449,43 @@ def test_each_route_shows_its_failovers_continuations_and_all_failed_requests(
         "chat": {"failovers": "3", "continuations": "1", "all_failed": "0"},
         "docs": {"failovers": "0", "continuations": "0", "all_failed": "2"},
     }
+
+
+# --- annotations: transitions, manual actions and configuration changes -----
+
+
+def test_transitions_actions_and_config_changes_are_drawn_at_their_time_and_link_to_their_event(
+    admin_client, admin_user, make_provider, fake_clock
+):
+    from django.utils import timezone
+
+    from providers_app.services.operator import operator_breaker_force_open
+    from tests.factories import provider_admin_form
+
+    fake_clock.set(timezone.now())  # events are stamped by the database's clock
+    primary = make_provider(name="primary", priority=1)
+    opened = FailoverEvent.objects.create(
+        kind="breaker_opened", provider=primary, reason="consecutive_failures"
+    )
+    operator_breaker_force_open(provider_id=primary.pk, until=None, actor=admin_user)
+    edited = admin_client.post(
+        reverse("admin:providers_app_provider_change", args=[primary.pk]),
+        provider_admin_form(name="primary", model="gpt-4o", priority=str(primary.priority)),
+    )
+    assert edited.status_code == 302, edited.content.decode()[:2000]
+    config = FailoverEvent.objects.get(reason="config_changed")
+    assert (config.kind, config.actor, config.provider) == ("manual", admin_user, primary)
+    assert "Model" in config.detail or "model" in config.detail
+
+    response = admin_client.get(reverse(URL))
+    content = response.content.decode()
+    forced = FailoverEvent.objects.get(reason="force_open")
+    for event in (opened, forced, config):
+        link = reverse("admin:providers_app_failoverevent_change", args=[event.pk])
+        # on every time chart, a mark at its time, linking to its event
+        assert content.count(f'href="{link}"') == 6, event.kind
+    marks = {m.event_id: m for m in response.context["dashboard"].marks}
+    assert f"by {admin_user.get_username()}" in marks[forced.pk].title
+    assert f"by {admin_user.get_username()}" in marks[config.pk].title
+    assert marks[opened.pk].x <= marks[forced.pk].x <= marks[config.pk].x
+    assert 'class="now-marker"' in content

@@ -213,11 +213,11 @@ def test_the_dashboard_agrees_with_metrics_on_requests_answers_and_skips(
     by the secondary (the primary failing, then skipped while open), and failed.
     The live range shows the same counts as /metrics over the same minutes, and
     requests = answered + failed."""
+    from django.utils import timezone
+
     from providers_app.engine import fallback
     from providers_app.engine.events import all_failed_events
     from providers_app.testing import process_state_reset
-
-    from django.utils import timezone
 
     process_state_reset()
     # Events are stamped by the database's clock: the engine's starts at the same moment.
@@ -276,5 +276,6 @@ def test_the_dashboard_agrees_with_metrics_on_requests_answers_and_skips(
     )  # fmt: skip
 
     html = page.content.decode()
-    assert 'data-metric="requests"' in html and "Requests = answered + failed" in html
+    assert 'data-metric="requests"' in html
+    assert "Requests = answered + failed" in html
     process_state_reset()
