@@ -459,6 +459,7 @@ def test_transitions_actions_and_config_changes_are_drawn_at_their_time_and_link
 ):
     from django.utils import timezone
 
+    from providers_app.admin_forms import provider_version
     from providers_app.services.operator import operator_breaker_force_open
     from tests.factories import provider_admin_form
 
@@ -468,15 +469,19 @@ def test_transitions_actions_and_config_changes_are_drawn_at_their_time_and_link
         kind="breaker_opened", provider=primary, reason="consecutive_failures"
     )
     operator_breaker_force_open(provider_id=primary.pk, until=None, actor=admin_user)
+    primary.refresh_from_db()
     edited = admin_client.post(
         reverse("admin:providers_app_provider_change", args=[primary.pk]),
-        provider_admin_form(name="primary", model="gpt-4o", priority=str(primary.priority)),
+        provider_admin_form(
+            name="primary", model="gpt-4o", version=provider_version(primary.updated_at)
+        ),
     )
-    assert edited.status_code == 302, edited.content.decode()[:2000]
+    assert edited.status_code == 302, edited.context["adminform"].form.errors
     config = FailoverEvent.objects.get(reason="config_changed")
     assert (config.kind, config.actor, config.provider) == ("manual", admin_user, primary)
     assert "Model" in config.detail or "model" in config.detail
 
+    fake_clock.set(timezone.now())
     response = admin_client.get(reverse(URL))
     content = response.content.decode()
     forced = FailoverEvent.objects.get(reason="force_open")
