@@ -33,28 +33,27 @@ def state_badge(breaker: BreakerState) -> str:
 class ConfigChangeEventsMixin:
     """Every add, edit or delete through this admin's forms is also a `manual`
     event (reason `config_changed`, with who and which fields), so configuration
-    changes are drawn on the dashboard and listed in the event log."""
+    changes are drawn on the dashboard and listed in the event log. Operator
+    actions write their own events (services.operator), not this one."""
 
-    def log_addition(self, request, obj, message):
-        entry = super().log_addition(request, obj, message)
-        self._config_event(request, obj, "added", message)
-        return entry
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        message = self.construct_change_message(request, form, formsets, add=not change)
+        if change and not message:
+            return  # saved without a change
+        detail = LogEntry(change_message=json.dumps(message)).get_change_message()
+        self._config_event(request, form.instance, "changed" if change else "added", detail)
 
-    def log_change(self, request, obj, message):
-        entry = super().log_change(request, obj, message)
-        self._config_event(request, obj, "changed", message)
-        return entry
+    def delete_model(self, request, obj):
+        self._config_event(request, obj, "deleted", "", deleted=True)
+        super().delete_model(request, obj)
 
-    def log_deletions(self, request, queryset):
-        objects = list(queryset)
-        entries = super().log_deletions(request, objects)
-        for obj in objects:
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
             self._config_event(request, obj, "deleted", "", deleted=True)
-        return entries
+        super().delete_queryset(request, queryset)
 
-    def _config_event(self, request, obj, verb: str, message, *, deleted: bool = False) -> None:
-        text = message if isinstance(message, str) else json.dumps(message)
-        detail = LogEntry(change_message=text).get_change_message() if text else ""
+    def _config_event(self, request, obj, verb: str, detail: str, *, deleted=False) -> None:
         is_provider = isinstance(obj, Provider)
         config_change_record(
             actor=request.user,

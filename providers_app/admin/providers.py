@@ -49,6 +49,7 @@ from .common import (
     request_id_of,
     state_badge,
 )
+from .provider_page import provider_page_status
 
 FORCE_OPEN_DEFAULT = timedelta(hours=1)
 REORDER_COLLISION_MESSAGE = (
@@ -362,7 +363,10 @@ class ProviderAdmin(
             state_badge(breaker),
             moment_html(breaker.opened_at, now=now),
             moment_html(breaker.open_until, now=now),
-            moment_html(breaker.cooldown_until, now=now),
+            # an expired cooldown is none: "-", not "until 23:38:58 (4 min ago)"
+            moment_html(
+                breaker.cooldown_until if _active(breaker.cooldown_until, now) else None, now=now
+            ),
             breaker.consecutive_failures,
             breaker.generation,
             breaker.last_error or "-",
@@ -440,6 +444,10 @@ class ProviderAdmin(
             or provider.breaker.state != BreakerState.State.FORCED_OPEN,
             "can_operate": self.has_operate_permission(request),
             "dashboard_url": reverse(f"{self.admin_site.name}:providers_app_dashboard_changelist"),
+            "provider_status": provider
+            and provider_page_status(
+                provider, now=timezone.now(), admin_site_name=self.admin_site.name
+            ),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -534,3 +542,7 @@ class ProviderAdmin(
             "original": providers[0] if not from_changelist else None,
         }
         return TemplateResponse(request, "admin/providers_app/provider/force_open.html", context)
+
+
+def _active(until, now) -> bool:
+    return until is not None and until > now

@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ..models import CallBucket, Provider
+from django.db.models import Q
+
+from ..models import CallBucket, FailoverEvent, Provider
 from .call_stats import CallStats, call_stats_by_provider, call_stats_total
 
 STATUS_WINDOW = timedelta(minutes=5)
@@ -90,4 +92,14 @@ def provider_call_stats(*, provider_id: int, since: datetime) -> CallStats:
     """One provider's calls in the one-second buckets that started at or after `since`."""
     return call_stats_total(
         CallBucket.objects.filter(provider_id=provider_id, bucket_start__gte=since)
+    )
+
+
+def provider_recent_events(*, provider_id: int, limit: int = 10) -> list[FailoverEvent]:
+    """The provider's latest events, newest first: failovers from or to it, its
+    breaker transitions, health-check streaks and operator actions."""
+    return list(
+        FailoverEvent.objects.filter(Q(provider_id=provider_id) | Q(to_provider_id=provider_id))
+        .select_related("provider", "to_provider", "actor")
+        .order_by("-created_at", "-id")[:limit]
     )
