@@ -15,9 +15,7 @@ def _page(client, provider) -> str:
     return response.content.decode()
 
 
-def test_state_last_error_recent_calls_and_events_come_before_the_form(
-    admin_client, make_provider
-):
+def test_state_last_error_recent_calls_and_events_come_before_the_form(admin_client, make_provider):
     provider = make_provider(name="primary")
     BreakerState.objects.filter(pk=provider.pk).update(
         state="open", opened_at=timezone.now(), last_error="server_error HTTP 502: bad gateway"
