@@ -18,6 +18,8 @@ from .api.parsing import load_json_object, parse_messages, read_body
 from .api.streaming import chat_page_ndjson, streaming_response
 from .conf import get_setting
 from .engine import fallback
+from .engine.clock import get_clock
+from .engine.routing import routing_table
 
 CHAT_LOGIN_URL = "chat-login"
 CHAT_PERMISSION = "providers_app.use_chat"
@@ -40,7 +42,23 @@ def favicon(request: HttpRequest) -> HttpResponseRedirect:
 @require_GET
 def chat_page(request: HttpRequest) -> HttpResponse:
     """The conversation view; the conversation itself lives in the browser tab."""
-    return render(request, "providers_app/chat.html")
+    return render(request, "providers_app/chat.html", {"first_provider": _first_provider()})
+
+
+def _first_provider() -> str:
+    """The provider that should answer first (for "waiting for primary… 4 s"): the
+    default route's first whose breaker admits requests and that is not cooling
+    down, as of now; "" when none (the page then says "waiting for an answer")."""
+    try:
+        resolved = routing_table().resolve(None)
+    except Exception:  # the page must render even when routing cannot be read
+        return ""
+    now = get_clock().now()
+    for entry in resolved.entries if resolved else ():
+        cooling = entry.cooldown_until is not None and entry.cooldown_until > now
+        if entry.state in ("closed", "half_open", "never_trip") and not cooling:
+            return entry.name
+    return ""
 
 
 @json_errors("POST")
