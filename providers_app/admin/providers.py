@@ -30,6 +30,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.functional import lazy
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
@@ -58,14 +59,29 @@ REORDER_COLLISION_MESSAGE = (
 )
 
 
+TIME_INPUT_FORMAT = "%Y-%m-%d %H:%M"
+TIME_INPUT_PATTERN = r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?"
+
+
 class ForceOpenForm(forms.Form):
     """When a maintenance drain ends: a time, or never (until someone resets it)."""
 
+    # A text field, not the browser's datetime picker: that one shows the
+    # browser's locale ("12/07/2026, 12:45 AM"); every screen here reads
+    # 24-hour time in the site's time zone (timefmt), so the form does too.
     until = forms.DateTimeField(
         label="Forced open until",
         required=False,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        help_text="Server time (UTC). After this the breaker closes by itself.",
+        input_formats=[TIME_INPUT_FORMAT, "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"],
+        widget=forms.DateTimeInput(
+            format=TIME_INPUT_FORMAT,
+            attrs={"placeholder": "YYYY-MM-DD HH:MM", "pattern": TIME_INPUT_PATTERN, "size": 16},
+        ),
+        help_text=lazy(
+            lambda: f"24-hour time, {timezone.get_current_timezone_name()}. "
+            "After this the breaker closes by itself.",
+            str,
+        )(),
     )
     no_expiry = forms.BooleanField(
         label="No expiry: stay open until an admin resets or closes it", required=False

@@ -14,7 +14,7 @@ from ..models import (
     Route,
     RouteMember,
 )
-from .common import ActionPermissionMixin, ConfigChangeEventsMixin, state_badge
+from .common import ActionPermissionMixin, ConfigChangeEventsMixin, ScreenMedia, state_badge
 
 
 class RouteMemberFormSet(CustomInlineFormSet):
@@ -57,6 +57,7 @@ class RouteMemberFormSet(CustomInlineFormSet):
 class RouteMemberInline(SortableTabularInline):
     """The route's providers, dragged into order; each member's breaker beside it."""
 
+    Media = ScreenMedia  # admin.css: a readable "position 1" label
     model = RouteMember
     formset = RouteMemberFormSet
     fields = ("provider", "breaker_state")
