@@ -78,8 +78,10 @@ class ForceOpenForm(forms.Form):
             attrs={"placeholder": "YYYY-MM-DD HH:MM", "pattern": TIME_INPUT_PATTERN, "size": 16},
         ),
         help_text=lazy(
-            lambda: f"24-hour time, {timezone.get_current_timezone_name()}. "
-            "After this the breaker closes by itself.",
+            lambda: (
+                f"24-hour time, {timezone.get_current_timezone_name()}. "
+                "After this the breaker closes by itself."
+            ),
             str,
         )(),
     )
