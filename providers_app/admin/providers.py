@@ -35,6 +35,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from ..admin_forms import ProviderAdminForm
+from ..engine.clock import get_clock
 from ..models import (
     BreakerState,
     Provider,
@@ -95,13 +96,13 @@ class ForceOpenForm(forms.Form):
             data["until"] = None
         elif not data.get("until"):
             self.add_error("until", "Choose when the drain ends, or tick 'No expiry'.")
-        elif data["until"] <= timezone.now():
+        elif data["until"] <= get_clock().now():
             self.add_error("until", "Choose a time in the future.")
         return data
 
     @classmethod
     def with_default(cls) -> "ForceOpenForm":
-        return cls(initial={"until": timezone.now() + FORCE_OPEN_DEFAULT})
+        return cls(initial={"until": get_clock().now() + FORCE_OPEN_DEFAULT})
 
 
 # name -> (label for buttons, messages and history; the service call)
@@ -124,7 +125,7 @@ def offered_operations(provider: Provider) -> list[str]:
     state = BreakerState.State
     breaker = provider.breaker
     current = breaker.state
-    now = timezone.now()
+    now = get_clock().now()
     dirty = (
         breaker.consecutive_failures
         or breaker.open_cycles
@@ -340,7 +341,7 @@ class ProviderAdmin(
     @admin.display(description="cooldown until")
     def cooldown(self, provider: Provider):
         breaker = provider.breaker
-        if breaker.cooldown_until and breaker.cooldown_until > timezone.now():
+        if breaker.cooldown_until and breaker.cooldown_until > get_clock().now():
             return moment_html(breaker.cooldown_until)
         return "-"
 
@@ -368,7 +369,7 @@ class ProviderAdmin(
         if provider.pk is None:  # the add form: the breaker comes with the saved provider
             return "-"
         breaker = provider.breaker
-        now = timezone.now()
+        now = get_clock().now()
         return format_html(
             '<dl class="breaker-summary">'
             "<dt>state</dt><dd>{}</dd>"
@@ -464,7 +465,7 @@ class ProviderAdmin(
             "dashboard_url": reverse(f"{self.admin_site.name}:providers_app_dashboard_changelist"),
             "provider_status": provider
             and provider_page_status(
-                provider, now=timezone.now(), admin_site_name=self.admin_site.name
+                provider, now=get_clock().now(), admin_site_name=self.admin_site.name
             ),
         }
         return super().change_view(request, object_id, form_url, extra_context)
