@@ -9,7 +9,7 @@ transition was recorded).
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..adapters.base import ChatRequest, ChatResult, Message
@@ -94,6 +94,7 @@ def stream(
     deadline_s: float | None = None,
     hold_back: bool = False,
     route: str | None = None,
+    on_attempt: Callable[[str], None] | None = None,
     **options: Any,
 ) -> "ChatStream":
     """Route until a provider produces its first piece of output (the commit point).
@@ -107,8 +108,13 @@ def stream(
     whole stream is read before anything is returned, so a failure anywhere in
     it fails over (or retries) like a request that was never streamed. A route
     may hold back every stream on it (`Route.hold_back`).
+
+    `on_attempt(provider name)` is called as each provider's turn starts, before
+    the commit point (the chat page's "waiting for secondary").
     """
-    route = RouteRun(build_request(messages, **options), request_id, deadline_s, route)
+    route = RouteRun(
+        build_request(messages, **options), request_id, deadline_s, route, on_attempt=on_attempt
+    )
     hold_back = hold_back or route.resolved.hold_back
     routed = route.run(open_held_stream if hold_back else open_stream)
     return ChatStream(route, routed)

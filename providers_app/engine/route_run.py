@@ -113,6 +113,9 @@ class RouteRun:
     # next capable provider instead of answering the client with it.
     exclude: frozenset[str] = frozenset()
     continuation: bool = False
+    # Told the name of each provider as its turn starts (the chat page shows
+    # "waiting for secondary"); never allowed to break the request.
+    on_attempt: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
         self.request_id = self.request_id or uuid.uuid4().hex
@@ -155,6 +158,7 @@ class RouteRun:
                 if isinstance(permission, Permit):
                     breaker_release(permit=permission)
                 continue
+            self._announce(entry)
             try:
                 return self._call_provider(entry, permission, call)
             except _ProviderFailed as failed:
@@ -194,6 +198,14 @@ class RouteRun:
                 attempts=self.attempts,
             )
         raise self._all_failed()
+
+    def _announce(self, entry: RouteEntry) -> None:
+        if self.on_attempt is None:
+            return
+        try:
+            self.on_attempt(entry.name)
+        except Exception:  # a listener's bug must not cost the request
+            logger.exception("on_attempt listener failed request_id=%s", self.request_id)
 
     def finished(self, entry: RouteEntry, *, rescued: bool = False) -> None:
         """Count the answer: on /metrics and on the provider's buckets, under one

@@ -149,10 +149,15 @@ def test_a_slow_first_token_says_who_it_waits_for_then_who_answered(chat, primar
     assert answer.locator(".waiting").count() == 0
     assert answer.locator(".text").inner_text() == "slow but sure"
 
-    # The primary times out: the answer says it switched.
+    # The primary times out and the secondary is slow too: while still waiting,
+    # the bubble says it switched; then the answer's footer says so.
     Provider.objects.filter(name="primary").update(timeout_s=0.5)
     primary.set_fault("slow_first_token", delay_s=3, text="too late")
+    secondary.set_fault("slow_first_token", delay_s=2.5, text="here I am")
     _send(page, "Again?")
+    waiting = page.locator(".msg.assistant.pending .waiting")
+    waiting.filter(has_text="switched to secondary").wait_for()
+    chat.shot("chat-waiting-switched")
     answer = page.locator(ANSWER).nth(1)
     answer.wait_for()
     assert answer.locator(".badge").inner_text() == "switched to secondary"

@@ -182,30 +182,61 @@
     return { message: error.message || "The request failed (HTTP " + response.status + ")." };
   }
 
-  // Until the first word arrives: "waiting for primary… 4 s", counting. The page
-  // names the provider that should answer first (the first of the route whose
-  // breaker admits requests); if it changes, the answer's footer says "switched to".
-  function waitFor(view) {
+  // Until the first word arrives: "waiting for primary… 4 s", counting, then
+  // "switched to secondary · waiting 2 s" when the request moves on. The page
+  // starts with the provider that should answer first (the route's first whose
+  // breaker admits requests) and asks the server who is being asked now
+  // (/chat/progress/<id>) every 700 ms.
+  function waitFor(view, progressId) {
     const status = document.createElement("p");
     status.className = "waiting";
     status.setAttribute("role", "status");
-    const first = root.dataset.firstProvider;
-    const started = Date.now();
+    let provider = root.dataset.firstProvider || "";
+    let switched = false;
+    let since = Date.now();
+    let stopped = false;
     const show = () => {
-      const seconds = Math.floor((Date.now() - started) / 1000);
-      status.textContent = (first ? "waiting for " + first : "waiting for an answer")
-        + "\u2026 " + seconds + " s";
+      const seconds = Math.floor((Date.now() - since) / 1000);
+      const who = provider || "an answer";
+      status.textContent = switched
+        ? "switched to " + provider + " \u00b7 waiting\u2026 " + seconds + " s"
+        : "waiting for " + who + "\u2026 " + seconds + " s";
+    };
+    const poll = async () => {
+      if (stopped || !progressId) return;
+      try {
+        const response = await fetch(root.dataset.progressUrl.replace("ID", progressId), {
+          headers: { Accept: "application/json" },
+        });
+        const now = response.ok ? await response.json() : {};
+        if (!stopped && now.provider && now.provider !== provider) {
+          switched = (now.tried || []).length > 1 || (provider !== "" && now.provider !== provider);
+          provider = now.provider;
+          since = Date.now();
+          show();
+        }
+      } catch (ignored) {
+        // Progress is a courtesy: the answer itself still arrives.
+      }
     };
     show();
     view.bubble.insertBefore(status, view.footer);
     const timer = window.setInterval(show, 1000);
+    const poller = window.setInterval(poll, 700);
     return {
       stop() {
+        stopped = true;
         window.clearInterval(timer);
+        window.clearInterval(poller);
         status.remove();
       },
     };
   }
+
+  const newProgressId = () =>
+    window.crypto && crypto.randomUUID
+      ? crypto.randomUUID()
+      : Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 12);
 
   class Problem extends Error {
     constructor(problem) {
@@ -230,12 +261,16 @@
     let answer = "";
     const calls = [];
     let finished = false;
-    const waiting = waitFor(view);
+    const progressId = newProgressId();
+    const waiting = waitFor(view, progressId);
     try {
       const response = await fetch(root.dataset.sendUrl, {
         method: "POST",
         headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-        body: JSON.stringify({ messages: turns.map((t) => ({ role: t.role, content: t.content })) }),
+        body: JSON.stringify({
+          messages: turns.map((t) => ({ role: t.role, content: t.content })),
+          progress_id: progressId,
+        }),
       });
       if (!response.ok) throw new Problem(await problemOf(response));
       const reader = response.body.getReader();
