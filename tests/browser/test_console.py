@@ -16,7 +16,7 @@ WIDTHS = (375, 1366, 1920)
 
 # WCAG contrast of an element's text colour on its (first non-transparent) background.
 _CONTRAST = """(el) => {
-  const rgb = (s) => s.match(/[\\d.]+/g).slice(0, 4).map(Number);
+  const rgb = (s) => (s.match(/[\\d.]+/g) || []).slice(0, 4).map(Number);
   const lum = ([r, g, b]) => {
     const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
     return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
@@ -24,11 +24,13 @@ _CONTRAST = """(el) => {
   let node = el, bg = null;
   while (node && !bg) {
     const c = rgb(getComputedStyle(node).backgroundColor);
-    if (c.length < 4 || c[3] > 0) bg = c;
+    if (c.length === 3 || (c.length === 4 && c[3] > 0)) bg = c;
     node = node.parentElement;
   }
   bg = bg || [255, 255, 255];
-  const [a, b] = [lum(rgb(getComputedStyle(el).color)), lum(bg)].sort((x, y) => y - x);
+  const fg = rgb(getComputedStyle(el).color);
+  if (fg.length < 3) return 21;  // a colour syntax this check does not read
+  const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
   return (a + 0.05) / (b + 0.05);
 }"""
 

@@ -187,3 +187,21 @@ def test_each_provider_keeps_one_colour_and_never_a_state_colour(
             assert {lines.nth(i).get_attribute("fill") for i in range(lines.count())} == {colour}
     assert len(set(colours.values())) == 2
     assert not set(colours.values()) & {c.lower() for c in STATE_COLOURS.values()}
+
+
+def test_dashboard_text_has_a_contrast_of_at_least_4_5(screen_for, admin_user, a_week_of_history):
+    from tests.browser.test_console import _CONTRAST
+
+    screen = screen_for(admin_user, width=1366)
+    page = screen.go(f"{URL}?range=1h")
+    _wait_for_refresh(page)
+    low = []
+    for element in page.locator(
+        "#failover-dashboard :is(p, li, td, th, dt, dd, h2, a, strong, span):not(svg *):visible"
+    ).all():
+        if not element.inner_text().strip():
+            continue
+        ratio = page.evaluate(_CONTRAST, element.element_handle())
+        if ratio < 4.5:
+            low.append((element.inner_text()[:30], round(ratio, 2)))
+    assert low == []
