@@ -49,3 +49,13 @@ def test_a_cooldown_is_shown_only_while_it_lasts(admin_client, make_provider):
     content = _page(admin_client, provider)
     assert 'data-field="cooldown_until"' not in content
     assert "min ago" not in content.split('class="breaker-summary"')[1].split("</dl>")[0]
+
+
+def test_read_only_times_read_24_hour_iso_like_every_other_screen(admin_client, make_provider):
+    provider = make_provider(name="primary")
+    content = _page(admin_client, provider)
+    created = timezone.localtime(provider.created_at).strftime("%Y-%m-%d %H:%M:%S")
+    assert created in content
+    assert "midnight" not in content
+    assert "a.m." not in content
+    assert "p.m." not in content

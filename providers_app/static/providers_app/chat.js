@@ -76,7 +76,7 @@
       badge.textContent = "switched to " + meta.provider;
       footer.append(" · ", badge);
       if (failed.length) footer.append(" from " + list(failed));
-      if (skipped.length) footer.append((failed.length ? "; " : " ") + "passed by " + list(skipped));
+      if (skipped.length) footer.append(" · passed by " + list(skipped));
     } else if (complete) {
       badge.className = "badge ok";
       badge.textContent = "no failover";
