@@ -389,7 +389,7 @@ class DashboardData:
     routes: list[RouteEvents]
     traffic: list[ProviderTraffic]
     failovers_by_bin: dict[datetime, Counter]
-    # (provider, its current state, its states over the window), in priority order
+    # (provider, its current state, its states over the window), in route order
     timelines: list[tuple[ProviderStatus, str, list[Segment]]]
     requests: RequestStats = field(default_factory=RequestStats)
     all_failed_by_bin: dict[datetime, int] = field(default_factory=dict)

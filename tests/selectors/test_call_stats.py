@@ -22,9 +22,9 @@ def calls(make_provider, fake_clock):
     Recent enough for /api/status, rolled up into the hour the dashboard draws."""
     fake_clock.set(NOW)
     counters.discard_pending()
-    alpha = make_provider(name="alpha", priority=1)
-    beta = make_provider(name="beta", priority=2)
-    make_provider(name="gamma", priority=3)
+    alpha = make_provider(name="alpha")
+    beta = make_provider(name="beta")
+    make_provider(name="gamma")
     bucket = NOW - timedelta(seconds=30)
     CallBucket.objects.create(
         provider=alpha, bucket_start=bucket, successes=5, slow_calls=2, failures=1,
@@ -141,7 +141,7 @@ def test_a_streamed_call_falls_in_the_same_buckets_on_the_dashboard_and_on_metri
 
     process_state_reset()
     fake_clock.set(NOW)
-    make_provider(name="streamer", base_url=primary.base_url, priority=1, max_attempts=1)
+    make_provider(name="streamer", base_url=primary.base_url, max_attempts=1)
     primary.set_fault("ok", text="one two three four five six")
     opened = fallback.open_stream
 
@@ -222,8 +222,8 @@ def test_the_dashboard_agrees_with_metrics_on_requests_answers_and_skips(
     process_state_reset()
     # Events are stamped by the database's clock: the engine's starts at the same moment.
     fake_clock.set(timezone.now())
-    make_provider(name="agree-primary", base_url=primary.base_url, priority=1, max_attempts=2)
-    make_provider(name="agree-secondary", base_url=secondary.base_url, priority=2, max_attempts=1)
+    make_provider(name="agree-primary", base_url=primary.base_url, max_attempts=2)
+    make_provider(name="agree-secondary", base_url=secondary.base_url, max_attempts=1)
     before = _samples(staff_client)
     ask = [{"role": "user", "content": "hello"}]
 
