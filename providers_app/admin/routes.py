@@ -122,7 +122,14 @@ class RouteAdmin(
     )
     list_filter = ("is_default",)
     search_fields = ("name",)
-    fields = ("name", "is_default", "deadline_s", "failover_on_content_filter", "hold_back")
+    fields = (
+        "name",
+        "is_default",
+        "deadline_s",
+        "failover_on_content_filter",
+        "hold_back",
+        "auto_hold_back",
+    )
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("members__provider")

@@ -6,8 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+<<<<<<< HEAD
 from django.db.models import Q
 
+=======
+>>>>>>> main
 from ..models import CallBucket, FailoverEvent, Provider, RouteMember
 from .call_stats import CallStats, call_stats_by_provider, call_stats_total
 
@@ -32,6 +35,9 @@ class ProviderStatus:
     capability_overrides: dict[str, bool | None] = field(default_factory=dict)
     # The routes the provider is in, each with its place in the route's order (1 first).
     routes: dict[str, int] = field(default_factory=dict)
+    base_url: str = ""
+    # The operator's (or learned) continuation dialect; "" is the default.
+    continuation: str = ""
 
 
 _STATUS_COLUMNS = {
@@ -45,12 +51,13 @@ _STATUS_COLUMNS = {
     "cooldown_until": "breaker__cooldown_until",
     "consecutive_failures": "breaker__consecutive_failures",
     "health_failures": "health_schedule__consecutive_failures",
+    "base_url": "base_url",
+    "continuation": "continuation",
 }
 _CAPABILITY_COLUMNS = {
     "tools": "supports_tools",
     "structured_output": "supports_structured_output",
     "images": "supports_images",
-    "prefill": "supports_prefill",
 }
 
 
@@ -115,6 +122,7 @@ def provider_call_stats(*, provider_id: int, since: datetime) -> CallStats:
     )
 
 
+<<<<<<< HEAD
 def provider_recent_events(*, provider_id: int, limit: int = 10) -> list[FailoverEvent]:
     """The provider's latest events, newest first: failovers from or to it, its
     breaker transitions, health-check streaks and operator actions."""
@@ -122,4 +130,14 @@ def provider_recent_events(*, provider_id: int, limit: int = 10) -> list[Failove
         FailoverEvent.objects.filter(Q(provider_id=provider_id) | Q(to_provider_id=provider_id))
         .select_related("provider", "to_provider", "actor")
         .order_by("-created_at", "-id")[:limit]
+=======
+def provider_last_continuation_off(*, provider_id: int) -> FailoverEvent | None:
+    """The newest event that switched this provider's continuation off, if any."""
+    return (
+        FailoverEvent.objects.filter(
+            provider_id=provider_id, kind=FailoverEvent.Kind.CONTINUATION_OFF
+        )
+        .order_by("-created_at", "-id")
+        .first()
+>>>>>>> main
     )

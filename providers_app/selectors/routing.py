@@ -26,8 +26,10 @@ CAPABILITY_FIELDS = (
     "supports_tools",
     "supports_structured_output",
     "supports_images",
-    "supports_prefill",
 )
+# The continuation dialect ("" means the default for the kind, base URL and
+# model; adapters/continuation.py); it also gives the `prefill` capability.
+CONTINUATION_FIELD = "continuation"
 # Everything an operator configures (export, import and routing read the same list);
 # ids, timestamps and breaker state are not configuration.
 PROVIDER_CONFIG_FIELDS = (
@@ -43,6 +45,7 @@ PROVIDER_CONFIG_FIELDS = (
     "extra",
     *BREAKER_OVERRIDE_FIELDS,
     *CAPABILITY_FIELDS,
+    CONTINUATION_FIELD,
 )
 # Routing reads only enabled providers, so `enabled` is not part of a route entry.
 _PROVIDER_FIELDS = ("id", *(name for name in PROVIDER_CONFIG_FIELDS if name != "enabled"))
@@ -86,7 +89,7 @@ class RouteEntry:
     supports_tools: bool | None = None
     supports_structured_output: bool | None = None
     supports_images: bool | None = None
-    supports_prefill: bool | None = None
+    continuation: str = ""
     state: str = "closed"
     generation: int = 0
     open_until: datetime | None = None
@@ -150,6 +153,7 @@ class RouteSpec:
     deadline_s: float | None
     failover_on_content_filter: bool | None
     hold_back: bool
+    auto_hold_back: bool
     provider_ids: tuple[int, ...]
 
 
@@ -159,6 +163,7 @@ _ROUTE_SPEC_COLUMNS = (
     "deadline_s",
     "failover_on_content_filter",
     "hold_back",
+    "auto_hold_back",
     "members__provider_id",
 )
 

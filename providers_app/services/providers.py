@@ -11,9 +11,14 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+<<<<<<< HEAD
 from ..engine.capabilities import capabilities_in_force
 from ..engine.events import failover_event_record
 from ..models import BreakerState, FailoverEvent, HealthCheckSchedule, Provider, Route
+=======
+from ..engine.capabilities import capabilities_in_force, continuation_in_force
+from ..models import BreakerState, HealthCheckSchedule, Provider, Route
+>>>>>>> main
 from ..selectors.routing import CAPABILITY_FIELDS, PROVIDER_CONFIG_FIELDS
 
 logger = logging.getLogger("providers_app.operator")
@@ -22,7 +27,14 @@ EXPORT_VERSION = 1
 CONFIG_FIELDS = PROVIDER_CONFIG_FIELDS
 REQUIRED_FIELDS = ("name", "kind", "base_url", "model")
 # A route's settings as exported; "providers" (names, in order) is added to each.
-ROUTE_FIELDS = ("name", "is_default", "deadline_s", "failover_on_content_filter", "hold_back")
+ROUTE_FIELDS = (
+    "name",
+    "is_default",
+    "deadline_s",
+    "failover_on_content_filter",
+    "hold_back",
+    "auto_hold_back",
+)
 # Fields of older files that mean something else now.
 UNKNOWN_FIELDS = {
     "priority": "Providers have no order of their own: list them in order in a route's "
@@ -35,7 +47,23 @@ def provider_capabilities(*, provider: Provider) -> list[tuple[str, bool, bool]]
     overrides = {
         field.removeprefix("supports_"): getattr(provider, field) for field in CAPABILITY_FIELDS
     }
-    return capabilities_in_force(kind=provider.kind, model=provider.model, overrides=overrides)
+    return capabilities_in_force(
+        kind=provider.kind,
+        model=provider.model,
+        overrides=overrides,
+        base_url=provider.base_url,
+        continuation=provider.continuation,
+    )
+
+
+def provider_continuation(*, provider: Provider) -> str:
+    """The continuation dialect routing applies to this provider."""
+    return continuation_in_force(
+        kind=provider.kind,
+        base_url=provider.base_url,
+        model=provider.model,
+        continuation=provider.continuation,
+    )
 
 
 def config_change_record(
@@ -252,6 +280,7 @@ def _stage_entry(
     if not isinstance(entry, dict):
         return None, [ImportProblem(number, "", "entry", "Expected a JSON object.")]
     name = str(entry.get("name", ""))
+    entry = _continuation_from_prefill(entry)
     problems = [
         ImportProblem(number, name, field, UNKNOWN_FIELDS.get(field, "Unknown field."))
         for field in sorted(set(entry) - set(CONFIG_FIELDS))
@@ -282,6 +311,23 @@ def _stage_entry(
             for field, messages in exc.message_dict.items()
         ]
     return provider, []
+
+
+# Files exported before continuation dialects carry `supports_prefill`; it is read
+# as the migration read the column (yes: trailing_assistant, no: none, empty: "").
+_PREFILL_TO_CONTINUATION = {True: "trailing_assistant", False: "none", None: ""}
+
+
+def _continuation_from_prefill(entry: dict) -> dict:
+    if "supports_prefill" not in entry or "continuation" in entry:
+        return entry
+    entry = dict(entry)
+    prefill = entry.pop("supports_prefill")
+    if prefill not in _PREFILL_TO_CONTINUATION:  # left for the field check to name
+        entry["continuation"] = prefill
+    elif not (prefill and entry.get("kind") in ("openai", "azure_openai")):
+        entry["continuation"] = _PREFILL_TO_CONTINUATION[prefill]
+    return entry
 
 
 def _duplicate_problems(
