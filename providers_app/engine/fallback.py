@@ -122,9 +122,9 @@ def stream(
     `hold_back` moves the commit point to the end of the answer: each attempt's
     whole stream is read before anything is returned, so a failure anywhere in
     it fails over (or retries) like a request that was never streamed. A route
-<<<<<<< HEAD
-    may hold back every stream on it (`Route.hold_back`). `route` and `model` as
-    for `complete()`.
+    may hold back every stream on it (`Route.hold_back`), or only the streams
+    no provider behind could continue (`Route.auto_hold_back`, engine/hold_back.py).
+    `route` and `model` as for `complete()`.
 
     `on_attempt(provider name)` is called as each provider's turn starts, before
     the commit point (the chat page's "waiting for secondary").
@@ -133,18 +133,9 @@ def stream(
     run = RouteRun(
         build_request(messages, **options), request_id, deadline_s, route, on_attempt=on_attempt
     )
-    routed = run.run(open_held_stream if hold_back or route.hold_back else open_stream)
-=======
-    may hold back every stream on it (`Route.hold_back`), or only the streams
-    no provider behind could continue (`Route.auto_hold_back`, engine/hold_back.py).
-    `route` and `model` as for `complete()`.
-    """
-    route = route or route_for(model, request_id=request_id)
-    run = RouteRun(build_request(messages, **options), request_id, deadline_s, route)
     hold_back = hold_back or route.hold_back
     opener = open_held_stream if hold_back else open_stream
     if not hold_back and route.auto_hold_back:
         opener = hold_back_where_nobody_continues(route.entries)
     routed = run.run(opener)
->>>>>>> main
     return ChatStream(run, routed)

@@ -11,14 +11,9 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-<<<<<<< HEAD
-from ..engine.capabilities import capabilities_in_force
+from ..engine.capabilities import capabilities_in_force, continuation_in_force
 from ..engine.events import failover_event_record
 from ..models import BreakerState, FailoverEvent, HealthCheckSchedule, Provider, Route
-=======
-from ..engine.capabilities import capabilities_in_force, continuation_in_force
-from ..models import BreakerState, HealthCheckSchedule, Provider, Route
->>>>>>> main
 from ..selectors.routing import CAPABILITY_FIELDS, PROVIDER_CONFIG_FIELDS
 
 logger = logging.getLogger("providers_app.operator")

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('providers_app', '0014_h21_one_order_per_route'),
+        ('providers_app', '0015_continuation'),
     ]
 
     operations = [
