@@ -10,7 +10,7 @@ transition was recorded).
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..adapters.base import ChatRequest, ChatResult, Message
@@ -111,6 +111,7 @@ def stream(
     route: ResolvedRoute | None = None,
     model: str | None = None,
     cancellation: Cancellation | None = None,
+    on_attempt: Callable[[str], None] | None = None,
     **options: Any,
 ) -> "ChatStream":
     """Route until a provider produces its first piece of output (the commit point).
@@ -129,9 +130,14 @@ def stream(
 
     `cancellation` (set when the client hangs up) stops the upstream read at
     once, held back or not; `ClientGone` is raised instead of an answer.
+
+    `on_attempt(provider name)` is called as each provider's turn starts, before
+    the commit point (the chat page's "waiting for secondary").
     """
     route = route or route_for(model, request_id=request_id)
-    run = RouteRun(build_request(messages, **options), request_id, deadline_s, route)
+    run = RouteRun(
+        build_request(messages, **options), request_id, deadline_s, route, on_attempt=on_attempt
+    )
     hold_back = hold_back or route.hold_back
     opener = open_held_stream if hold_back else open_stream
     if not hold_back and route.auto_hold_back:

@@ -23,6 +23,7 @@ from ..adapters.timing import Deadline
 from ..conf import get_setting
 from ..models import FailoverEvent
 from ..selectors import RouteEntry
+from ..selectors.call_stats import answered_how
 from . import counters, metrics
 from .adapter_pool import adapter_for_entry
 from .breaker import (
@@ -128,6 +129,9 @@ class RouteRun:
     # next capable provider instead of answering the client with it.
     exclude: frozenset[str] = frozenset()
     continuation: bool = False
+    # Told the name of each provider as its turn starts (the chat page shows
+    # "waiting for secondary"); never allowed to break the request.
+    on_attempt: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
         self.request_id = self.request_id or uuid.uuid4().hex
@@ -167,6 +171,7 @@ class RouteRun:
                 if isinstance(permission, Permit):
                     breaker_release(permit=permission)
                 continue
+            self._announce(entry)
             try:
                 return self._call_provider(entry, permission, call)
             except _ProviderFailed as failed:
@@ -218,10 +223,24 @@ class RouteRun:
             )
         raise self._all_failed()
 
-    def finished(self, entry: RouteEntry) -> None:
+    def _announce(self, entry: RouteEntry) -> None:
+        if self.on_attempt is None:
+            return
+        try:
+            self.on_attempt(entry.name)
+        except Exception:  # a listener's bug must not cost the request
+            logger.exception("on_attempt listener failed request_id=%s", self.request_id)
+
+    def finished(self, entry: RouteEntry, *, rescued: bool = False) -> None:
+        """Count the answer: on /metrics and on the provider's buckets, under one
+        `how` (selectors.call_stats.answered_how defines it)."""
         metrics.REQUESTS.labels(
             provider=entry.name, outcome="success", route=self.resolved.name
         ).inc()
+        passed_by = {r.provider for r in (*self.failures, *self.skipped)} - {entry.name}
+        how = answered_how(attempts=self.attempts, passed_by=bool(passed_by) or rescued)
+        metrics.ANSWERS.labels(provider=entry.name, route=self.resolved.name, how=how).inc()
+        counters.count(entry.id, **{f"answered_{how}": 1})
 
     def _internal_error(self, entry: RouteEntry, exc: Exception, *, where: str) -> None:
         """A bug in the engine's own code while serving one provider: logged with

@@ -12,7 +12,7 @@ from ..adapters.errors import Category, ProviderBadResponseError, ProviderError
 from ..conf import get_setting
 from ..models import FailoverEvent
 from ..selectors import RouteEntry
-from . import metrics
+from . import counters, metrics
 from .breaker import (
     breaker_record_failure,
     breaker_release,
@@ -173,6 +173,7 @@ class ChatStream:
                         metrics.REQUESTS.labels(
                             provider=entry.name, outcome="interrupted", route=self.route
                         ).inc()
+                        counters.count(entry.id, interrupted=1)
                         logger.warning(
                             "stream interrupted after output provider=%s category=%s "
                             "request_id=%s", entry.name, error.category, self.request_id,
@@ -274,7 +275,7 @@ class ChatStream:
             latency = opened.first_output_s or self._current.latency_s
             total = get_clock().monotonic() - self._current.started
             record_answer(entry, permit, latency_s=latency, total_s=total)
-            self._route.finished(entry)
+            self._route.finished(entry, rescued=bool(self.continued_from))
         else:  # the client went away mid-stream: not the provider's fault
             breaker_release(permit=permit)
         close = getattr(opened.rest, "close", None)
