@@ -32,6 +32,8 @@ class Reason(models.TextChoices):
     REQUEST_TOO_LARGE = "request_too_large", "Request too large"
     MALFORMED_RESPONSE = "malformed_response", "Malformed response"
     STREAM_MAX_DURATION = "stream_max_duration", "Stream reached its maximum duration"
+    RESPONSE_FORMAT_UNMET = "response_format_unmet", "Answer missed the requested format"
+    OUTPUT_TOO_SLOW = "output_too_slow", "Output too slow for the request's length"
     # A bug of ours while serving one provider (logged with its traceback).
     INTERNAL_ERROR = "internal_error", "Internal error"
 
@@ -76,6 +78,7 @@ class Reason(models.TextChoices):
     PROVIDER_DISABLED = "provider_disabled", "Provider disabled for routing"
     HEALTH_CHECK_NOW = "health_check_now", "Health check run by hand"
     REORDERED = "reordered", "Providers reordered"
+    CONFIG_CHANGED = "config_changed", "Configuration changed"
 
     # -- a continuation dialect a provider refused (adapters/continuation.py) -----
     TRAILING_ASSISTANT = "trailing_assistant", "Refused a trailing assistant message"

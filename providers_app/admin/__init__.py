@@ -1,6 +1,6 @@
 """Admin: providers in drag-and-drop order with operator actions, routes, client keys,
-read-only history and the failover dashboard (one module each; importing this
-package registers them all).
+read-only history (one module each; importing this package registers them
+all). The failover dashboard registers its own entry (`providers_app.dashboard.admin`).
 
 Every view and action asks a Django permission (who holds which is written down
 in docs/operations.md "Authorisation"): operator actions need
@@ -14,7 +14,7 @@ from django.urls import reverse_lazy
 
 from .alerts import AlertChannelAdmin, AlertIncidentAdmin
 from .client_keys import ClientKeyAdmin
-from .history import DashboardAdmin, FailoverEventAdmin, HealthCheckResultAdmin
+from .history import FailoverEventAdmin, HealthCheckResultAdmin
 from .providers import OPERATIONS, ProviderAdmin, offered_operations
 from .routes import RouteAdmin
 from .traces import RequestTraceAdmin
@@ -35,7 +35,6 @@ __all__ = [
     "AlertChannelAdmin",
     "AlertIncidentAdmin",
     "ClientKeyAdmin",
-    "DashboardAdmin",
     "FailoverEventAdmin",
     "HealthCheckResultAdmin",
     "ProviderAdmin",
