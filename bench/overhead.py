@@ -1,7 +1,7 @@
 """What the failover layer costs per request, on SQLite and on PostgreSQL.
 
     .venv/bin/python bench/overhead.py [--requests 2000] [--rounds 5] [--threads 4]
-        [--postgres URL] [--routes]
+        [--postgres URL] [--routes] [--redis URL]
 
 With a local upstream that answers at once, it measures (median and p99 over
 `--requests` calls, then the median of `--rounds` rounds):
@@ -12,6 +12,9 @@ With a local upstream that answers at once, it measures (median and p99 over
 - skip:     a request whose first provider is OPEN minus one with no such provider
             (alternating blocks of 50);
 - all open: `complete()` failing because every provider is OPEN.
+- limits:   what the API adds per request for per-key fairness (providers_app/limits):
+            taking a key's limits and giving them back, counted in that database;
+- limits_redis: the same counted in Redis (with `--redis URL`; run with ample limits).
 
 With `--routes`, three named routes of three providers each share the same
 providers (a third, `spare`, sits last in every chain) and every call names the
@@ -37,7 +40,14 @@ ROOT = Path(__file__).resolve().parent.parent
 HELLO = [{"role": "user", "content": "Say hello."}]
 # Engineers sharing one PostgreSQL server name their scratch database apart.
 SCRATCH_DB = os.environ.get("BENCH_SCRATCH_DB", "bench_fallback")
-TARGETS_MS = {"added": 0.5, "threaded": 0.5, "skip": 0.2, "all_open": 5.0}
+TARGETS_MS = {
+    "added": 0.5,
+    "threaded": 0.5,
+    "skip": 0.2,
+    "all_open": 5.0,
+    "limits": 0.1,
+    "limits_redis": 0.1,
+}
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -46,7 +56,12 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _measure(
-    database_url: str, requests: int, rounds: int, threads: int, routes: bool = False
+    database_url: str,
+    requests: int,
+    rounds: int,
+    threads: int,
+    routes: bool = False,
+    redis_url: str = "",
 ) -> dict:
     """Runs inside the child process, against `database_url`."""
     os.environ["DATABASE_URL"] = database_url
@@ -59,13 +74,16 @@ def _measure(
 
     logging.disable(logging.CRITICAL)
     from django.core.management import call_command
+    from django.test import override_settings
     from django.utils import timezone
 
     from providers_app.adapters.schema import ChatRequest, Message
     from providers_app.engine import fallback
     from providers_app.engine.adapter_pool import adapter_for_entry
+    from providers_app.limits import acquire, key_limits
     from providers_app.models import Provider, Route
     from providers_app.selectors import route_entry_for
+    from providers_app.services.client_keys import client_key_create
     from providers_app.services.routes import route_create
     from providers_app.simulator.server import UpstreamSimulator
     from providers_app.testing import breaker_state_set
@@ -118,7 +136,17 @@ def _measure(
             "threaded": [],
             "skip": [],
             "all_open": [],
+            "limits": [],
+            "limits_redis": [],
         }
+        many = 10**9  # the bench measures the cost, never a refusal
+        key = client_key_create(
+            name=f"bench-{time.time_ns()}", max_concurrent_requests=many, requests_per_minute=many
+        ).client_key
+
+        def limited() -> None:
+            acquire(key_limits(key)).release()
+
         for _ in range(rounds):
             # Happy path: the answering provider alone, against the bare adapter.
             set_blocked("closed", enabled=False)
@@ -168,6 +196,15 @@ def _measure(
             failing = [timed(all_open) for _ in range(requests)]
             results["all_open"].append((statistics.median(failing), _percentile(failing, 0.99)))
             set_all("closed", None)
+
+            # Per-key fairness: taking and giving back one request's limits.
+            held = [timed(limited) for _ in range(requests)]
+            results["limits"].append((statistics.median(held), _percentile(held, 0.99)))
+            if redis_url:
+                with override_settings(FALLBACK_LIMITS_REDIS_URL=redis_url):
+                    held = [timed(limited) for _ in range(requests)]
+                results["limits_redis"].append((statistics.median(held), _percentile(held, 0.99)))
+        results = {name: rows for name, rows in results.items() if rows}
         return {
             name: {
                 "median_ms": statistics.median(m for m, _ in rows),
@@ -200,6 +237,7 @@ def _run_child(label: str, database_url: str, args) -> dict:
             "--threads",
             str(args.threads),
             *(["--routes"] if args.routes else []),
+            *(["--redis", args.redis] if args.redis else []),
         ],
         capture_output=True,
         text=True,
@@ -235,10 +273,13 @@ def main() -> None:
     parser.add_argument(
         "--routes", action="store_true", help="three routes of three providers (see above)"
     )
+    parser.add_argument("--redis", default="", help="also count the limits in this Redis")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        figures = _measure(args.child, args.requests, args.rounds, args.threads, args.routes)
+        figures = _measure(
+            args.child, args.requests, args.rounds, args.threads, args.routes, args.redis
+        )
         print(json.dumps(figures))
         return
 

@@ -59,3 +59,24 @@ def check_outbound_policy(app_configs, **kwargs):
             api_key_env=p.api_key_env, base_url=p.base_url, extra=p.extra
         )
     ]
+
+
+@register(Tags.compatibility)
+def check_key_concurrency(app_configs, **kwargs):
+    """W020: one key's default concurrency could hold every server thread of a process."""
+    from fallbackproject.serving import web_threads
+
+    from .conf import get_setting
+
+    threads = web_threads()
+    allowed = get_setting("KEY_CONCURRENT_REQUESTS")
+    if allowed * 2 <= threads:
+        return []
+    return [
+        Warning(
+            f"FALLBACK_KEY_CONCURRENT_REQUESTS={allowed} lets one client key hold more than "
+            f"half of a process's {threads} server threads (WEB_THREADS).",
+            hint="Keep it well below WEB_THREADS; raise it on the keys that need more.",
+            id="providers_app.W020",
+        )
+    ]

@@ -517,6 +517,23 @@ class ClientKey(models.Model):
         verbose_name="routes",
         help_text="The routes this key may use as `model`. Empty: every route.",
     )
+    # Per-key fairness (providers_app/limits): empty means the FALLBACK_KEY_* default.
+    max_concurrent_requests = models.PositiveIntegerField(
+        "concurrent requests",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Requests this key may have in flight at once (streams until they end). "
+        "Empty: FALLBACK_KEY_CONCURRENT_REQUESTS.",
+    )
+    requests_per_minute = models.PositiveIntegerField(
+        "requests per minute",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Requests this key may start per minute. "
+        "Empty: FALLBACK_KEY_REQUESTS_PER_MINUTE.",
+    )
     created_at = models.DateTimeField("created", auto_now_add=True)
     last_used_at = models.DateTimeField("last used", null=True, blank=True)
     revoked_at = models.DateTimeField("revoked", null=True, blank=True)
@@ -696,3 +713,37 @@ class RouteMember(models.Model):
 
     def __str__(self) -> str:
         return f"position {self.order}"
+
+
+class LimitLease(models.Model):
+    """One slot of a concurrency limit, held until released or until it expires
+    (so a process that dies holding it frees it by itself). providers_app/limits."""
+
+    scope = models.CharField("scope", max_length=100)
+    kind = models.CharField("limit", max_length=40)
+    token = models.CharField("holder", max_length=32, db_index=True)
+    expires_at = models.FloatField("expires (epoch seconds)")
+
+    class Meta:
+        indexes = [models.Index(fields=["scope", "kind", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.kind} {self.token}"
+
+
+class LimitCounter(models.Model):
+    """What a scope used of a windowed limit in its current window (one row per
+    scope and limit; a new window overwrites the old). providers_app/limits."""
+
+    scope = models.CharField("scope", max_length=100)
+    kind = models.CharField("limit", max_length=40)
+    window_start = models.BigIntegerField("window start (epoch seconds)")
+    used = models.BigIntegerField("used", default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "kind"], name="limit_counter_scope_kind")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.kind} {self.used}"

@@ -1,4 +1,4 @@
-"""Client keys: created (shown once) and revoked, never edited."""
+"""Client keys: created (shown once), revoked, and their limits edited."""
 
 from django.contrib import admin
 from django.template.response import TemplateResponse
@@ -14,14 +14,24 @@ from .common import ActionPermissionMixin
 
 @admin.register(ClientKey)
 class ClientKeyAdmin(ActionPermissionMixin, admin.ModelAdmin):
-    """Keys are created (add permission) or revoked (revoke permission), never edited.
+    """Keys are created (add permission) or revoked (revoke permission); a key's
+    routes and fairness limits are edited with the change permission, its name never.
 
     A new key is shown once, on the page that answers the creating POST: it is
     not put in a message cookie, the session or the database (only its digest).
     """
 
-    list_display = ("name", "prefix", "routes_allowed", "created_at", "last_used_at", "revoked_at")
-    fields = ("name", "routes")
+    list_display = (
+        "name",
+        "prefix",
+        "routes_allowed",
+        "max_concurrent_requests",
+        "requests_per_minute",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    fields = ("name", "routes", "max_concurrent_requests", "requests_per_minute")
     filter_horizontal = ("routes",)
 
     def get_queryset(self, request):
@@ -33,14 +43,21 @@ class ClientKeyAdmin(ActionPermissionMixin, admin.ModelAdmin):
 
     actions = ("revoke",)
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
+    def get_readonly_fields(self, request, obj=None):
+        # A key's name is its identity in the history; its limits may change.
+        return ("name",) if obj is not None else ()
 
     def has_revoke_permission(self, request) -> bool:
         return request.user.has_perm(f"{self.opts.app_label}.revoke_clientkey")
 
     def save_model(self, request, obj, form, change):
-        created = client_key_create(name=obj.name)
+        if change:
+            return super().save_model(request, obj, form, change)
+        created = client_key_create(
+            name=obj.name,
+            max_concurrent_requests=obj.max_concurrent_requests,
+            requests_per_minute=obj.requests_per_minute,
+        )
         obj.pk = created.client_key.pk
         # Only this request's response shows it (response_add).
         request._new_client_key = created.raw_key

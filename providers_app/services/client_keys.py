@@ -52,9 +52,21 @@ def client_key_digest(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
-def client_key_create(*, name: str) -> CreatedClientKey:
+def client_key_create(
+    *,
+    name: str,
+    max_concurrent_requests: int | None = None,
+    requests_per_minute: int | None = None,
+) -> CreatedClientKey:
+    """A new key; limits left None follow the FALLBACK_KEY_* defaults."""
     raw_key = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ClientKey(name=name, prefix=raw_key[:12], key_hash=client_key_digest(raw_key))
+    key = ClientKey(
+        name=name,
+        prefix=raw_key[:12],
+        key_hash=client_key_digest(raw_key),
+        max_concurrent_requests=max_concurrent_requests,
+        requests_per_minute=requests_per_minute,
+    )
     key.full_clean()
     key.save()
     return CreatedClientKey(client_key=key, raw_key=raw_key)
@@ -77,7 +89,15 @@ def client_key_authenticate(*, raw_key: str | None, now: datetime | None = None)
         raise ClientKeyRefused(KeyProblem.MISSING)
     key = (
         ClientKey.objects.filter(key_hash=client_key_digest(raw_key))
-        .only("id", "name", "prefix", "last_used_at", "revoked_at")
+        .only(
+            "id",
+            "name",
+            "prefix",
+            "last_used_at",
+            "revoked_at",
+            "max_concurrent_requests",
+            "requests_per_minute",
+        )
         .first()
     )
     if key is None:

@@ -33,7 +33,8 @@ from providers_app.services.client_keys import client_key_create
 Provider.objects.create(
     name="upstream", kind="simulated", base_url="{base_url}", model="m", priority=1
 )
-print(client_key_create(name="threaded-test").raw_key)
+# Every chat on one key: its concurrency limit is raised to let them all in at once.
+print(client_key_create(name="threaded-test", max_concurrent_requests={chats}).raw_key)
 """
 
 
@@ -74,7 +75,9 @@ def server(tmp_path, upstream):
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
     }
     _manage(env, "migrate", "--noinput")
-    key = _manage(env, "shell", "-c", SETUP.format(base_url=upstream.base_url)).split()[-1]
+    key = _manage(
+        env, "shell", "-c", SETUP.format(base_url=upstream.base_url, chats=CHATS)
+    ).split()[-1]
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "fallbackproject/gunicorn.conf.py",
          "--access-logfile", "/dev/null", "fallbackproject.wsgi"],
