@@ -63,6 +63,9 @@ DEFAULTS: dict[str, Any] = {
     "KEY_ENV_ALLOW_NAMES": [],  # exact names allowed besides the patterns
     "KEY_ENV_DENY": [],  # patterns refused on top of the built-in deny list
     "UPSTREAM_HOSTS": [],  # host patterns base URLs must match; empty: any host
+    # Key variable -> hosts its value may reach ("VAR=host|*.host"); the vendors'
+    # own variables are bound to their hosts already; any other is sent nowhere.
+    "KEY_HOSTS": [],
     # Bearer token /metrics asks for; empty: open (restrict it at the proxy).
     "METRICS_TOKEN": "",
     # Serving through a database outage: a client key the database accepted this

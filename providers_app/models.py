@@ -13,7 +13,13 @@ from django.core.validators import (
 from django.db import models
 
 from .conf import get_setting
-from .outbound import extra_credential_names, validate_base_url_policy, validate_key_env
+from .outbound import (
+    extra_credential_names,
+    key_binding_refusal,
+    key_env_refusal,
+    validate_base_url_policy,
+    validate_key_env,
+)
 from .querysets import ProviderQuerySet
 
 ENV_VAR_NAME = RegexValidator(
@@ -205,6 +211,10 @@ class Provider(models.Model):
             errors.setdefault("api_key_env", []).append(
                 f"A {self.get_kind_display()} provider needs the name of its API key variable."
             )
+        if self.api_key_env and not key_env_refusal(self.api_key_env):
+            binding = key_binding_refusal(self.api_key_env, self.base_url or "")
+            if binding:
+                errors.setdefault("api_key_env", []).append(binding)
         if self.kind == self.Kind.AZURE_OPENAI and not _azure_has_api_version(self):
             errors.setdefault("extra", []).append(
                 'Azure OpenAI needs {"params": {"api-version": "..."}}, unless the base URL '
