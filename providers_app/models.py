@@ -1,5 +1,6 @@
 """Database models: fields, Meta, __str__ and clean() only; logic lives in services."""
 
+import re
 import uuid
 from urllib.parse import urlsplit
 
@@ -40,6 +41,16 @@ def validate_http_url(value: str) -> None:
         raise ValidationError("Enter an http:// or https:// URL.", code="invalid_url")
 
 
+# Control characters (and the Unicode line separators): a name or header value
+# holding one cannot travel in an HTTP header, a log line or a CSV cell.
+CONTROL_CHARACTERS = r"[\x00-\x1f\x7f-\x9f\u2028\u2029]"
+NO_CONTROL_CHARACTERS = RegexValidator(
+    CONTROL_CHARACTERS,
+    "Control characters are not allowed (newlines, tabs, ...).",
+    code="control_characters",
+    inverse_match=True,
+)
+
 PERCENT = [MinValueValidator(1), MaxValueValidator(100)]
 
 # Kinds whose real API refuses calls without a key.
@@ -59,7 +70,11 @@ class Provider(models.Model):
         SIMULATED = "simulated", "Simulated (local demo upstream)"
 
     name = models.CharField(
-        "name", max_length=100, unique=True, help_text="A unique, human-readable name."
+        "name",
+        max_length=100,
+        unique=True,
+        validators=[NO_CONTROL_CHARACTERS],
+        help_text="A unique, human-readable name.",
     )
     kind = models.CharField(
         "kind", max_length=32, choices=Kind.choices, help_text="The wire format spoken."
@@ -254,6 +269,12 @@ def _extra_errors(extra: object) -> dict[str, list[str]]:
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         ):
             problems.append(f'"{section}" must map strings to strings.')
+    headers = extra.get("headers")
+    if isinstance(headers, dict) and any(
+        re.search(CONTROL_CHARACTERS, f"{name}{value}") for name, value in headers.items()
+    ):
+        # A CR/LF would end the header and start another (header injection).
+        problems.append("Header names and values may not hold control characters (CR, LF, ...).")
     for section, names in extra_credential_names(extra).items():
         what = "Header" if section == "headers" else "Parameter"
         problems.append(
