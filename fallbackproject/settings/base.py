@@ -3,10 +3,12 @@
 Every variable is listed with a safe example in `.env.example`.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from fallbackproject.serving import web_threads
 from providers_app.conf import DEFAULTS as FALLBACK_DEFAULTS
@@ -156,8 +158,14 @@ AXES_FAILURE_LIMIT = env.int("DJANGO_AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("DJANGO_AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-# The address is REMOTE_ADDR: behind a reverse proxy that is the proxy's, so the
-# pair degrades to "this username", which still stops guessing (see docs/operations.md).
+# The address is REMOTE_ADDR, or behind one of these proxies (addresses or networks,
+# e.g. 127.0.0.1,10.0.0.0/8) the client's from X-Forwarded-For: fallbackproject/client_address.py.
+TRUSTED_PROXIES = env.list("DJANGO_TRUSTED_PROXIES", default=[])
+try:
+    [ipaddress.ip_network(entry.strip(), strict=False) for entry in TRUSTED_PROXIES]
+except ValueError as error:
+    raise ImproperlyConfigured(f"DJANGO_TRUSTED_PROXIES: {error}") from None
+AXES_CLIENT_IP_CALLABLE = "fallbackproject.client_address.client_address"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {
