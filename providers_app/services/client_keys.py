@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from django.db import DatabaseError
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from ..engine.routing import KEY_REVOKED_CHANNEL, key_revoked_announce
 from ..models import ClientKey
 
 logger = logging.getLogger(__name__)
@@ -73,9 +74,20 @@ def client_key_create(
 
 
 def client_key_revoke(*, client_key: ClientKey) -> None:
-    if client_key.revoked_at is None:
+    """Revoke the key; once committed, every process forgets it (this one directly,
+    the others through the routing listener on PostgreSQL: engine/routing.py)."""
+    if client_key.revoked_at is not None:
+        return
+    with transaction.atomic():
         client_key.revoked_at = timezone.now()
         client_key.save(update_fields=["revoked_at"])
+        if connection.vendor == "postgresql":  # delivered to every listener at commit
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_notify(%s, %s)", [KEY_REVOKED_CHANNEL, client_key.key_hash]
+                )
+        digest = client_key.key_hash
+        transaction.on_commit(lambda: key_revoked_announce(digest))
 
 
 def client_key_authenticate(*, raw_key: str | None, now: datetime | None = None) -> ClientKey:
