@@ -109,6 +109,9 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django's backend plus: fail fast for a while after a failed connect.
     DATABASES["default"]["ENGINE"] = "fallbackproject.db.postgresql"
     DATABASE_RETRY_AFTER_FAILURE_S = env.float("DJANGO_DB_RETRY_AFTER_FAILURE_S", default=2.0)
+    # The pool tries to reconnect at least this often while the database is down,
+    # so requests are answered again within seconds of its return (db/postgresql).
+    DATABASE_RECONNECT_MAX_DELAY_S = env.float("DJANGO_DB_RECONNECT_MAX_DELAY_S", default=1.0)
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections, not Django
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DJANGO_DB_HEALTH_CHECKS", default=True)
     _statement_timeout_ms = env.int("DJANGO_DB_STATEMENT_TIMEOUT_MS", default=5000)
