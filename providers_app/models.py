@@ -57,8 +57,31 @@ PERCENT = [MinValueValidator(1), MaxValueValidator(100)]
 KINDS_NEEDING_KEY = frozenset({"openai", "azure_openai", "anthropic", "gemini"})
 
 
+class Continuation(models.TextChoices):
+    """Continuation dialects (the same values as adapters/continuation.py)."""
+
+    NONE = "none", "None: starts a new answer (OpenAI, Azure)"
+    TRAILING_ASSISTANT = (
+        "trailing_assistant",
+        ("Trailing assistant message (Anthropic, Gemini, Groq, OpenRouter, llama.cpp)"),
+    )
+    VLLM = "vllm", "vLLM: continue_final_message"
+    PREFIX = "prefix", "Mistral / DeepSeek: prefix: true"
+
+
+# Which dialects each kind's wire format can carry (adapters/continuation.py).
+CONTINUATIONS_BY_KIND = {
+    "openai": ("none",),
+    "azure_openai": ("none",),
+    "anthropic": ("none", "trailing_assistant"),
+    "gemini": ("none", "trailing_assistant"),
+    "ollama": ("none", "trailing_assistant"),
+}
+
+
 class Provider(models.Model):
-    """An upstream LLM endpoint, tried in `priority` order (lower first)."""
+    """An upstream LLM endpoint. Where it is tried, and in which order, is each
+    route's business (Route, RouteMember): a provider has no order of its own."""
 
     class Kind(models.TextChoices):
         OPENAI = "openai", "OpenAI"
@@ -95,12 +118,6 @@ class Provider(models.Model):
         help_text="The name of the environment variable holding the key, such as "
         "OPENAI_API_KEY. The key itself is never stored. Server secrets (DJANGO_*, "
         "DATABASE_URL, AWS_*, ...) are refused: see FALLBACK_KEY_ENV_ALLOW.",
-    )
-    priority = models.PositiveIntegerField(
-        "priority",
-        default=0,
-        db_index=True,
-        help_text="Lower answers first. Drag rows in the provider list to change it.",
     )
     enabled = models.BooleanField("enabled", default=True)
     timeout_s = models.FloatField(
@@ -188,12 +205,15 @@ class Provider(models.Model):
         blank=True,
         help_text="image_url parts in user messages. Empty: the default for the kind and model.",
     )
-    supports_prefill = models.BooleanField(
+    continuation = models.CharField(
         "continues a partial answer",
-        null=True,
+        max_length=32,
         blank=True,
-        help_text="Continues a trailing assistant message (used to rescue a cut stream). "
-        "Empty: the default for the kind and model.",
+        default="",
+        choices=[("", "Default for the kind, base URL and model"), *Continuation.choices],
+        help_text="How this server continues a cut answer (the mid-stream rescue): "
+        'docs/vendors.md, "Continuing a partial answer". Set to none automatically '
+        "when the provider refuses a continuation (an event says so).",
     )
     created_at = models.DateTimeField("created", auto_now_add=True)
     updated_at = models.DateTimeField("updated", auto_now=True)
@@ -201,13 +221,10 @@ class Provider(models.Model):
     objects = ProviderQuerySet.as_manager()
 
     class Meta:
-        ordering = ["priority", "id"]
-        constraints = [
-            models.UniqueConstraint(fields=["priority"], name="provider_priority_unique"),
-        ]
-        # Who may do what: docs/operations.md "Authorisation".
+        ordering = ["id"]  # as added; the order traffic follows is each route's
+        # Who may do what: docs/operations.md "Authorisation". Reordering is a
+        # route's permission (Route: reorder_route), on whichever screen it happens.
         permissions = [
-            ("reorder_provider", "Can reorder providers"),
             (
                 "operate_provider",
                 "Can operate providers (health check, reset, force open or closed, "
@@ -234,6 +251,13 @@ class Provider(models.Model):
             errors.setdefault("extra", []).append(
                 'Azure OpenAI needs {"params": {"api-version": "..."}}, unless the base URL '
                 "is the v1 surface ending in /openai/v1."
+            )
+        allowed = CONTINUATIONS_BY_KIND.get(self.kind)
+        if self.continuation and allowed is not None and self.continuation not in allowed:
+            errors.setdefault("continuation", []).append(
+                f"A {self.get_kind_display()} provider continues only as: "
+                + ", ".join(allowed)
+                + "."
             )
         base = self.open_base_s or get_setting("BREAKER_OPEN_BASE_S")
         top = self.open_max_s or get_setting("BREAKER_OPEN_MAX_S")
@@ -431,6 +455,9 @@ class FailoverEvent(models.Model):
         MANUAL = "manual", "Manual change"
         # A committed stream failed and another provider finished the answer.
         CONTINUATION = "continuation", "Answer continued on another provider"
+        # A provider refused a continuation (or started over): its dialect was set
+        # to none (engine/continuation.py); an admin may switch it back.
+        CONTINUATION_OFF = "continuation_off", "Continuation switched off after a refusal"
 
     class SkipReason(models.TextChoices):
         """Why a request passed a provider by without calling it (results, metrics,
@@ -565,6 +592,13 @@ class ClientKey(models.Model):
         help_text="Requests this key may start per minute. "
         "Empty: FALLBACK_KEY_REQUESTS_PER_MINUTE.",
     )
+    # Set whenever routes are chosen: a key stays limited (to what is left, maybe
+    # nothing) when its routes are deleted, rather than falling open to all.
+    limited_to_routes = models.BooleanField(
+        "limited to its routes",
+        default=False,
+        help_text="Only the routes listed. Deleting them leaves the key refused everywhere.",
+    )
     created_at = models.DateTimeField("created", auto_now_add=True)
     last_used_at = models.DateTimeField("last used", null=True, blank=True)
     revoked_at = models.DateTimeField("revoked", null=True, blank=True)
@@ -653,8 +687,10 @@ class Route(models.Model):
     """A name a client sends as `model`, with the providers to try in order.
 
     A provider may sit in several routes; its breaker, cooldown and health stay
-    one per provider, shared by every route. With no route at all, every name
-    follows the global priority order (see engine/routing.py).
+    one per provider, shared by every route. A route's order lives only in its
+    members' `order`; the Providers page and the route's page both edit it. With
+    no route at all, every name follows the providers in the order they were
+    added (see engine/routing.py), and the first reorder creates the default route.
     """
 
     name = models.CharField(
@@ -693,6 +729,13 @@ class Route(models.Model):
         default=False,
         help_text="Streams on this route send the answer only once it is complete, so a "
         "failure restarts cleanly on the next provider (see docs/clients.md, Hold-back).",
+    )
+    auto_hold_back = models.BooleanField(
+        "hold back when nobody can continue",
+        default=False,
+        help_text="Hold back a provider's stream only when no provider behind it on this "
+        "route can continue a cut answer; stream live otherwise (docs/engine.md, "
+        "Automatic hold-back: the first token then comes at the end of the answer).",
     )
     providers = models.ManyToManyField(
         Provider, through="RouteMember", related_name="routes", verbose_name="providers"
@@ -743,7 +786,9 @@ class RouteMember(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"position {self.order}"
+        # Not the raw `order` number: only the members' relative order counts, and
+        # the admin shows places counted from 1 (this text is the inline's drag handle).
+        return "drag to reorder"
 
 
 class LimitLease(models.Model):

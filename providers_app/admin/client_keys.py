@@ -1,4 +1,5 @@
-"""Client keys: created (shown once), revoked, and their limits edited."""
+"""Client keys: created (shown once), limited to routes and fairness limits (editable,
+audited), revoked."""
 
 from django.contrib import admin
 from django.template.response import TemplateResponse
@@ -8,14 +9,19 @@ from django.utils.cache import patch_cache_control
 from ..models import (
     ClientKey,
 )
-from ..services.client_keys import client_key_create, client_key_revoke
+from ..services.client_keys import client_key_create, client_key_revoke, client_key_routes_set
 from .common import ActionPermissionMixin
+
+# Per-key fairness limits (providers_app/limits): empty means the FALLBACK_KEY_* default.
+LIMIT_FIELDS = ("max_concurrent_requests", "requests_per_minute")
 
 
 @admin.register(ClientKey)
 class ClientKeyAdmin(ActionPermissionMixin, admin.ModelAdmin):
-    """Keys are created (add permission) or revoked (revoke permission); a key's
-    routes and fairness limits are edited with the change permission, its name never.
+    """Keys are created (add permission) or revoked (revoke permission); their
+    route limits and fairness limits can be changed later (change permission),
+    audited: the admin's history (and, for routes, the operator log) name who
+    changed what. The name and the key itself never change.
 
     A new key is shown once, on the page that answers the creating POST: it is
     not put in a message cookie, the session or the database (only its digest).
@@ -31,28 +37,43 @@ class ClientKeyAdmin(ActionPermissionMixin, admin.ModelAdmin):
         "last_used_at",
         "revoked_at",
     )
-    fields = ("name", "routes", "max_concurrent_requests", "requests_per_minute")
+    fields = ("name", "routes", *LIMIT_FIELDS)
     filter_horizontal = ("routes",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("name", "prefix", "created_at", "revoked_at") if obj else ()
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return self.fields
+        return ("name", "prefix", "routes", *LIMIT_FIELDS, "created_at", "revoked_at")
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("routes")
 
     @admin.display(description="routes")
     def routes_allowed(self, key: ClientKey) -> str:
-        return ", ".join(route.name for route in key.routes.all()) or "all"
+        if not key.limited_to_routes:
+            return "all"
+        return ", ".join(route.name for route in key.routes.all()) or "none (routes deleted)"
 
     actions = ("revoke",)
-
-    def get_readonly_fields(self, request, obj=None):
-        # A key's name is its identity in the history; its limits may change.
-        return ("name",) if obj is not None else ()
 
     def has_revoke_permission(self, request) -> bool:
         return request.user.has_perm(f"{self.opts.app_label}.revoke_clientkey")
 
     def save_model(self, request, obj, form, change):
         if change:
-            return super().save_model(request, obj, form, change)
+            # The route limits change in save_related; the fairness limits here.
+            changed = [field for field in LIMIT_FIELDS if field in form.changed_data]
+            if changed:
+                obj.save(update_fields=changed)
+                request._client_key_limits_change = "; ".join(
+                    f"{ClientKey._meta.get_field(f).verbose_name}: "
+                    f"{form.initial.get(f) or 'default'} -> {getattr(obj, f) or 'default'}"
+                    for f in changed
+                )
+            return
         created = client_key_create(
             name=obj.name,
             max_concurrent_requests=obj.max_concurrent_requests,
@@ -61,6 +82,21 @@ class ClientKeyAdmin(ActionPermissionMixin, admin.ModelAdmin):
         obj.pk = created.client_key.pk
         # Only this request's response shows it (response_add).
         request._new_client_key = created.raw_key
+
+    def save_related(self, request, form, formsets, change):
+        # The limits go through the service, which keeps `limited_to_routes` and
+        # writes the operator log line naming the acting user.
+        change_line = client_key_routes_set(
+            client_key=form.instance, routes=form.cleaned_data["routes"], actor=request.user
+        )
+        request._client_key_change = change_line
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        if not add and hasattr(request, "_client_key_change"):
+            # The admin history's entry: before -> after.
+            limits = getattr(request, "_client_key_limits_change", "")
+            return "; ".join(filter(None, [request._client_key_change, limits]))
+        return super().construct_change_message(request, form, formsets, add)
 
     def response_add(self, request, obj, post_url_continue=None):
         raw_key = getattr(request, "_new_client_key", None)

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ..adapters.schema import ToolCall, ToolCallDelta
-from ..engine.capabilities import capabilities_in_force
+from ..engine.capabilities import capabilities_in_force, continuation_in_force
 from ..engine.fallback import ChatCompletion, ChatStream
 
 # The engine's normalised finish reasons that OpenAI's vocabulary lacks.
@@ -194,8 +194,12 @@ def model_list_body(routes: Iterable[Any]) -> dict[str, Any]:
     }
 
 
-def status_body(statuses: Iterable[Any], *, now: datetime, window_s: int) -> dict[str, Any]:
-    """/api/status: providers in priority order with breaker, cooldown and recent calls."""
+def status_body(
+    statuses: Iterable[Any], routes: Iterable[Any], *, now: datetime, window_s: int
+) -> dict[str, Any]:
+    """/api/status: the routes with their enabled providers in order (as /v1/models
+    lists them: what the next request follows), and each provider with breaker,
+    cooldown, recent calls and its place in each route (`routes`: name -> 1 first)."""
 
     def moment(value: datetime | None) -> str | None:
         return value.isoformat() if value else None
@@ -206,13 +210,14 @@ def status_body(statuses: Iterable[Any], *, now: datetime, window_s: int) -> dic
     return {
         "generated_at": now.isoformat(),
         "window_s": window_s,
+        "routes": model_list_body(routes)["data"],
         "providers": [
             {
                 "name": s.name,
                 "kind": s.kind,
                 "model": s.model,
-                "priority": s.priority,
                 "enabled": s.enabled,
+                "routes": s.routes,
                 "breaker": {
                     "state": s.state,
                     "open_until": moment(s.open_until),
@@ -227,8 +232,23 @@ def status_body(statuses: Iterable[Any], *, now: datetime, window_s: int) -> dic
                 "capabilities": {
                     name: value
                     for name, value, _ in capabilities_in_force(
-                        kind=s.kind, model=s.model, overrides=s.capability_overrides
+                        kind=s.kind,
+                        model=s.model,
+                        overrides=s.capability_overrides,
+                        base_url=s.base_url,
+                        continuation=s.continuation,
                     )
+                },
+                # The dialect in force, and whether it is the default or set
+                # (by an operator, or by a refusal: docs/engine.md).
+                "continuation": {
+                    "dialect": continuation_in_force(
+                        kind=s.kind,
+                        base_url=s.base_url,
+                        model=s.model,
+                        continuation=s.continuation,
+                    ),
+                    "is_default": not s.continuation,
                 },
                 "recent": {
                     "calls": s.recent.attempts,

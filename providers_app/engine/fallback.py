@@ -1,7 +1,8 @@
 """The fallback service: the only caller of adapters.
 
-`complete()` and `stream()` read the routing snapshot (one query), then for each
-provider in priority order ask the breaker for permission, call the adapter,
+`complete()` and `stream()` take the route to walk (resolved once, by
+`route_for(model)` or the API, from the routing snapshot), then for each
+provider in the route's order ask the breaker for permission, call the adapter,
 record the outcome with the breaker, and then do what `decision.decide()` says:
 retry on the same provider, fail over, or stop. Failing over writes one
 FailoverEvent; skipping a provider whose breaker is open writes nothing (its
@@ -15,6 +16,7 @@ from typing import Any
 from ..adapters.base import ChatRequest, ChatResult, Message
 from ..adapters.schema import message_from_dict
 from . import metrics
+from .hold_back import hold_back_where_nobody_continues
 from .outcomes import (  # noqa: F401  (the engine's public names live here)
     AllProvidersFailed,
     CapabilityMissing,
@@ -29,6 +31,7 @@ from .outcomes import (  # noqa: F401  (the engine's public names live here)
 )
 from .probe import ProbeOutcome, provider_probe  # noqa: F401
 from .route_run import RouteRun, record_answer
+from .routing import ResolvedRoute, routing_table
 from .streams import ChatStream, open_held_stream, open_stream
 
 logger = logging.getLogger("providers_app.fallback")
@@ -46,27 +49,38 @@ def build_request(messages: Sequence[Message | dict], **options: Any) -> ChatReq
     return ChatRequest(messages=converted, **{k: v for k, v in options.items() if v is not None})
 
 
+def route_for(model: str | None, *, request_id: str | None = None) -> ResolvedRoute:
+    """The route a `model` names (a route's name; None or an unknown name: the
+    default route), from this process's routing snapshot. Raises RouteNotFound."""
+    route = routing_table().resolve(model)
+    if route is None:
+        raise RouteNotFound(model, request_id=request_id)
+    return route
+
+
 def complete(
     messages: Sequence[Message | dict],
     *,
     request_id: str | None = None,
     deadline_s: float | None = None,
-    route: str | None = None,
+    route: ResolvedRoute | None = None,
+    model: str | None = None,
     **options: Any,
 ) -> ChatCompletion:
-    """The first answer any provider of the route can give (`route`: a route's name,
-    None or an unknown name: the default route). Raises RouteNotFound,
-    AllProvidersFailed or RequestFailed."""
-    route = RouteRun(build_request(messages, **options), request_id, deadline_s, route)
-    routed = route.run(lambda adapter, request, timeout: adapter.complete(request, timeout=timeout))
+    """The first answer any provider of the route can give. `route`: the route to
+    walk, resolved already (the API's); else `model` is resolved (`route_for`).
+    Raises RouteNotFound, AllProvidersFailed or RequestFailed."""
+    route = route or route_for(model, request_id=request_id)
+    run = RouteRun(build_request(messages, **options), request_id, deadline_s, route)
+    routed = run.run(lambda adapter, request, timeout: adapter.complete(request, timeout=timeout))
     result: ChatResult = routed.value
     try:
         record_answer(
             routed.entry, routed.permit, latency_s=routed.latency_s, total_s=routed.latency_s
         )
-        route.finished(routed.entry)
+        run.finished(routed.entry)
     except Exception:  # a bug in the bookkeeping must not cost the caller the answer
-        logger.exception("internal error after the answer request_id=%s", route.request_id)
+        logger.exception("internal error after the answer request_id=%s", run.request_id)
         metrics.INTERNAL_ERRORS.labels(where="success").inc()
     return ChatCompletion(
         text=result.text,
@@ -76,14 +90,14 @@ def complete(
         output_tokens=result.output_tokens,
         model=result.model,
         provider=routed.entry.name,
-        route=route.resolved.name,
-        attempts=route.attempts,
-        failovers=route.failovers,
-        request_id=route.request_id,
+        route=route.name,
+        attempts=run.attempts,
+        failovers=run.failovers,
+        request_id=run.request_id,
         upstream_request_id=result.request_id,
         latency_s=routed.latency_s,
-        skipped=tuple(route.skipped),
-        failures=tuple(route.failures),
+        skipped=tuple(run.skipped),
+        failures=tuple(run.failures),
     )
 
 
@@ -93,7 +107,8 @@ def stream(
     request_id: str | None = None,
     deadline_s: float | None = None,
     hold_back: bool = False,
-    route: str | None = None,
+    route: ResolvedRoute | None = None,
+    model: str | None = None,
     **options: Any,
 ) -> "ChatStream":
     """Route until a provider produces its first piece of output (the commit point).
@@ -106,9 +121,15 @@ def stream(
     `hold_back` moves the commit point to the end of the answer: each attempt's
     whole stream is read before anything is returned, so a failure anywhere in
     it fails over (or retries) like a request that was never streamed. A route
-    may hold back every stream on it (`Route.hold_back`).
+    may hold back every stream on it (`Route.hold_back`), or only the streams
+    no provider behind could continue (`Route.auto_hold_back`, engine/hold_back.py).
+    `route` and `model` as for `complete()`.
     """
-    route = RouteRun(build_request(messages, **options), request_id, deadline_s, route)
-    hold_back = hold_back or route.resolved.hold_back
-    routed = route.run(open_held_stream if hold_back else open_stream)
-    return ChatStream(route, routed)
+    route = route or route_for(model, request_id=request_id)
+    run = RouteRun(build_request(messages, **options), request_id, deadline_s, route)
+    hold_back = hold_back or route.hold_back
+    opener = open_held_stream if hold_back else open_stream
+    if not hold_back and route.auto_hold_back:
+        opener = hold_back_where_nobody_continues(route.entries)
+    routed = run.run(opener)
+    return ChatStream(run, routed)

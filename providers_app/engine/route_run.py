@@ -35,6 +35,7 @@ from .breaker import (
 )
 from .capabilities import capable_entries
 from .clock import get_clock
+from .continuation import continuation_refused, is_continuation_refusal
 from .decision import (
     Action,
     Decision,
@@ -51,10 +52,9 @@ from .outcomes import (
     NoContinuation,
     ProviderReason,
     RequestFailed,
-    RouteNotFound,
 )
 from .retry import retry_budget_check, retrying_for
-from .routing import ResolvedRoute, routing_table
+from .routing import ResolvedRoute
 
 Skip = FailoverEvent.SkipReason
 
@@ -102,7 +102,9 @@ class RouteRun:
     request: ChatRequest
     request_id: str | None
     deadline_s: float | None
-    route_name: str | None = None  # what the caller asked for (see RoutingTable.resolve)
+    # The route this request walks, resolved once by the caller (fallback.route_for()
+    # or the API); its entries are the snapshot the walk follows.
+    resolved: ResolvedRoute
     attempts: int = 0
     failovers: int = 0
     skipped: list[ProviderReason] = field(default_factory=list)
@@ -115,12 +117,8 @@ class RouteRun:
 
     def __post_init__(self) -> None:
         self.request_id = self.request_id or uuid.uuid4().hex
-        resolved = routing_table().resolve(self.route_name)
-        if resolved is None:
-            raise RouteNotFound(self.route_name, request_id=self.request_id)
-        self.resolved: ResolvedRoute = resolved
         self.deadline = Deadline(
-            self.deadline_s or resolved.deadline_s or get_setting("DEADLINE_S")
+            self.deadline_s or self.resolved.deadline_s or get_setting("DEADLINE_S")
         )
         self._pending: _PendingFailover | None = None
         self._others_waiting = False
@@ -163,6 +161,10 @@ class RouteRun:
                         "continuation refused provider=%s category=%s request_id=%s: %s",
                         entry.name, error.category, self.request_id, error.message,
                     )  # fmt: skip
+                    if is_continuation_refusal(error):  # learned: not asked again
+                        continuation_refused(
+                            entry, error, request_id=self.request_id, route=self.resolved.name
+                        )
                     continue
                 if decision.action is Action.STOP:
                     raise RequestFailed(

@@ -1,9 +1,11 @@
 """The routing snapshot a request follows, kept per process and reread only when it changed.
 
-The snapshot is a `RoutingTable`: the enabled providers in priority order with
-their breaker state, and each named route's providers in the route's order
-(`resolve(model)`). With no route configured at all, every name follows the
-global priority order as the route `fallback`.
+The snapshot is a `RoutingTable`: the enabled providers with their breaker
+state, and each named route's providers in the route's order
+(`resolve(model)`). A route's order is the only order there is. With no route
+configured at all, every name follows the implicit route `fallback`: the
+enabled providers in the order they were added (the first reorder in the admin
+turns it into a real default route, services/routes.py).
 
 Database triggers bump `RoutingVersion.version` in the same transaction as any
 write to a Provider, BreakerState, Route or RouteMember row (admin save,
@@ -48,7 +50,7 @@ KEY_REVOKED_CHANNEL = "fallback_key_revoked"
 key_revoked_callbacks: list = []
 
 # The route every name follows while no route is configured (what `model` meant
-# before routes; the migration that introduced routes names the old order so).
+# before routes; the migrations name the default route they create so too).
 IMPLICIT_ROUTE = "fallback"
 
 
@@ -61,6 +63,7 @@ class ResolvedRoute:
     deadline_s: float | None = None
     failover_on_content_filter: bool | None = None
     hold_back: bool = False
+    auto_hold_back: bool = False  # hold back only where nobody behind can continue
     is_default: bool = False
 
 
@@ -83,6 +86,7 @@ class RoutingTable:
                 deadline_s=spec.deadline_s,
                 failover_on_content_filter=spec.failover_on_content_filter,
                 hold_back=spec.hold_back,
+                auto_hold_back=spec.auto_hold_back,
                 is_default=spec.is_default,
             )
             for spec in specs
@@ -116,7 +120,7 @@ _EMPTY = RoutingTable.build([], [])
 
 
 def routing_snapshot() -> list[RouteEntry]:
-    """Enabled providers in priority order with breaker state (treat as read-only)."""
+    """Enabled providers in the order added, with breaker state (treat as read-only)."""
     return routing_table().entries
 
 

@@ -16,7 +16,7 @@ from .breaker import (
     breaker_release,
 )
 from .clock import get_clock
-from .continuation import continuation_request, held_whitespace
+from .continuation import continuation_request, held_whitespace, spliced
 from .decision import (
     Action,
     decide,
@@ -53,6 +53,13 @@ def open_stream(adapter: ProviderAdapter, request: ChatRequest, timeout: float) 
         idle_timeout=get_setting("STREAM_IDLE_S"),
         max_duration=get_setting("STREAM_MAX_S"),
     )
+    if request.continue_final:  # an echo is cut, a restarted answer refused
+        deltas = spliced(
+            deltas,
+            request.prefill_text or "",
+            provider=adapter.config.provider,
+            dialect=adapter.config.continuation,
+        )
     model = upstream_id = None
     for delta in deltas:
         model = delta.model or model
@@ -179,7 +186,7 @@ class ChatStream:
                 continuation_request(self._route.request, delivered),
                 self.request_id,
                 None,
-                self._route.route_name,
+                self._route.resolved,  # the same route: one request, one route
                 exclude=frozenset([*self.continued_from, cut.name]),
                 continuation=True,
             )

@@ -1,5 +1,5 @@
-"""The routing snapshot: enabled providers in priority order with their breaker state,
-and the named routes (each an ordered list of those providers)."""
+"""The routing snapshot: enabled providers with their breaker state, and the named
+routes (each an ordered list of those providers: the only order there is)."""
 
 import threading
 from dataclasses import dataclass, field
@@ -26,8 +26,10 @@ CAPABILITY_FIELDS = (
     "supports_tools",
     "supports_structured_output",
     "supports_images",
-    "supports_prefill",
 )
+# The continuation dialect ("" means the default for the kind, base URL and
+# model; adapters/continuation.py); it also gives the `prefill` capability.
+CONTINUATION_FIELD = "continuation"
 # Everything an operator configures (export, import and routing read the same list);
 # ids, timestamps and breaker state are not configuration.
 PROVIDER_CONFIG_FIELDS = (
@@ -36,7 +38,6 @@ PROVIDER_CONFIG_FIELDS = (
     "base_url",
     "model",
     "api_key_env",
-    "priority",
     "enabled",
     "timeout_s",
     "max_attempts",
@@ -44,6 +45,7 @@ PROVIDER_CONFIG_FIELDS = (
     "extra",
     *BREAKER_OVERRIDE_FIELDS,
     *CAPABILITY_FIELDS,
+    CONTINUATION_FIELD,
 )
 # Routing reads only enabled providers, so `enabled` is not part of a route entry.
 _PROVIDER_FIELDS = ("id", *(name for name in PROVIDER_CONFIG_FIELDS if name != "enabled"))
@@ -72,7 +74,6 @@ class RouteEntry:
     base_url: str
     model: str
     api_key_env: str
-    priority: int
     timeout_s: float
     max_attempts: int
     context_window: int | None
@@ -88,7 +89,7 @@ class RouteEntry:
     supports_tools: bool | None = None
     supports_structured_output: bool | None = None
     supports_images: bool | None = None
-    supports_prefill: bool | None = None
+    continuation: str = ""
     state: str = "closed"
     generation: int = 0
     open_until: datetime | None = None
@@ -102,7 +103,8 @@ _compiled = threading.local()
 
 
 def provider_list_for_routing() -> list[RouteEntry]:
-    """Enabled providers in priority order with their breaker state: one query.
+    """Enabled providers in the order they were added (the implicit route's order
+    while no route exists) with their breaker state: one query.
 
     Every request runs this, and building the SQL through the ORM cost several
     times more than running it; so the query is compiled once per thread and
@@ -111,7 +113,7 @@ def provider_list_for_routing() -> list[RouteEntry]:
     connection = connections[router.db_for_read(Provider)]
     cached = getattr(_compiled, "routing", None)
     if cached is None or cached[0] is not connection:
-        query = Provider.objects.enabled().in_priority_order().values(*_ROUTE_COLUMNS).query
+        query = Provider.objects.enabled().in_added_order().values(*_ROUTE_COLUMNS).query
         compiler = query.get_compiler(connection=connection)
         sql, params = compiler.as_sql()
         converters = compiler.get_converters([column for column, _, _ in compiler.select])
@@ -151,6 +153,7 @@ class RouteSpec:
     deadline_s: float | None
     failover_on_content_filter: bool | None
     hold_back: bool
+    auto_hold_back: bool
     provider_ids: tuple[int, ...]
 
 
@@ -160,6 +163,7 @@ _ROUTE_SPEC_COLUMNS = (
     "deadline_s",
     "failover_on_content_filter",
     "hold_back",
+    "auto_hold_back",
     "members__provider_id",
 )
 

@@ -123,7 +123,7 @@ def test_a_stream_continued_after_a_cut_reads_as_one_answer_with_its_finisher(
     """Mid-stream rescue through the unchanged SDK: one answer, no error, and
     `x_fallback` readable from the extra fields of the finishing chunk; the hold-back
     option goes in extra_body."""
-    Provider.objects.filter(name="secondary").update(supports_prefill=True)
+    Provider.objects.filter(name="secondary").update(continuation="trailing_assistant")
     text = "one two three four five six"
     primary.set_fault("truncate_stream", chunks=3, text=text)
     secondary.set_fault("ok", text=text)
@@ -223,14 +223,14 @@ WEATHER_TOOL = {
 
 
 def test_simulated_tool_call_round_trip_streams_through_the_sdk_helper(sdk, primary):
-    question = [{"role": "user", "content": "Weather?"}]
+    question = [{"role": "user", "content": "Weather in Oslo?"}]
     with sdk.chat.completions.stream(
         model="fallback", messages=question, tools=[WEATHER_TOOL]
     ) as stream:
         first = stream.get_final_completion()
     (call,) = first.choices[0].message.tool_calls
     assert first.choices[0].finish_reason == "tool_calls"
-    assert json.loads(call.function.arguments) == {"city": "Hello from primary."}
+    assert json.loads(call.function.arguments) == {"city": "Oslo"}
 
     answer = sdk.chat.completions.create(
         model="fallback",

@@ -35,12 +35,10 @@ def chain(db, primary, secondary):
 
     def make(**primary_fields):
         first = provider_create(
-            name="primary", base_url=primary.base_url, priority=1,
+            name="primary", base_url=primary.base_url,
             **{"timeout_s": 30.0, **primary_fields},
         )  # fmt: skip
-        second = provider_create(
-            name="secondary", base_url=secondary.base_url, priority=2, timeout_s=30.0
-        )
+        second = provider_create(name="secondary", base_url=secondary.base_url, timeout_s=30.0)
         return first, second
 
     return make
@@ -123,7 +121,7 @@ def test_a_prompt_too_long_everywhere_names_the_windows_tried(
     secondary.set_fault("error", **CONTEXT_LENGTH)
     primary.set_fault("error", **CONTEXT_LENGTH)
     provider_create(
-        name="smaller", base_url=secondary.base_url, priority=3, context_window=4096
+        name="smaller", base_url=secondary.base_url, context_window=4096
     )  # never asked: its window is known to be too small
 
     response = _post(client, auth)
@@ -201,3 +199,25 @@ def test_all_failed_retry_after_is_when_a_breaker_lets_a_provider_be_tried(
     assert int(last["Retry-After"]) == pytest.approx(soonest.total_seconds(), abs=1)
     assert int(last["Retry-After"]) >= DEFAULTS["BREAKER_OPEN_BASE_S"] * 0.8
     assert soonest <= timedelta(seconds=DEFAULTS["BREAKER_OPEN_BASE_S"] * 1.2)
+
+
+def test_openrouter_routing_requirements_503_fails_over_at_once_and_cools_down(
+    client, auth, chain, primary, secondary
+):
+    """OpenRouter's "No available model provider meets your routing requirements" is a
+    routing-configuration answer: no retry on the same provider (two attempts allowed),
+    the secondary answers, and the primary's breaker opens (the configuration cool-down)."""
+    first, _ = chain()
+    primary.set_fault(
+        "error", status=503, message="No available model provider meets your routing requirements"
+    )
+
+    response = _post(client, auth)
+    again = _post(client, auth)
+
+    assert response.status_code == again.status_code == 200
+    assert response["X-Fallback-Provider"] == "secondary"
+    assert (primary.request_count, secondary.request_count) == (1, 2)  # then skipped
+    assert BreakerState.objects.get(provider=first).state == BreakerState.State.OPEN
+    event = FailoverEvent.objects.get(kind=FailoverEvent.Kind.FAILOVER)
+    assert (event.reason, event.status_code) == ("not_found", 503)

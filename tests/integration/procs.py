@@ -192,7 +192,7 @@ def _one_call(route: str | None = None) -> Outcome:
 
     started = time.time()
     try:
-        result = fallback.complete(HELLO, route=route)
+        result = fallback.complete(HELLO, model=route)
     except Exception as error:
         return Outcome(None, (), (), f"{type(error).__name__}: {error}", started, time.time())
     skipped = tuple((reason.provider, reason.reason) for reason in result.skipped)

@@ -31,7 +31,7 @@ SETUP = """
 from providers_app.models import Provider
 from providers_app.services.client_keys import client_key_create
 Provider.objects.create(
-    name="upstream", kind="simulated", base_url="{base_url}", model="m", priority=1
+    name="upstream", kind="simulated", base_url="{base_url}", model="m"
 )
 # Every chat on one key: its concurrency limit is raised to let them all in at once.
 print(client_key_create(name="threaded-test", max_concurrent_requests={chats}).raw_key)

@@ -91,9 +91,9 @@ def test_tool_calls_are_printed_readably(providers, primary, tmp_path, stream):
         '{"type": "object", "properties": {"city": {"type": "string"}}}}}]'
     )
 
-    out = chat("Weather?", "--tools", str(tools), *(["--stream"] if stream else []))
+    out = chat("Weather in Oslo?", "--tools", str(tools), *(["--stream"] if stream else []))
 
-    assert '-> tool call: get_weather({"city": "Hello from primary."})  [id call_' in out
+    assert '-> tool call: get_weather({"city": "Oslo"})  [id call_' in out
     assert "provider: primary" in out
     assert primary.last_request["json"]["tools"][0]["function"]["name"] == "get_weather"
 
@@ -112,7 +112,7 @@ def test_an_unreadable_tools_file_is_a_clear_error(providers, tmp_path):
 
 def test_a_stream_continued_after_a_cut_says_who_finished_it(providers, primary, secondary):
     _, second = providers
-    second.supports_prefill = True
+    second.continuation = "trailing_assistant"
     second.save()
     text = "one two three four five six"
     primary.set_fault("truncate_stream", chunks=3, text=text)

@@ -54,7 +54,10 @@ class Command(BaseCommand):
             key = self._client_key(stored)
             self._providers(sim_port)
             self._routes()
-        path = credentials_save(DemoCredentials(username, password, key), credentials)
+        metrics_token = (stored.metrics_token if stored else "") or secrets.token_urlsafe(24)
+        path = credentials_save(
+            DemoCredentials(username, password, key, metrics_token), credentials
+        )
         tool_call_example_save(path)
         self.stdout.write(f"Demo credentials kept in {path} (mode 0600, not in the database).")
 
@@ -110,13 +113,12 @@ class Command(BaseCommand):
     def _providers(self, sim_port: int) -> None:
         specs = demo_specs(sim_port)
         if not Provider.objects.exists():
-            for priority, spec in enumerate(specs, start=1):
+            for spec in specs:  # added in order: the implicit route's, until routes exist
                 Provider.objects.create(
                     name=spec.name,
                     kind=Provider.Kind.SIMULATED,
                     base_url=_base_url(spec),
                     model=f"sim-{spec.name}",
-                    priority=priority,
                     timeout_s=10,
                 )
             self.stdout.write(f"Seeded {len(specs)} simulated providers.")

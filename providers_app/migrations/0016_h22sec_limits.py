@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('providers_app', '0013_routes_from_priority'),
+        ('providers_app', '0015_continuation'),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('providers_app', '0014_h22sec_limits'),
+        ('providers_app', '0016_h22sec_limits'),
     ]
 
     operations = [
