@@ -187,6 +187,7 @@ def test_a_revocation_by_another_process_reaches_this_one_before_an_outage(
     deadline = time.monotonic() + 10
     while change_listener.epoch() is None and time.monotonic() < deadline:
         time.sleep(0.05)  # the listener is connected and LISTENing
+    assert change_listener.epoch() is not None, "the routing listener is not connected"
     assert recent_keys.recent(digest) is not None
     params = connection.get_connection_params()
     params.pop("cursor_factory", None)

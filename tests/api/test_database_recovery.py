@@ -21,6 +21,7 @@ import time
 import pytest
 from django.db import close_old_connections, connection
 
+from providers_app.engine.routing import change_listener
 from providers_app.services.client_keys import client_key_create
 
 URL = "/v1/chat/completions"
@@ -119,6 +120,9 @@ def _through(proxy: CuttableProxy):
         connection.close()
         connection.close_pool()
         settings_dict["HOST"], settings_dict["PORT"] = original
+        # The routing listener keeps the address it started with (the proxy's):
+        # the next use starts it again on the real one.
+        change_listener.stop()
 
 
 @pytest.mark.django_db(transaction=True)
