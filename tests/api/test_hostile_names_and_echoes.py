@@ -103,10 +103,10 @@ def test_a_key_echoed_url_encoded_is_scrubbed_from_events_and_last_error(
 ):
     monkeypatch.setenv("FB_TEST_ECHO_KEY", KEY)
     first = provider_create(
-        name="echoing", base_url=primary.base_url, priority=1, max_attempts=1,
+        name="echoing", base_url=primary.base_url, max_attempts=1,
         api_key_env="FB_TEST_ECHO_KEY",
     )  # fmt: skip
-    provider_create(name="backup", base_url=secondary.base_url, priority=2, max_attempts=1)
+    provider_create(name="backup", base_url=secondary.base_url, max_attempts=1)
     primary.set_fault("error", status=500, message=f"upstream rejected key={echo} at /v1")
 
     assert _chat(client, auth).status_code == 200

@@ -11,6 +11,7 @@ a time, most would still be queued). No timing is asserted beyond that order.
 import http.client
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -66,7 +67,7 @@ def server(tmp_path, upstream):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "fallbackproject.settings.production",
-        "DJANGO_SECRET_KEY": "threaded-test-" + "x" * 50,
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DJANGO_SECURE_SSL_REDIRECT": "false",
         "DJANGO_LOG_LEVEL": "WARNING",
