@@ -6,10 +6,11 @@
    key this process never validated) must be answered within 5 s.
 2. The 2 min and 5 min outages (and every length up to 350 s) on a fake clock:
    the pool's reconnect attempt (`capped_backoff`, what production's pool
-   uses) is driven through the outage as psycopg_pool drives it (a failed try waits `attempt.delay`, a try
-   past the reconnect timeout gives up and the next request starts a new
-   attempt). This proves the schedule of tries, not psycopg_pool's scheduler
-   itself; stock psycopg_pool's schedule fails the same check.
+   uses) is driven through the outage as psycopg_pool drives it (a failed
+   try waits `attempt.delay`; a try past the reconnect timeout gives up, and
+   the next request starts a new attempt). This proves the schedule of
+   tries, not psycopg_pool's scheduler itself; stock psycopg_pool's schedule
+   fails the same check.
 """
 
 import contextlib
