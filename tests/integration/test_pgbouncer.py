@@ -17,8 +17,8 @@ the reason.
 import http.client
 import json
 import os
-import secrets
 import re
+import secrets
 import subprocess
 import sys
 import time
