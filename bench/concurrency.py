@@ -36,6 +36,7 @@ import argparse
 import http.client
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -164,7 +165,7 @@ def _start_server(database_url: str, args, metrics_dir: str, wsgi_app: str) -> S
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "fallbackproject.settings.production",
-        "DJANGO_SECRET_KEY": "bench-only-" + "x" * 50,
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DJANGO_SECURE_SSL_REDIRECT": "false",
         "DJANGO_LOG_LEVEL": "WARNING",

@@ -1,7 +1,7 @@
 """What the failover layer costs per request, on SQLite and on PostgreSQL.
 
     .venv/bin/python bench/overhead.py [--requests 2000] [--rounds 5] [--threads 4]
-        [--postgres URL] [--routes]
+        [--postgres URL] [--routes] [--redis URL]
 
 With a local upstream that answers at once, it measures (median and p99 over
 `--requests` calls, then the median of `--rounds` rounds):
@@ -18,7 +18,10 @@ With a local upstream that answers at once, it measures (median and p99 over
 - trace_write: the CPU time the batched trace writes took on the counters'
             timer thread (as in a serving process: not on the request path),
             divided by the requests that caused them, at the default rate;
-- trace_all: tracing + trace_write with every answer's trace kept (rate 1).
+- trace_all: tracing + trace_write with every answer's trace kept (rate 1);
+- limits:   what the API adds per request for per-key fairness (providers_app/limits):
+            taking a key's limits and giving them back, counted in that database;
+- limits_redis: the same counted in Redis (with `--redis URL`; run with ample limits).
 
 With `--routes`, three named routes of three providers each share the same
 providers (a third, `spare`, sits last in every chain) and every call names the
@@ -52,6 +55,8 @@ TARGETS_MS = {
     "tracing": 0.1,
     "trace_write": 0.1,
     "trace_all": 0.1,
+    "limits": 0.1,
+    "limits_redis": 0.1,
 }
 
 
@@ -61,7 +66,12 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _measure(
-    database_url: str, requests: int, rounds: int, threads: int, routes: bool = False
+    database_url: str,
+    requests: int,
+    rounds: int,
+    threads: int,
+    routes: bool = False,
+    redis_url: str = "",
 ) -> dict:
     """Runs inside the child process, against `database_url`."""
     os.environ["DATABASE_URL"] = database_url
@@ -75,14 +85,17 @@ def _measure(
     logging.disable(logging.CRITICAL)
     from django.conf import settings
     from django.core.management import call_command
+    from django.test import override_settings
     from django.utils import timezone
 
     from providers_app.adapters.schema import ChatRequest, Message
     from providers_app.conf import DEFAULTS
     from providers_app.engine import counters, fallback, route_run, tracing
     from providers_app.engine.adapter_pool import adapter_for_entry
+    from providers_app.limits import acquire, key_limits
     from providers_app.models import Provider, Route
     from providers_app.selectors import route_entry_for
+    from providers_app.services.client_keys import client_key_create
     from providers_app.services.routes import route_create
     from providers_app.simulator.server import UpstreamSimulator
     from providers_app.testing import breaker_state_set
@@ -138,6 +151,8 @@ def _measure(
             "tracing": [],
             "trace_write": [],
             "trace_all": [],
+            "limits": [],
+            "limits_redis": [],
         }
         traced_class, untraced_class = route_run.TraceRecorder, _untraced_recorder()
         # The CPU time of each batch write of traces, in the thread that writes it:
@@ -155,9 +170,17 @@ def _measure(
         def with_recorder(recorder_class) -> float:
             route_run.TraceRecorder = recorder_class
             try:
-                return timed(lambda: fallback.complete(HELLO, route=route))
+                return timed(lambda: fallback.complete(HELLO, model=route))
             finally:
                 route_run.TraceRecorder = traced_class
+
+        many = 10**9  # the bench measures the cost, never a refusal
+        key = client_key_create(
+            name=f"bench-{time.time_ns()}", max_concurrent_requests=many, requests_per_minute=many
+        ).client_key
+
+        def limited() -> None:
+            acquire(key_limits(key)).release()
 
         for _ in range(rounds):
             # Happy path: the answering provider alone, against the bare adapter.
@@ -231,6 +254,15 @@ def _measure(
             failing = [timed(all_open) for _ in range(requests)]
             results["all_open"].append((statistics.median(failing), _percentile(failing, 0.99)))
             set_all("closed", None)
+
+            # Per-key fairness: taking and giving back one request's limits.
+            held = [timed(limited) for _ in range(requests)]
+            results["limits"].append((statistics.median(held), _percentile(held, 0.99)))
+            if redis_url:
+                with override_settings(FALLBACK_LIMITS_REDIS_URL=redis_url):
+                    held = [timed(limited) for _ in range(requests)]
+                results["limits_redis"].append((statistics.median(held), _percentile(held, 0.99)))
+        results = {name: rows for name, rows in results.items() if rows}
         return {
             name: {
                 "median_ms": statistics.median(m for m, _ in rows),
@@ -293,6 +325,7 @@ def _run_child(label: str, database_url: str, args) -> dict:
             "--threads",
             str(args.threads),
             *(["--routes"] if args.routes else []),
+            *(["--redis", args.redis] if args.redis else []),
         ],
         capture_output=True,
         text=True,
@@ -328,10 +361,13 @@ def main() -> None:
     parser.add_argument(
         "--routes", action="store_true", help="three routes of three providers (see above)"
     )
+    parser.add_argument("--redis", default="", help="also count the limits in this Redis")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        figures = _measure(args.child, args.requests, args.rounds, args.threads, args.routes)
+        figures = _measure(
+            args.child, args.requests, args.rounds, args.threads, args.routes, args.redis
+        )
         print(json.dumps(figures))
         return
 

@@ -5,7 +5,7 @@ import os
 from django.core.checks import Tags, Warning, register
 from django.db import DatabaseError
 
-from .outbound import key_env_allowed, provider_outbound_problems
+from .outbound import key_env_allowed, open_key_bindings, provider_outbound_problems
 
 
 @register(Tags.compatibility)
@@ -58,4 +58,39 @@ def check_outbound_policy(app_configs, **kwargs):
         for problem in provider_outbound_problems(
             api_key_env=p.api_key_env, base_url=p.base_url, extra=p.extra
         )
+    ]
+
+
+@register(Tags.compatibility)
+def check_key_concurrency(app_configs, **kwargs):
+    """W020: one key's default concurrency could hold every server thread of a process."""
+    from fallbackproject.serving import web_threads
+
+    from .conf import get_setting
+
+    threads = web_threads()
+    allowed = get_setting("KEY_CONCURRENT_REQUESTS")
+    if allowed * 2 <= threads:
+        return []
+    return [
+        Warning(
+            f"FALLBACK_KEY_CONCURRENT_REQUESTS={allowed} lets one client key hold more than "
+            f"half of a process's {threads} server threads (WEB_THREADS).",
+            hint="Keep it well below WEB_THREADS; raise it on the keys that need more.",
+            id="providers_app.W020",
+        )
+    ]
+
+
+@register(Tags.security, deploy=True)
+def check_open_key_bindings(app_configs, **kwargs):
+    """W011 (`check --deploy`): a key variable may be sent to any host."""
+    return [
+        Warning(
+            f"FALLBACK_KEY_HOSTS binds {name} to every host ('*'): a provider editor can "
+            "send its value to a host of their choice.",
+            hint=f"Name the hosts that should receive it: {name}=api.example.com.",
+            id="providers_app.W011",
+        )
+        for name in open_key_bindings()
     ]

@@ -90,11 +90,25 @@ DEFAULTS: dict[str, Any] = {
     "KEY_ENV_ALLOW_NAMES": [],  # exact names allowed besides the patterns
     "KEY_ENV_DENY": [],  # patterns refused on top of the built-in deny list
     "UPSTREAM_HOSTS": [],  # host patterns base URLs must match; empty: any host
+    # Key variable -> hosts its value may reach ("VAR=host|*.host"); the vendors'
+    # own variables are bound to their hosts already; any other is sent nowhere.
+    "KEY_HOSTS": [],
     # Bearer token /metrics asks for; empty: open (restrict it at the proxy).
     "METRICS_TOKEN": "",
     # Serving through a database outage: a client key the database accepted this
     # long ago (or less) is still let in while the database cannot answer.
     "CLIENT_KEY_GRACE_S": 120.0,
+    # Per-key fairness (providers_app/limits): defaults for every client key, each
+    # overridable on the key. Counted across processes (database, or Redis below).
+    # Concurrency stays well below the server threads (2 x 160): one key never
+    # holds every thread.
+    "KEY_CONCURRENT_REQUESTS": 16,
+    "KEY_REQUESTS_PER_MINUTE": 600,
+    # A concurrency slot is a lease this long, renewed while a stream runs, so a
+    # slot held by a process that died frees itself.
+    "LIMIT_LEASE_S": 60.0,
+    # redis://host:6379/N to count limits in Redis (one round trip); empty: the database.
+    "LIMITS_REDIS_URL": "",
 }
 
 # Values that would break the layer or delete data: refused when settings load.
@@ -127,6 +141,9 @@ POSITIVE = (
     "STREAM_MAX_TEXT_BYTES",
     "ALERT_WINDOW_S",
     "ALERT_TIMEOUT_S",
+    "KEY_CONCURRENT_REQUESTS",
+    "KEY_REQUESTS_PER_MINUTE",
+    "LIMIT_LEASE_S",
 )
 NOT_NEGATIVE = (
     "MISFIT_FAILOVERS",

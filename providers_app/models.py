@@ -1,5 +1,6 @@
 """Database models: fields, Meta, __str__ and clean() only; logic lives in services."""
 
+import re
 import uuid
 from urllib.parse import urlsplit
 
@@ -17,6 +18,7 @@ from .conf import get_setting
 from .outbound import (
     base_url_refusal,
     extra_credential_names,
+    key_binding_refusal,
     key_env_refusal,
     validate_base_url_policy,
     validate_key_env,
@@ -41,6 +43,16 @@ def validate_http_url(value: str) -> None:
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
         raise ValidationError("Enter an http:// or https:// URL.", code="invalid_url")
 
+
+# Control characters (and the Unicode line separators): a name or header value
+# holding one cannot travel in an HTTP header, a log line or a CSV cell.
+CONTROL_CHARACTERS = r"[\x00-\x1f\x7f-\x9f\u2028\u2029]"
+NO_CONTROL_CHARACTERS = RegexValidator(
+    CONTROL_CHARACTERS,
+    "Control characters are not allowed (newlines, tabs, ...).",
+    code="control_characters",
+    inverse_match=True,
+)
 
 PERCENT = [MinValueValidator(1), MaxValueValidator(100)]
 
@@ -84,7 +96,11 @@ class Provider(models.Model):
         SIMULATED = "simulated", "Simulated (local demo upstream)"
 
     name = models.CharField(
-        "name", max_length=100, unique=True, help_text="A unique, human-readable name."
+        "name",
+        max_length=100,
+        unique=True,
+        validators=[NO_CONTROL_CHARACTERS],
+        help_text="A unique, human-readable name.",
     )
     kind = models.CharField(
         "kind", max_length=32, choices=Kind.choices, help_text="The wire format spoken."
@@ -230,6 +246,10 @@ class Provider(models.Model):
             errors.setdefault("api_key_env", []).append(
                 f"A {self.get_kind_display()} provider needs the name of its API key variable."
             )
+        if self.api_key_env and not key_env_refusal(self.api_key_env):
+            binding = key_binding_refusal(self.api_key_env, self.base_url or "")
+            if binding:
+                errors.setdefault("api_key_env", []).append(binding)
         if self.kind == self.Kind.AZURE_OPENAI and not _azure_has_api_version(self):
             errors.setdefault("extra", []).append(
                 'Azure OpenAI needs {"params": {"api-version": "..."}}, unless the base URL '
@@ -276,6 +296,12 @@ def _extra_errors(extra: object) -> dict[str, list[str]]:
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         ):
             problems.append(f'"{section}" must map strings to strings.')
+    headers = extra.get("headers")
+    if isinstance(headers, dict) and any(
+        re.search(CONTROL_CHARACTERS, f"{name}{value}") for name, value in headers.items()
+    ):
+        # A CR/LF would end the header and start another (header injection).
+        problems.append("Header names and values may not hold control characters (CR, LF, ...).")
     for section, names in extra_credential_names(extra).items():
         what = "Header" if section == "headers" else "Parameter"
         problems.append(
@@ -574,6 +600,23 @@ class ClientKey(models.Model):
         related_name="client_keys",
         verbose_name="routes",
         help_text="The routes this key may use as `model`. Empty: every route.",
+    )
+    # Per-key fairness (providers_app/limits): empty means the FALLBACK_KEY_* default.
+    max_concurrent_requests = models.PositiveIntegerField(
+        "concurrent requests",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Requests this key may have in flight at once (streams until they end). "
+        "Empty: FALLBACK_KEY_CONCURRENT_REQUESTS.",
+    )
+    requests_per_minute = models.PositiveIntegerField(
+        "requests per minute",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Requests this key may start per minute. "
+        "Empty: FALLBACK_KEY_REQUESTS_PER_MINUTE.",
     )
     # Set whenever routes are chosen: a key stays limited (to what is left, maybe
     # nothing) when its routes are deleted, rather than falling open to all.
@@ -913,3 +956,37 @@ class AlertIncident(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.subject}".strip()
+
+
+class LimitLease(models.Model):
+    """One slot of a concurrency limit, held until released or until it expires
+    (so a process that dies holding it frees it by itself). providers_app/limits."""
+
+    scope = models.CharField("scope", max_length=100)
+    kind = models.CharField("limit", max_length=40)
+    token = models.CharField("holder", max_length=32, db_index=True)
+    expires_at = models.FloatField("expires (epoch seconds)")
+
+    class Meta:
+        indexes = [models.Index(fields=["scope", "kind", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.kind} {self.token}"
+
+
+class LimitCounter(models.Model):
+    """What a scope used of a windowed limit in its current window (one row per
+    scope and limit; a new window overwrites the old). providers_app/limits."""
+
+    scope = models.CharField("scope", max_length=100)
+    kind = models.CharField("limit", max_length=40)
+    window_start = models.BigIntegerField("window start (epoch seconds)")
+    used = models.BigIntegerField("used", default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "kind"], name="limit_counter_scope_kind")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.kind} {self.used}"

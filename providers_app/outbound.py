@@ -13,6 +13,11 @@ import`, the system check and the adapter pool (at call time) all ask them.
   with FALLBACK_UPSTREAM_HOSTS set, their host must match one of its patterns.
 - `extra.headers` and `extra.params` hold no credential-looking name: a key
   comes from `api_key_env` only.
+- A key variable reaches only the hosts it is bound to: each vendor's own
+  variable its own hosts (BUILTIN_KEY_HOSTS), any other variable the hosts
+  FALLBACK_KEY_HOSTS names for it (`VLLM_API_KEY=vllm.internal|10.0.0.*`). A
+  variable bound nowhere is sent nowhere; a binding to `*` is open, and
+  `check --deploy` says so (providers_app.W011).
 """
 
 import re
@@ -57,6 +62,17 @@ CREDENTIAL_NAME = re.compile(
     r"key|token|secret|passw|auth|credential|signature|cookie|session|^sig$|^code$",
     re.IGNORECASE,
 )
+
+
+# Each vendor kind's key variable and the vendor's own hosts (docs/vendors.md).
+BUILTIN_KEY_HOSTS: dict[str, tuple[str, ...]] = {
+    "OPENAI_API_KEY": ("api.openai.com",),
+    "ANTHROPIC_API_KEY": ("api.anthropic.com",),
+    "GEMINI_API_KEY": ("generativelanguage.googleapis.com",),
+    "GOOGLE_API_KEY": ("generativelanguage.googleapis.com",),
+    "AZURE_OPENAI_API_KEY": ("*.openai.azure.com", "*.cognitiveservices.azure.com"),
+}
+OPEN_HOST = "*"
 
 
 def _listed(setting: str) -> tuple[str, ...]:
@@ -109,6 +125,66 @@ def key_env_refusal(name: str) -> str | None:
             "variable or add it to FALLBACK_KEY_ENV_ALLOW_NAMES."
         )
     return None
+
+
+def key_bindings() -> dict[str, tuple[str, ...]]:
+    """Variable (or variable pattern) -> the host patterns its value may be sent to:
+    the built-in vendor bindings plus FALLBACK_KEY_HOSTS (whose hosts add to them)."""
+    return _bindings(_listed("KEY_HOSTS"))
+
+
+@lru_cache(maxsize=16)
+def _bindings(entries: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    bindings = dict(BUILTIN_KEY_HOSTS)
+    for entry in entries:
+        name, _, hosts = entry.partition("=")
+        patterns = tuple(h.strip().lower() for h in hosts.split("|") if h.strip())
+        if name.strip() and patterns:
+            bindings[name.strip()] = (*bindings.get(name.strip(), ()), *patterns)
+    return bindings
+
+
+def key_hosts(name: str) -> tuple[str, ...]:
+    """The host patterns the variable `name` is bound to (none: it is sent nowhere)."""
+    return tuple(
+        host
+        for variable, hosts in key_bindings().items()
+        if fnmatchcase(name.upper(), variable.upper())
+        for host in hosts
+    )
+
+
+def key_binding_refusal(name: str, base_url: str) -> str | None:
+    """Why the value of `name` may not be sent to `base_url`'s host, or None when it may."""
+    if not name:
+        return None
+    try:
+        host = (urlsplit(base_url).hostname or "").lower()
+    except ValueError:
+        return None  # the URL validator reports malformed URLs
+    return _binding_refusal(name, host, _listed("KEY_HOSTS"))
+
+
+@lru_cache(maxsize=512)
+def _binding_refusal(name: str, host: str, entries: tuple[str, ...]) -> str | None:
+    # Asked on every attempt (adapter pool): cached per name, host and settings.
+    hosts = key_hosts(name)
+    if not hosts:
+        return (
+            f"{name} is bound to no host, so it is sent nowhere: name its hosts in "
+            f"FALLBACK_KEY_HOSTS ({name}=host.example.com)."
+        )
+    if not any(fnmatchcase(host, pattern) for pattern in hosts):
+        return (
+            f"{name} may be sent only to {', '.join(hosts)}, not to {host or 'this URL'} "
+            "(FALLBACK_KEY_HOSTS binds other hosts)."
+        )
+    return None
+
+
+def open_key_bindings() -> list[str]:
+    """Variables bound to any host at all (`*`): what `check --deploy` warns about."""
+    return sorted(name for name, hosts in key_bindings().items() if OPEN_HOST in hosts)
 
 
 def validate_key_env(value: str) -> None:
@@ -169,6 +245,10 @@ def extra_credential_names(extra: object) -> dict[str, list[str]]:
 def provider_outbound_problems(*, api_key_env: str, base_url: str, extra: object) -> list[str]:
     """Every rule a stored provider breaks (system check and call-time guard)."""
     problems = [p for p in (key_env_refusal(api_key_env), base_url_refusal(base_url)) if p]
+    if api_key_env and not problems:
+        binding = key_binding_refusal(api_key_env, base_url)
+        if binding:
+            problems.append(binding)
     for section, names in extra_credential_names(extra).items():
         problems.append(f"extra.{section} names a credential: {', '.join(names)}.")
     return problems

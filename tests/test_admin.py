@@ -219,7 +219,10 @@ def test_capabilities_default_from_kind_and_model_and_can_be_overridden(staff_cl
     response = staff_client.post(
         reverse("admin:providers_app_provider_add"),
         data=provider_admin_form(
-            kind="anthropic", model="claude-opus-4-6", api_key_env="ANTHROPIC_API_KEY"
+            kind="anthropic",
+            model="claude-opus-4-6",
+            api_key_env="ANTHROPIC_API_KEY",
+            base_url="https://api.anthropic.com",
         )
         | {"supports_images": "false"},
     )

@@ -357,7 +357,9 @@ CASES: list[Case] = [
     # Route limits are editable after creation (audited); the name and key are not.
     Case("clientkey-change-post", f"{APP}_clientkey_change",
          _u(f"{APP}_clientkey_change", _pk("key")), ("view_clientkey", "change_clientkey"),
-         method="post", data=lambda w: {"name": "renamed", "routes": [w.route.pk]},
+         method="post", data=lambda w: {"name": "renamed", "routes": [w.route.pk],
+                                        "max_concurrent_requests": "3",
+                                        "requests_per_minute": "30"},
          allowed_status=(302,), changes=True),
     Case("clientkey-history", f"{APP}_clientkey_history",
          _u(f"{APP}_clientkey_history", _pk("key")), ("view_clientkey",), gate=SEE_KEYS),

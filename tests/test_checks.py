@@ -26,3 +26,11 @@ def test_disabled_provider_does_not_warn(make_provider, monkeypatch):
         enabled=False,
     )
     assert "providers_app.W001" not in _ids()
+
+
+def test_warns_when_one_key_could_hold_most_server_threads(db, settings, monkeypatch):
+    monkeypatch.setenv("WEB_THREADS", "20")
+    settings.FALLBACK_KEY_CONCURRENT_REQUESTS = 16
+    assert "providers_app.W020" in _ids()
+    settings.FALLBACK_KEY_CONCURRENT_REQUESTS = 8
+    assert "providers_app.W020" not in _ids()

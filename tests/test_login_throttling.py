@@ -68,3 +68,41 @@ def test_weak_passwords_are_refused(staff, password):
 
 def test_a_long_passphrase_is_accepted(staff):
     validate_password(PASSWORD, user=staff)
+
+
+def _login_from(client, forwarded_for: str, password: str, remote: str = "127.0.0.1"):
+    return client.post(
+        LOGIN_URLS["admin"],
+        {"username": "ops", "password": password, "next": LOGIN_URLS["admin"]},
+        HTTP_X_FORWARDED_FOR=forwarded_for,
+        REMOTE_ADDR=remote,
+    )
+
+
+def test_behind_a_trusted_proxy_a_stranger_cannot_lock_the_admin_out(staff, settings):
+    """Finding 7: every client reaches the server from the proxy's address."""
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]
+    for n in range(settings.AXES_FAILURE_LIMIT + 2):
+        _login_from(Client(), "203.0.113.9", f"wrong-{n}")
+    assert _login_from(Client(), "203.0.113.9", PASSWORD).status_code == 429  # the stranger
+
+    admin = Client()
+    assert _login_from(admin, "198.51.100.7", PASSWORD).status_code == 302  # the real admin
+    assert admin.session["_auth_user_id"]
+
+
+def test_a_client_appending_to_x_forwarded_for_is_judged_by_the_proxys_entry(staff, settings):
+    """The right-most untrusted entry is the one the proxy wrote; the client's own
+    entries on its left cannot move it to a fresh address."""
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        _login_from(Client(), f"10.9.9.{n}, 203.0.113.9", f"wrong-{n}")
+    assert _login_from(Client(), "10.1.1.1, 203.0.113.9", PASSWORD).status_code == 429
+
+
+def test_without_a_trusted_proxy_x_forwarded_for_is_ignored(staff, settings):
+    settings.TRUSTED_PROXIES = []
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        _login_from(Client(), f"192.0.2.{n}", f"wrong-{n}", remote="198.51.100.50")
+    locked = _login_from(Client(), "192.0.2.200", PASSWORD, remote="198.51.100.50")
+    assert locked.status_code == 429

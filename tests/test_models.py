@@ -55,11 +55,17 @@ def test_valid_configurations_pass(db):
             **VALID,
             "kind": "azure_openai",
             "base_url": "https://x.openai.azure.com",
+            "api_key_env": "AZURE_OPENAI_API_KEY",
             "extra": {"params": {"api-version": "2024-10-21"}},
         }
     ).full_clean()
     Provider(
-        **{**VALID, "kind": "azure_openai", "base_url": "https://x.openai.azure.com/openai/v1"}
+        **{
+            **VALID,
+            "kind": "azure_openai",
+            "base_url": "https://x.openai.azure.com/openai/v1",
+            "api_key_env": "AZURE_OPENAI_API_KEY",
+        }
     ).full_clean()
     Provider(
         **{**VALID, "kind": "ollama", "api_key_env": "", "base_url": "http://localhost:11434"}

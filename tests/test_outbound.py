@@ -22,7 +22,7 @@ from django.urls import reverse
 from providers_app.adapters.errors import ProviderAuthError
 from providers_app.engine.adapter_pool import adapter_for_entry
 from providers_app.models import Provider
-from providers_app.outbound import key_env_allowed
+from providers_app.outbound import key_env_allowed, key_env_refusal
 from providers_app.selectors import route_entry_for
 from tests.factories import provider_admin_form, provider_create
 
@@ -75,14 +75,17 @@ def test_server_secrets_are_refused_as_key_variables_naming_the_rule(db, name):
 
 @pytest.mark.parametrize("name", KEY_NAMES)
 def test_key_names_are_allowed(db, name):
-    assert _errors(_provider(api_key_env=name)) == {}
+    # The name rule only: where each may be sent is tests/test_key_bindings.py.
+    assert key_env_refusal(name) is None
 
 
 def test_a_name_matching_no_allow_pattern_is_refused_unless_listed(db):
     assert "no allowed key-variable pattern" in " ".join(
         _errors(_provider(api_key_env="HOME"))["api_key_env"]
     )
-    with override_settings(FALLBACK_KEY_ENV_ALLOW_NAMES=["VENDOR_CREDS"]):
+    with override_settings(
+        FALLBACK_KEY_ENV_ALLOW_NAMES=["VENDOR_CREDS"], FALLBACK_KEY_HOSTS=["*=api.openai.com"]
+    ):
         assert _errors(_provider(api_key_env="VENDOR_CREDS")) == {}
 
 
@@ -200,6 +203,7 @@ def test_upstream_host_list_is_off_by_default_and_limits_hosts_when_set(db):
         assert "FALLBACK_UPSTREAM_HOSTS" in " ".join(_errors(local)["base_url"])
         assert _errors(_provider()) == {}
         assert _errors(_provider(kind="azure_openai", base_url="https://x.openai.azure.com",
+                                 api_key_env="AZURE_OPENAI_API_KEY",
                                  extra={"params": {"api-version": "1"}})) == {}  # fmt: skip
 
 

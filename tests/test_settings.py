@@ -50,6 +50,11 @@ def test_deploy_check_passes_with_production_settings(tmp_path):
     ("secret", "message"),
     [
         ("a" * 5 + secrets.token_hex(8)[:15], "too weak"),  # 20 characters
+        # Long enough, but repeated: no real entropy (finding 8).
+        ("abcde" * 10, "too weak"),
+        ("password" * 7, "too weak"),
+        ("local-dev-only-not-a-secret" * 2, "too weak"),
+        ("abcde" * 10 + "xyz", "too weak"),
         ("local-dev-only-not-a-secret", "published default"),
         ("", "not set"),
     ],

@@ -3,10 +3,12 @@
 Every variable is listed with a safe example in `.env.example`.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from fallbackproject.serving import web_threads
 from providers_app.conf import DEFAULTS as FALLBACK_DEFAULTS
@@ -81,9 +83,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server, the worker and beat read while one of them writes.
     # IMMEDIATE transactions take the write lock up front, so two processes
     # updating a breaker queue on the timeout instead of failing "database is locked".
+    # synchronous=NORMAL, SQLite's advice for WAL: a commit does not wait for the
+    # disk (the WAL is synced at checkpoints), so the per-key limits' two small
+    # writes per request stay cheap; a power cut may lose the last commits only.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
-            "init_command": "PRAGMA journal_mode=WAL;",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             "timeout": 20,
             "transaction_mode": "IMMEDIATE",
         }
@@ -105,6 +110,9 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django's backend plus: fail fast for a while after a failed connect.
     DATABASES["default"]["ENGINE"] = "fallbackproject.db.postgresql"
     DATABASE_RETRY_AFTER_FAILURE_S = env.float("DJANGO_DB_RETRY_AFTER_FAILURE_S", default=2.0)
+    # The pool tries to reconnect at least this often while the database is down,
+    # so requests are answered again within seconds of its return (db/postgresql).
+    DATABASE_RECONNECT_MAX_DELAY_S = env.float("DJANGO_DB_RECONNECT_MAX_DELAY_S", default=1.0)
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections, not Django
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DJANGO_DB_HEALTH_CHECKS", default=True)
     _statement_timeout_ms = env.int("DJANGO_DB_STATEMENT_TIMEOUT_MS", default=5000)
@@ -171,8 +179,14 @@ AXES_FAILURE_LIMIT = env.int("DJANGO_AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("DJANGO_AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-# The address is REMOTE_ADDR: behind a reverse proxy that is the proxy's, so the
-# pair degrades to "this username", which still stops guessing (see docs/operations.md).
+# The address is REMOTE_ADDR, or behind one of these proxies (addresses or networks,
+# e.g. 127.0.0.1,10.0.0.0/8) the client's from X-Forwarded-For: fallbackproject/client_address.py.
+TRUSTED_PROXIES = env.list("DJANGO_TRUSTED_PROXIES", default=[])
+try:
+    [ipaddress.ip_network(entry.strip(), strict=False) for entry in TRUSTED_PROXIES]
+except ValueError as error:
+    raise ImproperlyConfigured(f"DJANGO_TRUSTED_PROXIES: {error}") from None
+AXES_CLIENT_IP_CALLABLE = "fallbackproject.client_address.client_address"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {

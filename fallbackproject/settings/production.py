@@ -5,6 +5,10 @@ without DJANGO_SETTINGS_MODULE never runs with DEBUG on or a known secret: it
 refuses to start until the environment provides a strong DJANGO_SECRET_KEY.
 """
 
+import math
+import zlib
+from collections import Counter
+
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
@@ -19,6 +23,21 @@ KNOWN_SECRETS = frozenset({"local-dev-only-not-a-secret", "test-only-not-a-secre
 # Django's own deploy check (security.W009) asks for the same.
 SECRET_KEY_MIN_LENGTH = 50
 SECRET_KEY_MIN_UNIQUE = 5
+# A random 50-character key estimates at about 250 bits below; repeated words or
+# patterns (`abcde` x 10, `password` x 7, a published secret twice) at 20-110.
+SECRET_KEY_MIN_BITS = 128
+
+
+def secret_key_entropy_bits(value: str) -> float:
+    """A conservative estimate of the entropy in `value`: the Shannon entropy of
+    its characters times its length, where the length counted is what zlib
+    cannot squeeze out of it (a repeated part counts once)."""
+    if not value:
+        return 0.0
+    counts = Counter(value)
+    per_char = -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+    incompressible = len(zlib.compress(value.encode(), 9)) - 8  # zlib's own header and checksum
+    return per_char * max(0, min(len(value), incompressible))
 
 
 def secret_key_problem(value: str) -> str | None:
@@ -27,10 +46,15 @@ def secret_key_problem(value: str) -> str | None:
         return "DJANGO_SECRET_KEY is not set."
     if value in KNOWN_SECRETS or value.startswith("django-insecure"):
         return "DJANGO_SECRET_KEY is a published default."
-    if len(value) < SECRET_KEY_MIN_LENGTH or len(set(value)) < SECRET_KEY_MIN_UNIQUE:
+    if (
+        len(value) < SECRET_KEY_MIN_LENGTH
+        or len(set(value)) < SECRET_KEY_MIN_UNIQUE
+        or secret_key_entropy_bits(value) < SECRET_KEY_MIN_BITS
+    ):
         return (
-            f"DJANGO_SECRET_KEY is too weak: use at least {SECRET_KEY_MIN_LENGTH} random "
-            "characters, e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+            "DJANGO_SECRET_KEY is too weak (short, repeated or guessable): use at least "
+            f"{SECRET_KEY_MIN_LENGTH} random characters, e.g. "
+            "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
         )
     return None
 

@@ -18,3 +18,15 @@ CELERY_TASK_EAGER_PROPAGATES = True
 # per-login INFO lines would drown the output. Sign in with `client.force_login`:
 # axes refuses `client.login`, which authenticates without a request.
 LOGGING = {**LOGGING, "loggers": {"axes": {"level": "WARNING"}}}  # noqa: F405
+
+# Key bindings (providers_app/outbound.py): the suite's own variables may reach
+# any host (its upstreams are local simulators and `responses` mocks); the
+# vendors' variables also reach the local simulators. Tests of the production
+# default set FALLBACK_KEY_HOSTS back to [].
+FALLBACK_KEY_HOSTS = [
+    "FB_*=*",
+    "FIXTURE_REPLAY_API_KEY=*",
+    "FIDELITY_TEST_KEY=*",
+    "SIM_API_KEY=*",
+    "*_API_KEY=127.0.0.1|localhost",
+]

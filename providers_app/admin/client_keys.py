@@ -1,4 +1,5 @@
-"""Client keys: created (shown once), limited to routes (editable, audited), revoked."""
+"""Client keys: created (shown once), limited to routes and fairness limits (editable,
+audited), revoked."""
 
 from django.contrib import admin
 from django.template.response import TemplateResponse
@@ -11,27 +12,41 @@ from ..models import (
 from ..services.client_keys import client_key_create, client_key_revoke, client_key_routes_set
 from .common import ActionPermissionMixin
 
+# Per-key fairness limits (providers_app/limits): empty means the FALLBACK_KEY_* default.
+LIMIT_FIELDS = ("max_concurrent_requests", "requests_per_minute")
+
 
 @admin.register(ClientKey)
 class ClientKeyAdmin(ActionPermissionMixin, admin.ModelAdmin):
     """Keys are created (add permission) or revoked (revoke permission); their
-    route limits can be changed later (change permission), audited: the admin's
-    history and the operator log name who changed what. The name and the key
-    itself never change.
+    route limits and fairness limits can be changed later (change permission),
+    audited: the admin's history (and, for routes, the operator log) name who
+    changed what. The name and the key itself never change.
 
     A new key is shown once, on the page that answers the creating POST: it is
     not put in a message cookie, the session or the database (only its digest).
     """
 
-    list_display = ("name", "prefix", "routes_allowed", "created_at", "last_used_at", "revoked_at")
-    fields = ("name", "routes")
+    list_display = (
+        "name",
+        "prefix",
+        "routes_allowed",
+        "max_concurrent_requests",
+        "requests_per_minute",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    fields = ("name", "routes", *LIMIT_FIELDS)
     filter_horizontal = ("routes",)
 
     def get_readonly_fields(self, request, obj=None):
         return ("name", "prefix", "created_at", "revoked_at") if obj else ()
 
     def get_fields(self, request, obj=None):
-        return ("name", "prefix", "routes", "created_at", "revoked_at") if obj else self.fields
+        if obj is None:
+            return self.fields
+        return ("name", "prefix", "routes", *LIMIT_FIELDS, "created_at", "revoked_at")
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("routes")
@@ -49,8 +64,21 @@ class ClientKeyAdmin(ActionPermissionMixin, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            return  # only the route limits change (save_related)
-        created = client_key_create(name=obj.name)
+            # The route limits change in save_related; the fairness limits here.
+            changed = [field for field in LIMIT_FIELDS if field in form.changed_data]
+            if changed:
+                obj.save(update_fields=changed)
+                request._client_key_limits_change = "; ".join(
+                    f"{ClientKey._meta.get_field(f).verbose_name}: "
+                    f"{form.initial.get(f) or 'default'} -> {getattr(obj, f) or 'default'}"
+                    for f in changed
+                )
+            return
+        created = client_key_create(
+            name=obj.name,
+            max_concurrent_requests=obj.max_concurrent_requests,
+            requests_per_minute=obj.requests_per_minute,
+        )
         obj.pk = created.client_key.pk
         # Only this request's response shows it (response_add).
         request._new_client_key = created.raw_key
@@ -65,7 +93,9 @@ class ClientKeyAdmin(ActionPermissionMixin, admin.ModelAdmin):
 
     def construct_change_message(self, request, form, formsets, add=False):
         if not add and hasattr(request, "_client_key_change"):
-            return request._client_key_change  # the admin history's entry: before -> after
+            # The admin history's entry: before -> after.
+            limits = getattr(request, "_client_key_limits_change", "")
+            return "; ".join(filter(None, [request._client_key_change, limits]))
         return super().construct_change_message(request, form, formsets, add)
 
     def response_add(self, request, obj, post_url_continue=None):

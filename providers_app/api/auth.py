@@ -20,6 +20,7 @@ from django.http import HttpRequest
 from ..conf import get_setting
 from ..engine import metrics
 from ..engine.clock import get_clock
+from ..engine.routing import key_revoked_callbacks
 from ..models import ClientKey
 from ..services.client_keys import (
     ClientKeyRefused,
@@ -96,6 +97,17 @@ class RecentlyValidatedKeys:
 
 
 recent_keys = RecentlyValidatedKeys()
+
+
+def _forget_revoked(digest: str) -> None:
+    """A revocation heard from any process ("*": some may have gone unheard)."""
+    if digest == "*":
+        recent_keys.clear()
+    else:
+        recent_keys.forget(digest)
+
+
+key_revoked_callbacks.append(_forget_revoked)
 
 
 def require_client_key(request: HttpRequest) -> ClientKey:

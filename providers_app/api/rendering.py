@@ -7,6 +7,7 @@ that answered; which provider that was travels in the X-Fallback-* headers.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -44,12 +45,21 @@ def usage(input_tokens: int | None, output_tokens: int | None) -> dict[str, int]
 def fallback_headers(outcome: ChatCompletion | ChatStream) -> dict[str, str]:
     """Who answered and how: a completion and a committed stream both know it."""
     return {
-        "X-Fallback-Provider": outcome.provider,
-        "X-Fallback-Route": outcome.route,
+        "X-Fallback-Provider": header_value(outcome.provider),
+        "X-Fallback-Route": header_value(outcome.route),
         "X-Fallback-Attempts": str(outcome.attempts),
         "X-Fallback-Failovers": str(outcome.failovers),
-        "X-Request-Id": outcome.request_id,
+        "X-Request-Id": header_value(outcome.request_id),
     }
+
+
+_NOT_IN_HEADERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def header_value(text: str | None) -> str:
+    """`text` made safe as a header value: a name saved before control characters
+    were refused must not turn an answered (and billed) call into a 500."""
+    return _NOT_IN_HEADERS.sub("?", text or "")
 
 
 def finisher(stream: ChatStream) -> dict[str, Any]:

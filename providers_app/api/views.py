@@ -23,6 +23,7 @@ from .auth import (
 )
 from .errors import ApiError, api_error_for, json_errors, model_not_found
 from .hangup import HangupWatch
+from .limits import hold_key_limits, key_limits_held
 from .parsing import load_json_object, parse_chat_request, read_body, request_id_from
 from .rendering import completion_body, fallback_headers, model_list_body, status_body
 from .streaming import openai_sse, streaming_response
@@ -30,9 +31,11 @@ from .streaming import openai_sse, streaming_response
 
 @csrf_exempt
 @json_errors("POST")
+@key_limits_held
 def chat_completions(request: HttpRequest) -> HttpResponse:
     """POST /v1/chat/completions: one answer, or an SSE stream of chunks."""
     key = require_client_key(request)
+    hold_key_limits(request, key)  # 429 over the key's fairness limits
     body = read_body(request, limit=get_setting("MAX_REQUEST_BYTES"))
     chat = parse_chat_request(load_json_object(body))
     # `model` names a route (or falls to the default route): docs/clients.md §3.

@@ -26,7 +26,7 @@ from ..adapters import adapter_for
 from ..adapters.base import AdapterConfig, ProviderAdapter
 from ..adapters.errors import Category, ProviderAuthError
 from ..models import KINDS_NEEDING_KEY
-from ..outbound import key_env_allowed, provider_outbound_problems
+from ..outbound import key_binding_refusal, key_env_allowed, provider_outbound_problems
 from ..selectors import RouteEntry
 from .capabilities import entry_continuation
 
@@ -37,7 +37,10 @@ _pool: dict[int, tuple[tuple, ProviderAdapter]] = {}
 def adapter_for_entry(entry: RouteEntry) -> ProviderAdapter:
     """The adapter for this provider; raises ProviderAuthError when its key is unset
     or the row breaks the outbound policy (a row saved before the policy existed)."""
-    if entry.api_key_env and not key_env_allowed(entry.api_key_env):
+    if entry.api_key_env and (
+        not key_env_allowed(entry.api_key_env)
+        or key_binding_refusal(entry.api_key_env, entry.base_url)
+    ):
         raise _refused(entry)
     api_key = os.environ.get(entry.api_key_env) if entry.api_key_env else None
     if entry.kind in KINDS_NEEDING_KEY and not api_key:

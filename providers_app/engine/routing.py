@@ -46,6 +46,11 @@ from . import metrics
 logger = logging.getLogger(__name__)
 
 CHANNEL = "fallback_routing"  # the trigger's pg_notify channel (migration 0006)
+# services.client_keys notifies a revoked key's digest here; the listener below
+# hands it to `key_revoked_callbacks` (api.auth forgets the key), and "*" when it
+# reconnects, since a revocation sent while it was away went unheard.
+KEY_REVOKED_CHANNEL = "fallback_key_revoked"
+key_revoked_callbacks: list = []
 
 # The route every name follows while no route is configured (what `model` meant
 # before routes; the migrations name the default route they create so too).
@@ -260,6 +265,7 @@ class ChangeListener:
     def _run(self, params: dict) -> None:
         import psycopg
 
+        connected_before = False
         while not self._stop.is_set():
             try:
                 with psycopg.connect(**params, autocommit=True) as conn:
@@ -272,10 +278,17 @@ class ChangeListener:
                         self.pooler_detected = True
                         return  # epoch() stays None: every request reads the version row
                     conn.execute(f"LISTEN {CHANNEL}")
+                    conn.execute(f"LISTEN {KEY_REVOKED_CHANNEL}")
                     # Anything before the LISTEN went unheard: count it as a change.
                     self._heard(live=True, changed=True)
+                    if connected_before:
+                        key_revoked_announce("*")
+                    connected_before = True
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=self.PING_S):
+                        for notice in conn.notifies(timeout=self.PING_S):
+                            if notice.channel == KEY_REVOKED_CHANNEL:
+                                key_revoked_announce(notice.payload)
+                                continue
                             self._heard(live=True, changed=True)
                         conn.execute("SELECT 1")
                         self._heard(live=True, changed=False)
@@ -283,6 +296,15 @@ class ChangeListener:
                 logger.warning("routing change listener disconnected (%s); retrying", error)
             self._heard(live=False, changed=True)
             self._stop.wait(self.RETRY_S)
+
+
+def key_revoked_announce(digest: str) -> None:
+    """Tell this process a key was revoked ("*": some may have been, unheard)."""
+    for callback in key_revoked_callbacks:
+        try:
+            callback(digest)
+        except Exception:  # the listener must outlive a callback's bug
+            logger.exception("key revocation callback failed")
 
 
 def _behind_transaction_pooler(conn, params: dict) -> bool:

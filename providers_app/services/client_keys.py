@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from django.db import DatabaseError
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from ..engine.routing import KEY_REVOKED_CHANNEL, key_revoked_announce
 from ..models import ClientKey
 
 logger = logging.getLogger(__name__)
@@ -52,18 +53,41 @@ def client_key_digest(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
-def client_key_create(*, name: str) -> CreatedClientKey:
+def client_key_create(
+    *,
+    name: str,
+    max_concurrent_requests: int | None = None,
+    requests_per_minute: int | None = None,
+) -> CreatedClientKey:
+    """A new key; limits left None follow the FALLBACK_KEY_* defaults."""
     raw_key = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ClientKey(name=name, prefix=raw_key[:12], key_hash=client_key_digest(raw_key))
+    key = ClientKey(
+        name=name,
+        prefix=raw_key[:12],
+        key_hash=client_key_digest(raw_key),
+        max_concurrent_requests=max_concurrent_requests,
+        requests_per_minute=requests_per_minute,
+    )
     key.full_clean()
     key.save()
     return CreatedClientKey(client_key=key, raw_key=raw_key)
 
 
 def client_key_revoke(*, client_key: ClientKey) -> None:
-    if client_key.revoked_at is None:
+    """Revoke the key; once committed, every process forgets it (this one directly,
+    the others through the routing listener on PostgreSQL: engine/routing.py)."""
+    if client_key.revoked_at is not None:
+        return
+    with transaction.atomic():
         client_key.revoked_at = timezone.now()
         client_key.save(update_fields=["revoked_at"])
+        if connection.vendor == "postgresql":  # delivered to every listener at commit
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_notify(%s, %s)", [KEY_REVOKED_CHANNEL, client_key.key_hash]
+                )
+        digest = client_key.key_hash
+        transaction.on_commit(lambda: key_revoked_announce(digest))
 
 
 def client_key_authenticate(*, raw_key: str | None, now: datetime | None = None) -> ClientKey:
@@ -77,7 +101,16 @@ def client_key_authenticate(*, raw_key: str | None, now: datetime | None = None)
         raise ClientKeyRefused(KeyProblem.MISSING)
     key = (
         ClientKey.objects.filter(key_hash=client_key_digest(raw_key))
-        .only("id", "name", "prefix", "last_used_at", "revoked_at", "limited_to_routes")
+        .only(
+            "id",
+            "name",
+            "prefix",
+            "last_used_at",
+            "revoked_at",
+            "limited_to_routes",
+            "max_concurrent_requests",
+            "requests_per_minute",
+        )
         .first()
     )
     if key is None:

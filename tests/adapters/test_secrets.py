@@ -208,3 +208,23 @@ def test_key_shaped_strings_are_scrubbed_whoever_they_belong_to(text: str, leake
 def test_ordinary_words_survive_scrubbing() -> None:
     text = "risk-free task-force desk-level; the key is missing"
     assert scrub_secrets(text) == text
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda k: __import__("urllib.parse").parse.quote(k, safe=""),
+        lambda k: __import__("urllib.parse").parse.quote_plus(k),
+        lambda k: __import__("json").dumps(k)[1:-1],
+        lambda k: __import__("html").escape(k),
+        lambda k: __import__("base64").b64encode(k.encode()).decode(),
+    ],
+    ids=["percent", "form", "json", "html", "base64"],
+)
+def test_the_configured_key_is_scrubbed_in_its_encoded_forms(encode):
+    from providers_app.adapters.redaction import scrub_secrets
+
+    key = 'own-key/with+odd="chars"&more'
+    text = f"rejected credential {encode(key)} for this account"
+    assert encode(key) not in scrub_secrets(text, [key])
+    assert "[REDACTED]" in scrub_secrets(text, [key])

@@ -138,3 +138,67 @@ def test_a_revoked_key_is_forgotten_at_once(client, api_key, snapshot_with_secon
     from providers_app.services.client_keys import client_key_digest
 
     assert recent_keys.recent(client_key_digest(api_key)) is None
+
+
+def _revoke_in_the_admin(client, django_user_model, key_pk) -> None:
+    admin = django_user_model.objects.create_superuser("root", password="pw")
+    client.force_login(admin)
+    response = client.post(
+        "/admin/providers_app/clientkey/",
+        {"action": "revoke", "_selected_action": [str(key_pk)]},
+    )
+    assert response.status_code == 302
+    client.logout()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_key_revoked_in_the_admin_just_before_an_outage_is_refused_during_it(
+    client, api_key, snapshot_with_secondary_first, database_down, django_user_model
+):
+    """Finding 6: the remembered key must not outlive its revocation."""
+    from providers_app.models import ClientKey
+
+    _revoke_in_the_admin(client, django_user_model, ClientKey.objects.get(name="test-bot").pk)
+
+    with database_down():
+        refused = _post(client, api_key)
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "database_unavailable"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_revocation_by_another_process_reaches_this_one_before_an_outage(
+    client, api_key, snapshot_with_secondary_first, database_down
+):
+    """PostgreSQL: the revoking process notifies KEY_REVOKED_CHANNEL in its commit;
+    this process's listener hears it and forgets the key. The other process is
+    played by a second connection that revokes the row and notifies, as
+    client_key_revoke does, without this process's own code seeing it."""
+    if connection.vendor != "postgresql":
+        pytest.skip("processes hear each other's revocations through PostgreSQL NOTIFY")
+    import psycopg
+
+    from providers_app.api.auth import recent_keys
+    from providers_app.engine.routing import KEY_REVOKED_CHANNEL, change_listener
+    from providers_app.models import ClientKey
+    from providers_app.services.client_keys import client_key_digest
+
+    digest = client_key_digest(api_key)
+    deadline = time.monotonic() + 10
+    while change_listener.epoch() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the listener is connected and LISTENing
+    assert change_listener.epoch() is not None, "the routing listener is not connected"
+    assert recent_keys.recent(digest) is not None
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    with psycopg.connect(**params, autocommit=True) as other, other.transaction():
+        other.execute(
+            f"UPDATE {ClientKey._meta.db_table} SET revoked_at = now() WHERE key_hash = %s",  # noqa: S608
+            [digest],
+        )
+        other.execute("SELECT pg_notify(%s, %s)", [KEY_REVOKED_CHANNEL, digest])
+    while recent_keys.recent(digest) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    with database_down():
+        assert _post(client, api_key).status_code == 503

@@ -15,6 +15,7 @@ import contextlib
 import http.client
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -43,7 +44,10 @@ from providers_app.services.client_keys import client_key_create
 Provider.objects.create(
     name="upstream", kind="simulated", base_url="{base_url}", model="m"
 )
-print(client_key_create(name="overload-test").raw_key)
+# Every chat on one key: its fairness limits are raised so that capacity is what binds.
+print(client_key_create(
+    name="overload-test", max_concurrent_requests=10000, requests_per_minute=100000
+).raw_key)
 """
 
 
@@ -88,7 +92,7 @@ def _gunicorn(tmp_path, upstream, workers: int):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "fallbackproject.settings.production",
-        "DJANGO_SECRET_KEY": "overload-test-" + "x" * 50,
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DJANGO_SECURE_SSL_REDIRECT": "false",
         "DJANGO_LOG_LEVEL": "WARNING",

@@ -18,6 +18,7 @@ import http.client
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -70,7 +71,7 @@ class Server:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "fallbackproject.settings.local",
             "DJANGO_DEBUG": "false",
-            "DJANGO_SECRET_KEY": "pgbouncer-test-" + "x" * 50,
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
             "DJANGO_LOG_LEVEL": "WARNING",
             "DATABASE_URL": database,

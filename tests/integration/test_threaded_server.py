@@ -11,6 +11,7 @@ a time, most would still be queued). No timing is asserted beyond that order.
 import http.client
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -33,7 +34,8 @@ from providers_app.services.client_keys import client_key_create
 Provider.objects.create(
     name="upstream", kind="simulated", base_url="{base_url}", model="m"
 )
-print(client_key_create(name="threaded-test").raw_key)
+# Every chat on one key: its concurrency limit is raised to let them all in at once.
+print(client_key_create(name="threaded-test", max_concurrent_requests={chats}).raw_key)
 """
 
 
@@ -65,7 +67,7 @@ def server(tmp_path, upstream):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "fallbackproject.settings.production",
-        "DJANGO_SECRET_KEY": "threaded-test-" + "x" * 50,
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DJANGO_SECURE_SSL_REDIRECT": "false",
         "DJANGO_LOG_LEVEL": "WARNING",
@@ -74,7 +76,9 @@ def server(tmp_path, upstream):
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
     }
     _manage(env, "migrate", "--noinput")
-    key = _manage(env, "shell", "-c", SETUP.format(base_url=upstream.base_url)).split()[-1]
+    key = _manage(
+        env, "shell", "-c", SETUP.format(base_url=upstream.base_url, chats=CHATS)
+    ).split()[-1]
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "fallbackproject/gunicorn.conf.py",
          "--access-logfile", "/dev/null", "fallbackproject.wsgi"],

@@ -31,6 +31,44 @@ from django.db.backends.postgresql import base
 POOL_CHECK_AFTER_IDLE_S = 1.0
 
 
+def _reconnect_max_delay_s() -> float:
+    return float(getattr(settings, "DATABASE_RECONNECT_MAX_DELAY_S", 1.0))
+
+
+def capped_backoff(timeout: float):
+    """psycopg_pool's reconnect attempt, its doubling delay capped.
+
+    The pool replaces a lost connection by trying again after 1, 2, 4, 8, ... s,
+    until its reconnect timeout (5 min): after a 2-minute outage its next try
+    can be a minute away, and every request meanwhile fails (finding 4). With
+    the delay capped at DATABASE_RECONNECT_MAX_DELAY_S, a pool tries at least
+    that often, so it is back within about that long of the database.
+    """
+    from psycopg_pool.base import AttemptWithBackoff
+
+    class CappedBackoff(AttemptWithBackoff):
+        def update_delay(self, now: float) -> None:
+            super().update_delay(now)
+            self.delay = min(self.delay, _reconnect_max_delay_s())
+
+    return CappedBackoff(timeout=timeout)
+
+
+def _reconnecting_pool_class():
+    from psycopg_pool import ConnectionPool
+
+    class ReconnectingPool(ConnectionPool):
+        """Django's pool with the capped reconnect delay above (psycopg_pool 3.3's
+        `_add_connection` makes its own attempt when given none)."""
+
+        def _add_connection(self, attempt, growing: bool = False) -> None:
+            if attempt is None:
+                attempt = capped_backoff(self.reconnect_timeout)
+            super()._add_connection(attempt, growing)
+
+    return ReconnectingPool
+
+
 class _Outage:
     """When this process may next try to connect; None while the database answers."""
 
@@ -113,11 +151,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
             and self.settings_dict["CONN_HEALTH_CHECKS"]
             and self.settings_dict.get("CONN_MAX_AGE", 0) == 0
         ):
-            from psycopg_pool import ConnectionPool
-
             connect_kwargs = self.get_connection_params()
             connect_kwargs["autocommit"] = True  # as Django does; it sets its own later
-            pool = ConnectionPool(
+            pool = _reconnecting_pool_class()(
                 kwargs=connect_kwargs,
                 open=False,
                 configure=self._configure_connection,
