@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from django.utils import timezone
 
 from ..models import BreakerState
+from ..reasons import reason_label
 from ..selectors.call_stats import CallStats, RequestStats, floor_to
 from ..selectors.providers import ProviderStatus
 from .colours import STATE_COLOURS, provider_colour, reason_colour, state_colour
@@ -118,8 +119,8 @@ class TrafficRow:
     colour: str
     total: CallStats
     by_bin: dict[datetime, CallStats]
-    # the requests it gave up on, by reason (reason, count, colour), most first
-    gave_up: tuple[tuple[str, int, str], ...] = ()
+    # the requests it gave up on, by reason, most first
+    gave_up: tuple[tuple[str, str, int, str], ...] = ()  # (reason, its label, count, colour)
     share: float | None = None  # of the answered requests, a fraction
 
     @property
@@ -338,7 +339,8 @@ def failover_chart(window: Window, by_bin: Mapping[datetime, Counter]) -> Chart:
     for counts in by_bin.values():
         reasons.update(counts)
     order = [reason for reason, _ in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))]
-    return _stacked_chart(window, by_bin, order, {r: reason_colour(r) for r in order})
+    colours = {r: reason_colour(r) for r in order}
+    return _stacked_chart(window, by_bin, order, colours, label=reason_label)
 
 
 # The colour of "no answer" in the answers chart: near-black, no state's, no provider's.
@@ -370,9 +372,14 @@ def answers_chart(
 
 
 def _stacked_chart(
-    window: Window, by_bin: Mapping[datetime, Counter], order: Sequence[str], colours: dict
+    window: Window,
+    by_bin: Mapping[datetime, Counter],
+    order: Sequence[str],
+    colours: dict,
+    label: Callable[[str], str] = str,
 ) -> Chart:
-    """Bars per bin, one block per key in `order` (the legend gives each key's total)."""
+    """Bars per bin, one block per key in `order` (the legend gives each key's
+    `label` and total)."""
     totals = Counter()
     for counts in by_bin.values():
         totals.update(counts)
@@ -405,7 +412,7 @@ def _stacked_chart(
         x_ticks=time_ticks(window),
         y_ticks=_value_ticks(top, "", whole=True),
         bars=tuple(bars),
-        legend=tuple(Legend(r, colours[r], str(totals[r])) for r in order),
+        legend=tuple(Legend(label(r), colours[r], str(totals[r])) for r in order),
         empty=not bars,
     )
 
@@ -583,7 +590,7 @@ def _marks(window: Window, found: Sequence[Annotation]) -> tuple[Mark, ...]:
             what = note.kind.replace("_", " ")
         else:
             colour = MANUAL_MARK_COLOUR
-            what = f"{note.reason.replace('_', ' ') or 'manual'}" + (
+            what = (reason_label(note.reason) if note.reason else "manual change") + (
                 f" by {note.actor}" if note.actor else ""
             )
         title = f"{_moment(note.at)} {what}" + (f": {note.provider}" if note.provider else "")
@@ -639,7 +646,7 @@ def _rows(data: DashboardData) -> list[TrafficRow]:
                 t.total,
                 t.by_bin,
                 gave_up=tuple(
-                    (reason, count, reason_colour(reason))
+                    (reason, reason_label(reason), count, reason_colour(reason))
                     for reason, count in sorted(gave_up.items(), key=lambda kv: (-kv[1], kv[0]))
                 ),
                 share=data.requests.share_of_answers(t.total),

@@ -59,3 +59,26 @@ def test_the_failover_chart_colours_reasons_by_value_not_by_count():
     many = failover_chart(window, {window.bins[0]: Counter(overloaded=9, timeout=1)})
     colour_of = lambda chart: {item.label: item.colour for item in chart.legend}  # noqa: E731
     assert colour_of(few) == colour_of(many)
+
+
+def test_every_reason_with_a_fixed_colour_is_one_of_the_vocabulary():
+    from providers_app.dashboard.colours import REASON_COLOURS
+    from providers_app.reasons import Reason
+
+    assert set(REASON_COLOURS) - set(Reason.values) == set()
+
+
+def test_the_failovers_legend_reads_the_reasons_labels():
+    from datetime import UTC, datetime, timedelta
+
+    from providers_app.dashboard import charts
+    from providers_app.dashboard.reads import Window
+    from providers_app.reasons import Reason
+
+    start = datetime(2026, 12, 7, 23, 58, tzinfo=UTC)
+    window = Window(key="15m", bins=(start,), bin=timedelta(seconds=15), end=start)
+    chart = charts._stacked_chart(
+        window, {start: {"overloaded": 2}}, ["overloaded"], {"overloaded": "#000"},
+        label=charts.reason_label,
+    )  # fmt: skip
+    assert [item.label for item in chart.legend] == [Reason.OVERLOADED.label]

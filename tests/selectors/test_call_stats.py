@@ -272,7 +272,7 @@ def test_the_dashboard_agrees_with_metrics_on_requests_answers_and_skips(
     assert rows["agree-primary"].total.skipped == skipped
     assert rows["agree-secondary"].share == round(8 / 12, 4)
     assert rows["agree-primary"].share == round(4 / 12, 4)
-    gave_up = dict((reason, count) for reason, count, _ in rows["agree-primary"].gave_up)
+    gave_up = {reason: count for reason, _, count, _ in rows["agree-primary"].gave_up}
     assert gave_up["server_error"] == metric(
         "fallback_failovers_total", from_provider="agree-primary", reason="server_error"
     )  # fmt: skip
