@@ -55,6 +55,10 @@ DEFAULTS: dict[str, Any] = {
     "HEALTH_FAILURE_THRESHOLD": 3,
     # Housekeeping and API
     "EVENT_RETENTION_DAYS": 30,
+    # Usage ledger (engine/usage.py): days of per-day rows kept, and how many
+    # rows a process buffers through a database outage before dropping (counted).
+    "USAGE_RETENTION_DAYS": 400,
+    "USAGE_BUFFER_MAX_ROWS": 10000,
     "MAX_REQUEST_BYTES": 1024 * 1024,
     # Outbound policy (providers_app/outbound.py): which environment variables a
     # provider may send as its key, and to which hosts. The built-in deny list
@@ -93,6 +97,8 @@ POSITIVE = (
     "HEALTH_TIMEOUT_S",
     "HEALTH_FAILURE_THRESHOLD",
     "MAX_REQUEST_BYTES",
+    "USAGE_RETENTION_DAYS",
+    "USAGE_BUFFER_MAX_ROWS",
 )
 NOT_NEGATIVE = (
     "MAX_INLINE_RETRY_AFTER_S",

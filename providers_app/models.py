@@ -1,6 +1,7 @@
 """Database models: fields, Meta, __str__ and clean() only; logic lives in services."""
 
 import uuid
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -173,6 +174,36 @@ class Provider(models.Model):
         blank=True,
         help_text="Continues a trailing assistant message (used to rescue a cut stream). "
         "Empty: the default for the kind and model.",
+    )
+    # Prices in US dollars per million tokens (docs/usage.md). Empty: not priced,
+    # so the usage is counted and its cost is 0.
+    price_input_per_mtok = models.DecimalField(
+        "input price ($ per million tokens)",
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="What the vendor bills per million prompt tokens. Empty: not priced.",
+    )
+    price_cached_input_per_mtok = models.DecimalField(
+        "cached input price ($ per million tokens)",
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="Per million prompt tokens read from the vendor's cache, where it bills "
+        "them apart. Empty: cached tokens cost the input price.",
+    )
+    price_output_per_mtok = models.DecimalField(
+        "output price ($ per million tokens)",
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="Per million generated tokens (reasoning tokens included). Empty: not priced.",
     )
     created_at = models.DateTimeField("created", auto_now_add=True)
     updated_at = models.DateTimeField("updated", auto_now=True)
@@ -696,3 +727,45 @@ class RouteMember(models.Model):
 
     def __str__(self) -> str:
         return f"position {self.order}"
+
+
+class UsageLedger(models.Model):
+    """Tokens and spend of one (day, provider, route, client key), sharded by process.
+
+    Written from each process's buffer (engine/usage.py) at most every
+    FALLBACK_COUNTER_FLUSH_S; housekeeping folds the shards of past days into
+    shard 0 and prunes days older than FALLBACK_USAGE_RETENTION_DAYS. Names, not
+    foreign keys: the ledger outlives a deleted provider, route or key. Money is
+    in nano-dollars (10^-9 USD), integers, so sums are exact.
+    """
+
+    day = models.DateField("day (UTC)")
+    provider = models.CharField("provider", max_length=100)
+    route = models.CharField("route", max_length=100, blank=True)
+    key_name = models.CharField("client key", max_length=100, blank=True)
+    shard = models.PositiveSmallIntegerField("shard", default=0)
+    calls = models.BigIntegerField("answered calls", default=0)
+    estimated_calls = models.BigIntegerField("calls with estimated tokens", default=0)
+    failed_attempts = models.BigIntegerField("billed failed attempts", default=0)
+    input_tokens = models.BigIntegerField("input tokens", default=0)
+    cached_input_tokens = models.BigIntegerField("cached input tokens", default=0)
+    output_tokens = models.BigIntegerField("output tokens", default=0)
+    cost_nusd = models.BigIntegerField("cost (nano-dollars)", default=0)
+    failed_cost_nusd = models.BigIntegerField("cost of failed attempts (nano-dollars)", default=0)
+    failover_extra_nusd = models.BigIntegerField(
+        "failover cost (nano-dollars)",
+        default=0,
+        help_text="Cost of the answers minus what the route's first provider would have billed.",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "provider", "route", "key_name", "shard"],
+                name="usage_ledger_unique",
+            ),
+        ]
+        indexes = [models.Index(fields=["day"])]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.provider} {self.route} {self.key_name}"

@@ -36,6 +36,7 @@ def chat_completions(request: HttpRequest) -> HttpResponse:
     require_route_allowed(key, route.name)
     options = chat.engine_options()
     options["route"] = route.name
+    options["key_name"] = key.name
     if chat.stream:
         call, options["hold_back"] = fallback.stream, chat.hold_back
     else:

@@ -52,12 +52,15 @@ def complete(
     request_id: str | None = None,
     deadline_s: float | None = None,
     route: str | None = None,
+    key_name: str = "",
     **options: Any,
 ) -> ChatCompletion:
     """The first answer any provider of the route can give (`route`: a route's name,
     None or an unknown name: the default route). Raises RouteNotFound,
     AllProvidersFailed or RequestFailed."""
-    route = RouteRun(build_request(messages, **options), request_id, deadline_s, route)
+    route = RouteRun(
+        build_request(messages, **options), request_id, deadline_s, route, key_name=key_name
+    )
     routed = route.run(lambda adapter, request, timeout: adapter.complete(request, timeout=timeout))
     result: ChatResult = routed.value
     try:
@@ -65,6 +68,13 @@ def complete(
             routed.entry, routed.permit, latency_s=routed.latency_s, total_s=routed.latency_s
         )
         route.finished(routed.entry)
+        route.bill(
+            routed.entry,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            cached_input_tokens=result.cached_input_tokens,
+            output_text=result.text + "".join(call.arguments for call in result.tool_calls),
+        )
     except Exception:  # a bug in the bookkeeping must not cost the caller the answer
         logger.exception("internal error after the answer request_id=%s", route.request_id)
         metrics.INTERNAL_ERRORS.labels(where="success").inc()
@@ -94,6 +104,7 @@ def stream(
     deadline_s: float | None = None,
     hold_back: bool = False,
     route: str | None = None,
+    key_name: str = "",
     **options: Any,
 ) -> "ChatStream":
     """Route until a provider produces its first piece of output (the commit point).
@@ -108,7 +119,9 @@ def stream(
     it fails over (or retries) like a request that was never streamed. A route
     may hold back every stream on it (`Route.hold_back`).
     """
-    route = RouteRun(build_request(messages, **options), request_id, deadline_s, route)
+    route = RouteRun(
+        build_request(messages, **options), request_id, deadline_s, route, key_name=key_name
+    )
     hold_back = hold_back or route.resolved.hold_back
     routed = route.run(open_held_stream if hold_back else open_stream)
     return ChatStream(route, routed)

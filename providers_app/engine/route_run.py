@@ -21,7 +21,7 @@ from ..adapters.timing import Deadline
 from ..conf import get_setting
 from ..models import FailoverEvent
 from ..selectors import RouteEntry
-from . import counters, metrics
+from . import counters, metrics, usage
 from .adapter_pool import adapter_for_entry
 from .breaker import (
     Denial,
@@ -112,6 +112,7 @@ class RouteRun:
     # next capable provider instead of answering the client with it.
     exclude: frozenset[str] = frozenset()
     continuation: bool = False
+    key_name: str = ""  # the client key's name, for usage and budgets ("" in-process)
 
     def __post_init__(self) -> None:
         self.request_id = self.request_id or uuid.uuid4().hex
@@ -199,6 +200,48 @@ class RouteRun:
             provider=entry.name, outcome="success", route=self.resolved.name
         ).inc()
 
+    def bill(
+        self,
+        entry: RouteEntry,
+        *,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        cached_input_tokens: int | None,
+        output_text: str,
+        failed_attempt: bool = False,
+    ) -> None:
+        """Record what `entry` billed for one attempt (engine/usage.py)."""
+        try:
+            billed = usage.measured(
+                input_tokens,
+                output_tokens,
+                cached_input_tokens,
+                prompt_text=self._prompt_text,
+                output_text=output_text,
+                failed_attempt=failed_attempt,
+            )
+            first = self.resolved.entries[0] if self.resolved.entries else None
+            usage.record(
+                billed, entry=entry, route=self.resolved.name, key_name=self.key_name, first=first
+            )
+        except Exception:  # bookkeeping must never cost the caller the answer
+            logger.exception("usage not recorded request_id=%s", self.request_id)
+            metrics.INTERNAL_ERRORS.labels(where="usage").inc()
+
+    def bill_failed(self, entry: RouteEntry, error: ProviderError) -> None:
+        """A failed attempt the vendor billed: a stream cut after output."""
+        self.bill(
+            entry,
+            input_tokens=error.input_tokens,
+            output_tokens=error.output_tokens,
+            cached_input_tokens=error.cached_input_tokens,
+            output_text=error.partial_text,
+            failed_attempt=True,
+        )
+
+    def _prompt_text(self) -> str:
+        return "\n".join(message.text for message in self.request.messages)
+
     def _internal_error(self, entry: RouteEntry, exc: Exception, *, where: str) -> None:
         """A bug in the engine's own code while serving one provider: logged with
         its traceback and counted; the request moves on to the next provider (no
@@ -252,6 +295,8 @@ class RouteRun:
                             entry, call, self.request, self._attempt_timeout(entry)
                         )
                     except ProviderError as error:
+                        if error.output_produced:  # a held-back stream cut after output
+                            self.bill_failed(entry, error)
                         elapsed = clock.monotonic() - attempt_started
                         metrics.ATTEMPT_LATENCY.labels(entry.name, error.category).observe(elapsed)
                         opened = breaker_record_failure(entry=entry, permit=permit, error=error)

@@ -4,6 +4,7 @@ and the named routes (each an ordered list of those providers)."""
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db import connections, router
@@ -28,6 +29,12 @@ CAPABILITY_FIELDS = (
     "supports_images",
     "supports_prefill",
 )
+# Dollars per million tokens; None: not priced (engine/usage.py).
+PRICE_FIELDS = (
+    "price_input_per_mtok",
+    "price_cached_input_per_mtok",
+    "price_output_per_mtok",
+)
 # Everything an operator configures (export, import and routing read the same list);
 # ids, timestamps and breaker state are not configuration.
 PROVIDER_CONFIG_FIELDS = (
@@ -44,6 +51,7 @@ PROVIDER_CONFIG_FIELDS = (
     "extra",
     *BREAKER_OVERRIDE_FIELDS,
     *CAPABILITY_FIELDS,
+    *PRICE_FIELDS,
 )
 # Routing reads only enabled providers, so `enabled` is not part of a route entry.
 _PROVIDER_FIELDS = ("id", *(name for name in PROVIDER_CONFIG_FIELDS if name != "enabled"))
@@ -89,6 +97,9 @@ class RouteEntry:
     supports_structured_output: bool | None = None
     supports_images: bool | None = None
     supports_prefill: bool | None = None
+    price_input_per_mtok: Decimal | None = None
+    price_cached_input_per_mtok: Decimal | None = None
+    price_output_per_mtok: Decimal | None = None
     state: str = "closed"
     generation: int = 0
     open_until: datetime | None = None

@@ -4,6 +4,7 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -113,7 +114,9 @@ def provider_export() -> dict[str, Any]:
     routes = Route.objects.prefetch_related("members__provider")
     return {
         "version": EXPORT_VERSION,
-        "providers": [{field: getattr(p, field) for field in CONFIG_FIELDS} for p in providers],
+        "providers": [
+            {field: _exported(getattr(p, field)) for field in CONFIG_FIELDS} for p in providers
+        ],
         "routes": [
             {
                 **{field: getattr(route, field) for field in ROUTE_FIELDS},
@@ -125,6 +128,11 @@ def provider_export() -> dict[str, Any]:
             for route in routes
         ],
     }
+
+
+def _exported(value: Any) -> Any:
+    """Prices as decimal strings ("0.150000"): JSON numbers would round them."""
+    return str(value) if isinstance(value, Decimal) else value
 
 
 @dataclass(frozen=True)
