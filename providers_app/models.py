@@ -769,3 +769,13 @@ class UsageLedger(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.provider} {self.route} {self.key_name}"
+
+
+class UsageReport(UsageLedger):
+    """No data of its own: gives the admin a "Usage and cost" page at
+    `admin/providers_app/usagereport/`, listed on the admin index."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "usage and cost"
+        verbose_name_plural = "usage and cost"

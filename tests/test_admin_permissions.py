@@ -245,6 +245,8 @@ CASES: list[Case] = [
          method="post", data=lambda w: {"post": "yes"}, nobody=True),
     Case("dashboard", f"{APP}_dashboard_changelist", _u(f"{APP}_dashboard_changelist"),
          ("view_failoverevent",), gate=SEE_EVENTS),
+    Case("usage", f"{APP}_usagereport_changelist", _u(f"{APP}_usagereport_changelist"),
+         ("view_failoverevent",), gate=SEE_EVENTS),
     Case("health-changelist", f"{APP}_healthcheckresult_changelist",
          _u(f"{APP}_healthcheckresult_changelist"), ("view_healthcheckresult",), gate=SEE_HEALTH),
     Case("health-change-get", f"{APP}_healthcheckresult_change",

@@ -16,6 +16,7 @@ from .client_keys import ClientKeyAdmin
 from .history import DashboardAdmin, FailoverEventAdmin, HealthCheckResultAdmin
 from .providers import OPERATIONS, ProviderAdmin, offered_operations
 from .routes import RouteAdmin
+from .usage import UsageReportAdmin
 
 PRODUCT_NAME = "LLM fallback"
 
@@ -36,5 +37,6 @@ __all__ = [
     "HealthCheckResultAdmin",
     "ProviderAdmin",
     "RouteAdmin",
+    "UsageReportAdmin",
     "offered_operations",
 ]
