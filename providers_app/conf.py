@@ -59,6 +59,10 @@ DEFAULTS: dict[str, Any] = {
     # rows a process buffers through a database outage before dropping (counted).
     "USAGE_RETENTION_DAYS": 400,
     "USAGE_BUFFER_MAX_ROWS": 10000,
+    # Budgets (engine/budgets.py): the answer tokens reserved for a request that
+    # sets no max_tokens, and how long a process keeps the limits it read.
+    "BUDGET_OUTPUT_RESERVE": 1000,
+    "BUDGET_CACHE_S": 5.0,
     "MAX_REQUEST_BYTES": 1024 * 1024,
     # Outbound policy (providers_app/outbound.py): which environment variables a
     # provider may send as its key, and to which hosts. The built-in deny list
@@ -99,6 +103,7 @@ POSITIVE = (
     "MAX_REQUEST_BYTES",
     "USAGE_RETENTION_DAYS",
     "USAGE_BUFFER_MAX_ROWS",
+    "BUDGET_OUTPUT_RESERVE",
 )
 NOT_NEGATIVE = (
     "MAX_INLINE_RETRY_AFTER_S",
@@ -106,6 +111,7 @@ NOT_NEGATIVE = (
     "RETRY_BUDGET_RATIO",
     "RETRY_BUDGET_MIN",
     "BREAKER_LEASE_EXTRA_S",
+    "BUDGET_CACHE_S",
 )
 PERCENTAGES = ("BREAKER_FAILURE_RATE", "BREAKER_SLOW_CALL_RATE")
 

@@ -550,6 +550,24 @@ class ClientKey(models.Model):
     )
     created_at = models.DateTimeField("created", auto_now_add=True)
     last_used_at = models.DateTimeField("last used", null=True, blank=True)
+    tokens_per_minute = models.PositiveIntegerField(
+        "tokens per minute",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Budget: this key's prompt and answer tokens per UTC minute, across "
+        "every process (docs/usage.md, Budgets). Over it: 429. Empty: no limit.",
+    )
+    monthly_spend_limit_usd = models.DecimalField(
+        "monthly spend limit ($)",
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="Budget: this key's US dollars per calendar month (UTC) at the "
+        "providers' prices. Over it: 429 until the month ends. Empty: no limit.",
+    )
     revoked_at = models.DateTimeField("revoked", null=True, blank=True)
 
     class Meta:
@@ -677,6 +695,24 @@ class Route(models.Model):
         help_text="Streams on this route send the answer only once it is complete, so a "
         "failure restarts cleanly on the next provider (see docs/clients.md, Hold-back).",
     )
+    tokens_per_minute = models.PositiveIntegerField(
+        "tokens per minute",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Budget: the route's prompt and answer tokens per UTC minute, across "
+        "every process (docs/usage.md, Budgets). Over it: 429. Empty: no limit.",
+    )
+    monthly_spend_limit_usd = models.DecimalField(
+        "monthly spend limit ($)",
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="Budget: the route's US dollars per calendar month (UTC) at the "
+        "providers' prices. Over it: 429 until the month ends. Empty: no limit.",
+    )
     providers = models.ManyToManyField(
         Provider, through="RouteMember", related_name="routes", verbose_name="providers"
     )
@@ -779,3 +815,28 @@ class UsageReport(UsageLedger):
         proxy = True
         verbose_name = "usage and cost"
         verbose_name_plural = "usage and cost"
+
+
+class BudgetCounter(models.Model):
+    """How much of one budget a window has used, shared by every process.
+
+    `scope` is "key" or "route", `name` the key's or route's name, `kind`
+    "tokens" (per minute, `used` in tokens) or "spend" (per month, `used` in
+    nano-dollars). Changed only by conditional UPDATEs (engine/budgets.py).
+    """
+
+    scope = models.CharField("scope", max_length=8)
+    name = models.CharField("name", max_length=100)
+    kind = models.CharField("kind", max_length=8)
+    window_start = models.DateTimeField("window start")
+    used = models.BigIntegerField("used", default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scope", "name", "kind", "window_start"], name="budget_counter_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.name} {self.kind} @ {self.window_start:%Y-%m-%d %H:%M}"

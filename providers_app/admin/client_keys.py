@@ -21,7 +21,7 @@ class ClientKeyAdmin(ActionPermissionMixin, admin.ModelAdmin):
     """
 
     list_display = ("name", "prefix", "routes_allowed", "created_at", "last_used_at", "revoked_at")
-    fields = ("name", "routes")
+    fields = ("name", "routes", "tokens_per_minute", "monthly_spend_limit_usd")
     filter_horizontal = ("routes",)
 
     def get_queryset(self, request):

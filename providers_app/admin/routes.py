@@ -112,7 +112,15 @@ class RouteAdmin(ActionPermissionMixin, SortableAdminBase, admin.ModelAdmin):
     )
     list_filter = ("is_default",)
     search_fields = ("name",)
-    fields = ("name", "is_default", "deadline_s", "failover_on_content_filter", "hold_back")
+    fields = (
+        "name",
+        "is_default",
+        "deadline_s",
+        "failover_on_content_filter",
+        "hold_back",
+        "tokens_per_minute",
+        "monthly_spend_limit_usd",
+    )
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("members__provider")

@@ -61,7 +61,13 @@ def complete(
     route = RouteRun(
         build_request(messages, **options), request_id, deadline_s, route, key_name=key_name
     )
-    routed = route.run(lambda adapter, request, timeout: adapter.complete(request, timeout=timeout))
+    try:
+        routed = route.run(
+            lambda adapter, request, timeout: adapter.complete(request, timeout=timeout)
+        )
+    except BaseException:
+        route.settle_budgets()
+        raise
     result: ChatResult = routed.value
     try:
         record_answer(
@@ -75,6 +81,7 @@ def complete(
             cached_input_tokens=result.cached_input_tokens,
             output_text=result.text + "".join(call.arguments for call in result.tool_calls),
         )
+        route.settle_budgets()
     except Exception:  # a bug in the bookkeeping must not cost the caller the answer
         logger.exception("internal error after the answer request_id=%s", route.request_id)
         metrics.INTERNAL_ERRORS.labels(where="success").inc()
@@ -123,5 +130,9 @@ def stream(
         build_request(messages, **options), request_id, deadline_s, route, key_name=key_name
     )
     hold_back = hold_back or route.resolved.hold_back
-    routed = route.run(open_held_stream if hold_back else open_stream)
+    try:
+        routed = route.run(open_held_stream if hold_back else open_stream)
+    except BaseException:
+        route.settle_budgets()
+        raise
     return ChatStream(route, routed)

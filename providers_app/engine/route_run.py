@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from decimal import Decimal
 from typing import Generic, TypeVar
 
 from ..adapters.base import ChatRequest, ProviderAdapter
@@ -21,7 +22,7 @@ from ..adapters.timing import Deadline
 from ..conf import get_setting
 from ..models import FailoverEvent
 from ..selectors import RouteEntry
-from . import counters, metrics, usage
+from . import budgets, counters, metrics, usage
 from .adapter_pool import adapter_for_entry
 from .breaker import (
     Denial,
@@ -33,6 +34,7 @@ from .breaker import (
     breaker_release,
     breaker_retry_at,
 )
+from .budgets import Admission
 from .capabilities import capable_entries
 from .clock import get_clock
 from .decision import (
@@ -113,6 +115,8 @@ class RouteRun:
     exclude: frozenset[str] = frozenset()
     continuation: bool = False
     key_name: str = ""  # the client key's name, for usage and budgets ("" in-process)
+    # The budgets' reservations (engine/budgets.py); a continuation shares its stream's.
+    admission: Admission | None = None
 
     def __post_init__(self) -> None:
         self.request_id = self.request_id or uuid.uuid4().hex
@@ -123,6 +127,14 @@ class RouteRun:
         self.deadline = Deadline(
             self.deadline_s or resolved.deadline_s or get_setting("DEADLINE_S")
         )
+        if not self.continuation:
+            self.admission = budgets.admit(
+                key_name=self.key_name,
+                route_name=resolved.name,
+                request=self.request,
+                dearest=_dearest_prices(resolved.entries),
+                request_id=self.request_id,
+            )
         self._pending: _PendingFailover | None = None
         self._others_waiting = False
         self._failed_ids: dict[str, int] = {}
@@ -221,12 +233,19 @@ class RouteRun:
                 failed_attempt=failed_attempt,
             )
             first = self.resolved.entries[0] if self.resolved.entries else None
-            usage.record(
+            cost = usage.record(
                 billed, entry=entry, route=self.resolved.name, key_name=self.key_name, first=first
             )
+            if self.admission is not None:
+                self.admission.charge(billed.total_tokens, cost)
         except Exception:  # bookkeeping must never cost the caller the answer
             logger.exception("usage not recorded request_id=%s", self.request_id)
             metrics.INTERNAL_ERRORS.labels(where="usage").inc()
+
+    def settle_budgets(self) -> None:
+        """The request is over: its reservations become what was billed."""
+        if self.admission is not None:
+            self.admission.settle()
 
     def bill_failed(self, entry: RouteEntry, error: ProviderError) -> None:
         """A failed attempt the vendor billed: a stream cut after output."""
@@ -399,6 +418,15 @@ class RouteRun:
         )
         metrics.REQUESTS.labels(provider="", outcome="all_failed", route=self.resolved.name).inc()
         return AllProvidersFailed(reasons, retry_after_s=retry_after, request_id=self.request_id)
+
+
+def _dearest_prices(entries) -> tuple[Decimal, Decimal]:
+    """The highest input and output prices on the route: what a budget reserves at."""
+    zero = Decimal(0)
+    return (
+        max((e.price_input_per_mtok or zero for e in entries), default=zero),
+        max((e.price_output_per_mtok or zero for e in entries), default=zero),
+    )
 
 
 def _too_long_everywhere(

@@ -142,6 +142,7 @@ class ChatStream:
                     self._meter = _Meter()
         finally:
             self._settle(completed=False)
+            self._route.settle_budgets()
 
     def _relay_current(self) -> Iterator[StreamChunk]:
         entry, opened = self._current.entry, self._current.value
@@ -188,6 +189,7 @@ class ChatStream:
                 exclude=frozenset([*self.continued_from, cut.name]),
                 continuation=True,
                 key_name=self._route.key_name,
+                admission=self._route.admission,
             )
             routed = route.run(open_stream)
         except FallbackError as failed:  # nobody capable, or every candidate failed
@@ -253,6 +255,7 @@ class ChatStream:
             close = getattr(self._current.value.rest, "close", None)
             if close:
                 close()
+        self._route.settle_budgets()
 
 
 class _Meter:
