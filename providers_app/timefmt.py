@@ -10,6 +10,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from .engine.clock import get_clock
+
 MINUTE = 60
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
@@ -48,12 +50,15 @@ def moment_html(value: datetime | None, *, now: datetime | None = None) -> SafeS
     """`<time>` with the clock time and, beneath, how far off it is; "-" for none."""
     if value is None:
         return "-"
-    now = now or timezone.now()
+    now = now or get_clock().now()
+    *day, clock = clock_text(value, now=now).split(" ")
     return format_html(
-        '<time class="moment" datetime="{}" title="{}">{} <small>({})</small></time>',
+        '<time class="moment" datetime="{}" title="{}">{}<span class="clock">{}</span>'
+        " <small>({})</small></time>",
         value.replace(microsecond=0).isoformat(),
         f"{timezone.localtime(value):%Y-%m-%d %H:%M:%S %Z}",
-        clock_text(value, now=now),
+        format_html('<span class="day">{}</span> ', day[0]) if day else "",
+        clock,
         relative_text(value, now=now),
     )
 

@@ -1,7 +1,45 @@
 """Shared fixtures. Nothing Django is imported at module level, so the adapter and
 simulator suites also run with `-p no:django`."""
 
+import os
+from datetime import UTC, datetime, time
+
 import pytest
+
+
+def _pinned_start(value: str) -> datetime:
+    """ "23:58:30" is that time today (UTC); anything else is an ISO datetime."""
+    try:
+        return datetime.combine(datetime.now(UTC).date(), time.fromisoformat(value), tzinfo=UTC)
+    except ValueError:
+        moment = datetime.fromisoformat(value)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pinned_application_clock():
+    """`FALLBACK_TEST_CLOCK=23:58:30` runs the application, live server included,
+    with its wall clock starting at that hour (time still flows). `.ci/run` runs
+    the browser and admin tests so, to prove no screen depends on the hour the
+    suite happens to run at. Django's own `timezone.now` (used for `auto_now`
+    fields) follows the same clock, so rows and screens agree."""
+    value = os.environ.get("FALLBACK_TEST_CLOCK")
+    if not value:
+        yield None
+        return
+    from providers_app.adapters.timing import PinnedClock, set_clock
+
+    clock = PinnedClock(_pinned_start(value))
+    previous = set_clock(clock)
+    with pytest.MonkeyPatch.context() as patch:
+        try:
+            from django.utils import timezone
+        except ImportError:  # the adapter suite may run without Django
+            pass
+        else:
+            patch.setattr(timezone, "now", clock.now)
+        yield clock
+    set_clock(previous)
 
 
 @pytest.fixture(autouse=True)

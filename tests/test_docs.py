@@ -156,3 +156,76 @@ def test_the_readme_shows_the_two_commands_first_and_links_the_docs():
     assert [block.strip() for block in blocks[:2]] == ["make run", "make test"]
     for page in ("configuration", "architecture", "operations"):
         assert f"docs/{page}.md" in readme
+
+
+# -- the defaults the docs print are the code's ------------------------------------
+
+
+def _same_default(printed: str, default) -> bool:
+    """Whether a table cell or an .env.example value states `default`: numbers by
+    value (`30` is 30.0), yes/no as true/false, lists comma-separated, nothing as
+    "empty" or blank."""
+    text = printed.split(" (")[0].strip().strip("`").strip()  # "empty (any host)"
+    if isinstance(default, bool):
+        return text.lower() == str(default).lower()
+    if isinstance(default, int | float):
+        try:
+            return float(text.replace(",", "")) == float(default)
+        except ValueError:
+            return False
+    if isinstance(default, list):
+        default = ",".join(default)
+    return text == default or (default == "" and text.lower() in {"", "empty"})
+
+
+def _env_example_values() -> dict[str, str]:
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if re.match(r"^[A-Z][A-Z0-9_]*=", line))
+
+
+def test_every_setting_default_in_the_docs_and_env_example_is_the_code_default():
+    rows = _rows(_section("Settings"))
+    env_values = _env_example_values()
+    wrong = []
+    for name, default in DEFAULTS.items():
+        setting = f"FALLBACK_{name}"
+        if setting in rows and not _same_default(rows[setting][1], default):
+            wrong.append(f"docs/configuration.md {setting}: {rows[setting][1]!r} != {default!r}")
+        if setting in env_values and not _same_default(env_values[setting], default):
+            wrong.append(f".env.example {setting}={env_values[setting]} != {default!r}")
+    assert wrong == []
+
+
+@pytest.mark.parametrize(
+    ("model_name", "section"),
+    [
+        ("Provider", "Provider fields"),
+        ("ClientKey", "Client key fields"),
+        ("Route", "Route fields"),
+    ],
+)
+def test_every_field_default_in_the_docs_is_the_model_default(model_name, section):
+    from django.db.models import NOT_PROVIDED
+
+    model = apps.get_model("providers_app", model_name)
+    rows = _rows(_section(section))
+    wrong = []
+    for field in model._meta.concrete_fields:
+        default = field.default
+        plain = isinstance(default, bool | int | float | str) and default is not NOT_PROVIDED
+        if not plain or field.name not in rows or len(rows[field.name]) < 2:
+            continue
+        cell = rows[field.name][1]
+        if not _same_default(cell, default):
+            wrong.append(f"{model_name}.{field.name}: docs say {cell!r}, the model {default!r}")
+    assert wrong == []
+
+
+def test_the_default_check_sees_a_wrong_value():
+    assert _same_default("30", 10.0) is False
+    assert _same_default("10", 10.0) is True
+    assert _same_default("`*_API_KEY,*_KEY,*_TOKEN`", ["*_API_KEY", "*_KEY", "*_TOKEN"])
+    assert _same_default("empty", "")
+    assert not _same_default("empty", "x")
+    assert _same_default("false", False)
+    assert not _same_default("true", False)

@@ -49,3 +49,8 @@ def test_moment_html_has_no_microseconds_and_says_how_far_off():
 )
 def test_milliseconds_text_is_rounded(value, text):
     assert milliseconds_text(value) == text
+
+
+def test_a_moment_on_another_day_wraps_between_date_and_time_only():
+    html = moment_html(NOW - timedelta(days=1), now=NOW)
+    assert '<span class="day">2026-12-01</span> <span class="clock">14:03:27</span>' in html

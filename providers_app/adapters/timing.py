@@ -66,6 +66,21 @@ class FakeClock(Clock):
             self._now = moment
 
 
+class PinnedClock(Clock):
+    """Real time, shifted so that wall-clock time starts at ``start``.
+
+    Time flows as usual (sleeps and deadlines are real); only the date and hour
+    the application sees are pinned. Tests run the live server under it to show
+    that no screen depends on the hour the suite happens to run at.
+    """
+
+    def __init__(self, start: datetime) -> None:
+        self._offset = start - datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+
 _clock: Clock = Clock()
 
 

@@ -29,11 +29,11 @@ from django.http import (
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from ..admin_forms import ProviderAdminForm
+from ..engine.clock import get_clock
 from ..models import (
     BreakerState,
     Provider,
@@ -70,13 +70,13 @@ class ForceOpenForm(forms.Form):
             data["until"] = None
         elif not data.get("until"):
             self.add_error("until", "Choose when the drain ends, or tick 'No expiry'.")
-        elif data["until"] <= timezone.now():
+        elif data["until"] <= get_clock().now():
             self.add_error("until", "Choose a time in the future.")
         return data
 
     @classmethod
     def with_default(cls) -> "ForceOpenForm":
-        return cls(initial={"until": timezone.now() + FORCE_OPEN_DEFAULT})
+        return cls(initial={"until": get_clock().now() + FORCE_OPEN_DEFAULT})
 
 
 # name -> (label for buttons, messages and history; the service call)
@@ -99,7 +99,7 @@ def offered_operations(provider: Provider) -> list[str]:
     state = BreakerState.State
     breaker = provider.breaker
     current = breaker.state
-    now = timezone.now()
+    now = get_clock().now()
     dirty = (
         breaker.consecutive_failures
         or breaker.open_cycles
@@ -323,7 +323,7 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
     @admin.display(description="cooldown until")
     def cooldown(self, provider: Provider):
         breaker = provider.breaker
-        if breaker.cooldown_until and breaker.cooldown_until > timezone.now():
+        if breaker.cooldown_until and breaker.cooldown_until > get_clock().now():
             return moment_html(breaker.cooldown_until)
         return "-"
 
@@ -351,7 +351,7 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
         if provider.pk is None:  # the add form: the breaker comes with the saved provider
             return "-"
         breaker = provider.breaker
-        now = timezone.now()
+        now = get_clock().now()
         return format_html(
             '<dl class="breaker-summary">'
             "<dt>state</dt><dd>{}</dd>"

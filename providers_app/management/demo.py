@@ -49,13 +49,20 @@ class DemoCredentials:
     username: str
     password: str | None  # None once the admin changed it: we no longer know it
     client_key: str
+    # /metrics names providers and routes: the demo protects it as production does.
+    metrics_token: str = ""
 
 
 def credentials_load(path: Path | None = None) -> DemoCredentials | None:
     path = path or credentials_path()
     try:
         data = json.loads(path.read_text())
-        return DemoCredentials(data["username"], data.get("password"), data["client_key"])
+        return DemoCredentials(
+            data["username"],
+            data.get("password"),
+            data["client_key"],
+            data.get("metrics_token") or "",
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -79,30 +86,48 @@ def tool_call_example_save(credentials_file: Path | None = None) -> Path:
     return path
 
 
+def demo_dashboard_path() -> str:
+    """The dashboard on its shortest range: the demo's faults are minutes long."""
+    return "/admin/providers_app/dashboard/?range=1h"
+
+
 def banner(
-    *, web: str, credentials: DemoCredentials | None, tool_call_file: Path | None = None
+    *,
+    web: str,
+    credentials: DemoCredentials | None,
+    tool_call_file: Path | None = None,
+    logs: Path | None = None,
 ) -> list[str]:
-    """The short block `make run` prints: where everything is and how to call it."""
+    """The block `make run` prints last, once everything is up: where everything is
+    and how to call it."""
     base = f"http://{web}"
     key = credentials.client_key if credentials else "fbk_... (run `manage.py demo_setup`)"
     password = (credentials.password if credentials else None) or "(changed since; not shown)"
     username = credentials.username if credentials else "admin"
+    bearer = f"-H 'Authorization: Bearer {key}'"
+    token = credentials.metrics_token if credentials else ""
+    metrics = (
+        f"curl -s {base}/metrics -H 'Authorization: Bearer {token}'"
+        if token
+        else (f"{base}/metrics")
+    )
     return [
-        f"  Chat page    {base}/chat/",
+        f"  Chat page    {base}/chat/   (sign in as {username})",
         f"  Admin        {base}/admin/   user {username}  password {password}",
-        f"  Dashboard    {base}/admin/providers_app/dashboard/",
-        f"  Status       {base}/api/status",
-        f"  Metrics      {base}/metrics",
+        f"  Dashboard    {base}{demo_dashboard_path()}",
+        f"  Status       curl -s {base}/api/status {bearer}   (or open it signed in)",
+        f"  Metrics      {metrics}",
         f"  Client key   {key}",
+        *([f"  Worker logs  {logs / 'worker.log'}, {logs / 'beat.log'}"] if logs else []),
         "",
         "  curl:",
-        f"    curl -s {base}/v1/chat/completions -H 'Authorization: Bearer {key}' \\",
+        f"    curl -s {base}/v1/chat/completions {bearer} \\",
         "      -H 'Content-Type: application/json' \\",
         f"      -d '{CURL_BODY}'",
         *(
             [
-                "  a tool call (the answer asks for get_weather):",
-                f"    curl -s {base}/v1/chat/completions -H 'Authorization: Bearer {key}' \\",
+                "  a tool call (the answer asks for get_weather in Paris):",
+                f"    curl -s {base}/v1/chat/completions {bearer} \\",
                 f"      -H 'Content-Type: application/json' -d @{tool_call_file}",
             ]
             if tool_call_file is not None

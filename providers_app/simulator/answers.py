@@ -5,7 +5,8 @@ and images without a real model:
 
 - tools offered (and ``tool_choice`` not ``none``) and the last message is not a
   tool result: call the named tool, else the first one, with arguments built
-  from its schema;
+  from its schema and filled from the prompt as a model would ("the weather in
+  Paris?" calls ``get_weather`` with ``{"city": "Paris"}``);
 - the last message is a tool result: say what the tool returned;
 - ``response_format`` ``json_object``/``json_schema``: a JSON value fitting the
   schema (strings carry the usual greeting);
@@ -15,6 +16,7 @@ and images without a real model:
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +38,8 @@ def plan_answer(request: dict[str, Any], greeting: str) -> Answer:
         tool = _chosen_tool(tools, choice)
         if tool is not None:
             function = tool.get("function") or {}
-            arguments = sample_value(function.get("parameters") or {"type": "object"}, greeting)
+            parameters = function.get("parameters") or {"type": "object"}
+            arguments = sample_value(parameters, prompt_subject(_text(last.get("content"))))
             return Answer(
                 "", {"name": function.get("name", ""), "arguments": json.dumps(arguments)}
             )
@@ -84,6 +87,13 @@ def sample_value(schema: Any, greeting: str, defs: dict[str, Any] | None = None)
     return {"string": greeting, "integer": 1, "number": 1.5, "boolean": True, "null": None}.get(
         kind, greeting
     )
+
+
+def prompt_subject(prompt: str) -> str:
+    """What a tool would be asked about: the last name in the prompt (a capitalised
+    word not opening a sentence: "in Paris", "for New York"), else the prompt itself."""
+    names = re.findall(r"(?<![.?!]\s)(?<!^)\b([A-Z][\w-]*(?:\s+[A-Z][\w-]*)*)", prompt.strip())
+    return names[-1] if names else prompt.strip()[:60]
 
 
 def _text(content: Any) -> str:

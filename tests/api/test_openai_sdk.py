@@ -223,14 +223,14 @@ WEATHER_TOOL = {
 
 
 def test_simulated_tool_call_round_trip_streams_through_the_sdk_helper(sdk, primary):
-    question = [{"role": "user", "content": "Weather?"}]
+    question = [{"role": "user", "content": "Weather in Oslo?"}]
     with sdk.chat.completions.stream(
         model="fallback", messages=question, tools=[WEATHER_TOOL]
     ) as stream:
         first = stream.get_final_completion()
     (call,) = first.choices[0].message.tool_calls
     assert first.choices[0].finish_reason == "tool_calls"
-    assert json.loads(call.function.arguments) == {"city": "Hello from primary."}
+    assert json.loads(call.function.arguments) == {"city": "Oslo"}
 
     answer = sdk.chat.completions.create(
         model="fallback",

@@ -4,18 +4,37 @@ from datetime import timedelta
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
 
+from providers_app.engine.clock import get_clock
 from providers_app.models import BreakerState, FailoverEvent
 from providers_app.services import operator
 from providers_app.services.routes import route_create
+from providers_app.testing import breaker_state_set
+from tests.factories import provider_create
+
+# The widest names an admin may give (40 characters, one without a break opportunity).
+LONG_NAMES = (
+    "anthropicclaudesonnetfourfiveeuwest1prod",
+    "azure-openai-gpt4o-mini-eastus2-fallback",
+)
 
 
 def _admin_pages(providers, actor) -> dict[str, str]:
-    """The admin's screens, with the widest content they normally show: a drained
-    provider (open until), one cooling down, a failover with a long request id."""
+    """The admin's screens, with the widest content they show: a provider in every
+    state (drained with an expiry on another day, open, cooling down, disabled),
+    40-character names, a failover with a long request id and a long reason."""
     first = providers[0]
-    now = timezone.now()
+    now = get_clock().now()
+    opened, disabled = (
+        provider_create(name=name, model=f"model-{name}", base_url=providers[0].base_url)
+        for name in LONG_NAMES
+    )
+    breaker_state_set(
+        opened, state=BreakerState.State.OPEN, opened_at=now, open_until=now + timedelta(days=1),
+        last_error="HTTP 529 overloaded_error: " + "The API is temporarily overloaded. " * 4,
+    )  # fmt: skip
+    operator.operator_provider_disable(provider_id=disabled.pk, actor=actor)
+    providers = [*providers, opened, disabled]
     operator.operator_breaker_force_open(
         provider_id=providers[2].pk, until=now + timedelta(minutes=30), actor=actor
     )
@@ -26,6 +45,11 @@ def _admin_pages(providers, actor) -> dict[str, str]:
         kind=FailoverEvent.Kind.FAILOVER, provider=first, to_provider=providers[1],
         reason="server_error", status_code=502, attempt=1, latency_ms=23.642311000003247,
         request_id="5f0c2b8e9d7a4c1b8e2f3a4b5c6d7e8f-retry-2", detail="HTTP 502 from upstream",
+    )  # fmt: skip
+    FailoverEvent.objects.create(
+        kind=FailoverEvent.Kind.FAILOVER, provider=opened, to_provider=disabled,
+        reason="overloaded", status_code=529, attempt=2, latency_ms=10023.5,
+        request_id="chatcmpl-" + "9" * 40, detail="HTTP 529 " + "overloaded_error " * 20,
     )  # fmt: skip
     route = route_create(
         name="chat-large-documents", providers=list(reversed(providers)), is_default=True,

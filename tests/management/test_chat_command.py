@@ -91,9 +91,9 @@ def test_tool_calls_are_printed_readably(providers, primary, tmp_path, stream):
         '{"type": "object", "properties": {"city": {"type": "string"}}}}}]'
     )
 
-    out = chat("Weather?", "--tools", str(tools), *(["--stream"] if stream else []))
+    out = chat("Weather in Oslo?", "--tools", str(tools), *(["--stream"] if stream else []))
 
-    assert '-> tool call: get_weather({"city": "Hello from primary."})  [id call_' in out
+    assert '-> tool call: get_weather({"city": "Oslo"})  [id call_' in out
     assert "provider: primary" in out
     assert primary.last_request["json"]["tools"][0]["function"]["name"] == "get_weather"
 

@@ -49,3 +49,15 @@ def test_images_are_counted():
     parts = [{"type": "text", "text": "?"}] + [{"type": "image_url", "image_url": {"url": "x"}}] * 2
     answer = plan_answer({"messages": [{"role": "user", "content": parts}]}, GREETING)
     assert answer.text == f"{GREETING} I see 2 images."
+
+
+def test_tool_arguments_are_filled_from_the_prompt_like_a_model_would():
+    from providers_app.simulator.traffic import TOOL_CALL_EXAMPLE
+
+    call = plan_answer(TOOL_CALL_EXAMPLE, GREETING).tool_call
+    assert call["name"] == "get_weather"
+    assert json.loads(call["arguments"]) == {"city": "Paris"}
+    ask = {"role": "user", "content": "Is it raining in New York today?"}
+    weather = TOOL_CALL_EXAMPLE["tools"]
+    arguments = plan_answer({"messages": [ask], "tools": weather}, GREETING).tool_call["arguments"]
+    assert json.loads(arguments) == {"city": "New York"}

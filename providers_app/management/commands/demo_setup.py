@@ -54,7 +54,10 @@ class Command(BaseCommand):
             key = self._client_key(stored)
             self._providers(sim_port)
             self._routes()
-        path = credentials_save(DemoCredentials(username, password, key), credentials)
+        metrics_token = (stored.metrics_token if stored else "") or secrets.token_urlsafe(24)
+        path = credentials_save(
+            DemoCredentials(username, password, key, metrics_token), credentials
+        )
         tool_call_example_save(path)
         self.stdout.write(f"Demo credentials kept in {path} (mode 0600, not in the database).")
 
