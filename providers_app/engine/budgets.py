@@ -146,7 +146,17 @@ def admit(
         for limit in limits:
             start, end = window_of(limit.kind, now)
             amount = tokens if limit.kind == TOKENS else nusd
-            if not _reserve(limit, start, amount):
+            try:
+                reserved = _reserve(limit, start, amount)
+            except DatabaseError:
+                # The budget cannot be counted: the request is served (availability
+                # first), unbudgeted, and the store error is counted in /metrics.
+                logger.warning(
+                    "budget of %s %r not counted: database error", limit.scope, limit.name
+                )
+                metrics.store_error("budget_reserve")
+                continue
+            if not reserved:
                 retry_after = max(1, math.ceil((end - now).total_seconds()))
                 raise BudgetExceeded(
                     limit, retry_after_s=retry_after, request_id=request_id, needed=amount
@@ -225,11 +235,18 @@ def _cached(scope: str, name: str) -> list[Limit]:
     if hit is not None and now - hit[0] < get_setting("BUDGET_CACHE_S"):
         return hit[1]
     model = ClientKey if scope == "key" else Route
-    row = (
-        model.objects.filter(name=name)
-        .values("tokens_per_minute", "monthly_spend_limit_usd")
-        .first()
-    ) or {}
+    try:
+        row = (
+            model.objects.filter(name=name)
+            .values("tokens_per_minute", "monthly_spend_limit_usd")
+            .first()
+        ) or {}
+    except DatabaseError:
+        # Serving through a database outage comes first: the limits last read
+        # (none if never read) stand until the database answers again.
+        logger.warning("budget limits of %s %r unreadable; last known kept", scope, name)
+        metrics.store_error("budget_read")
+        return hit[1] if hit is not None else []
     limits = []
     if row.get("tokens_per_minute"):
         limits.append(Limit(scope, name, TOKENS, row["tokens_per_minute"]))

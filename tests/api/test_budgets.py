@@ -117,3 +117,18 @@ def test_without_a_budget_a_request_makes_no_budget_query(client, providers, aut
     touched = [q["sql"] for q in queries.captured_queries if "budget" in q["sql"].lower()]
     assert touched == []
     assert not any("tokens_per_minute" in q["sql"] for q in queries.captured_queries)
+
+
+def test_a_budget_the_database_cannot_count_lets_the_request_through(
+    client, providers, auth, clock
+):
+    from unittest import mock
+
+    from django.db import DatabaseError
+
+    from providers_app.engine import budgets
+
+    ClientKey.objects.filter(name="test-bot").update(tokens_per_minute=1)  # would refuse all
+    with mock.patch.object(budgets, "_reserve", side_effect=DatabaseError("down")):
+        assert _post(client, auth, max_tokens=1).status_code == 200
+    assert _post(client, auth, max_tokens=1).status_code == 429  # counted again, once back
