@@ -86,9 +86,12 @@ FAILOVER_SAVINGS = Counter(
     "Spend saved on answers from a fallback cheaper than the route's first provider.",
     ["provider", "route", "key"],
 )
+# Labelled, like every counter here: a label-less one would open its multiprocess
+# file at import, before the serving process has made PROMETHEUS_MULTIPROC_DIR.
 USAGE_DROPPED = Counter(
     "fallback_usage_dropped_rows_total",
-    "Usage ledger rows dropped from a full buffer during a database outage.",
+    "Usage ledger rows dropped during a database outage.",
+    ["reason"],
 )
 ATTEMPT_LATENCY = Histogram(
     "fallback_attempt_seconds",

@@ -168,7 +168,7 @@ def _drop_overflow() -> None:
         oldest = min(_pending)  # the oldest day (then names): the least likely still read
         increments = _pending.pop(oldest)
         _dropped += 1
-        metrics.USAGE_DROPPED.inc()
+        metrics.USAGE_DROPPED.labels(reason="buffer_full").inc()
         logger.error(
             "usage buffer full (%d rows): dropped %s/%s/%s of %s (%d calls, %d tokens)",
             limit, oldest[1], oldest[2], oldest[3], oldest[0],

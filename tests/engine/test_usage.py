@@ -140,13 +140,14 @@ def test_the_buffer_keeps_usage_through_a_database_outage(providers, primary):
 def test_a_full_buffer_drops_the_oldest_rows_and_counts_them(providers, primary, settings):
     providers()
     settings.FALLBACK_USAGE_BUFFER_MAX_ROWS = 2
-    before = REGISTRY.get_sample_value("fallback_usage_dropped_rows_total") or 0
+    labels = {"reason": "buffer_full"}
+    before = REGISTRY.get_sample_value("fallback_usage_dropped_rows_total", labels) or 0
     with mock.patch.object(usage, "_add_to_row", side_effect=DatabaseError("down")):
         for key in ("a", "b", "c"):
             fallback.complete(HELLO, key_name=key)
             usage.flush_pending()
     assert usage.dropped_rows() == 1
-    assert REGISTRY.get_sample_value("fallback_usage_dropped_rows_total") == before + 1
+    assert REGISTRY.get_sample_value("fallback_usage_dropped_rows_total", labels) == before + 1
     assert sorted(UsageLedger.objects.values_list("key_name", flat=True)) == []
     counters.flush_pending()
     assert sorted(UsageLedger.objects.values_list("key_name", flat=True)) == ["b", "c"]
