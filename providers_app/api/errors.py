@@ -122,10 +122,15 @@ def budget_exceeded(error: BudgetExceeded) -> ApiError:
     return ApiError(
         429,
         str(error),
-        error_type="tokens" if limit.kind == "tokens" else "insufficient_quota",
-        code=error.code,
+        error_type="rate_limit_exceeded" if limit.kind == "tokens" else "insufficient_quota",
+        code=f"{error.kind_name}_limit_exceeded",
         headers={"Retry-After": str(error.retry_after_s)},
-        extra={"limit": {"scope": limit.scope, "name": limit.name, "kind": limit.kind}},
+        extra={
+            "limit": error.kind_name,
+            "maximum": error.maximum,
+            "scope": limit.scope,
+            "name": limit.name,
+        },
     )
 
 

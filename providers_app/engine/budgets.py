@@ -80,10 +80,16 @@ class BudgetExceeded(FallbackError):
         )
 
     @property
-    def code(self) -> str:
-        return (
-            "tokens_per_minute_exceeded" if self.limit.kind == TOKENS else "monthly_spend_exceeded"
-        )
+    def kind_name(self) -> str:
+        """The limit's name in the 429 (as the per-key limits of api/limits.py name theirs)."""
+        return "tokens_per_minute" if self.limit.kind == TOKENS else "monthly_spend"
+
+    @property
+    def maximum(self) -> int | str:
+        """Tokens, or dollars as a decimal string."""
+        if self.limit.kind == TOKENS:
+            return self.limit.amount
+        return f"{Decimal(self.limit.amount) / NANO_PER_USD:.2f}"
 
 
 @dataclass

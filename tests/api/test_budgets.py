@@ -54,11 +54,12 @@ def test_a_key_over_its_tokens_per_minute_gets_a_429_naming_the_limit(
     assert refused.status_code == 429
     assert refused["Retry-After"] == "30"  # the minute ends at 12:01:00
     error = refused.json()["error"]
-    assert error["code"] == "tokens_per_minute_exceeded"
-    assert error["type"] == "tokens"
+    assert error["code"] == "tokens_per_minute_limit_exceeded"
+    assert error["type"] == "rate_limit_exceeded"
     assert "Client key 'test-bot'" in error["message"]
     assert f"{3 * reserve} tokens per minute" in error["message"]
-    assert error["limit"] == {"scope": "key", "name": "test-bot", "kind": "tokens"}
+    assert (error["limit"], error["maximum"]) == ("tokens_per_minute", 3 * reserve)
+    assert (error["scope"], error["name"]) == ("key", "test-bot")
 
     clock.advance(30)  # the next minute: a fresh window
     assert _post(client, auth).status_code == 200
@@ -92,7 +93,8 @@ def test_a_route_over_its_monthly_spend_is_refused_until_the_month_ends(
     refused = _post(client, auth, model="team")
     assert refused.status_code == 429
     error = refused.json()["error"]
-    assert (error["code"], error["type"]) == ("monthly_spend_exceeded", "insufficient_quota")
+    assert (error["code"], error["type"]) == ("monthly_spend_limit_exceeded", "insufficient_quota")
+    assert (error["limit"], error["maximum"], error["scope"]) == ("monthly_spend", "0.50", "route")
     assert f"Route {route.name!r}" in error["message"]
     assert "$0.50 per month" in error["message"]
     # 2026-04-01 00:00 UTC is 21 days, 11 h 59 min 30 s away.
