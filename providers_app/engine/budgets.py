@@ -224,7 +224,11 @@ _cache: dict[tuple[str, str], tuple[float, list[Limit]]] = {}
 
 
 def limits_for(key_name: str, route_name: str) -> list[Limit]:
-    return [*_cached("key", key_name), *_cached("route", route_name)]
+    now = time.monotonic()
+    max_age = get_setting("BUDGET_CACHE_S")
+    key_limits = _cached("key", key_name, now, max_age)
+    route_limits = _cached("route", route_name, now, max_age)
+    return key_limits + route_limits if key_limits or route_limits else []
 
 
 def forget_limits() -> None:
@@ -232,13 +236,11 @@ def forget_limits() -> None:
         _cache.clear()
 
 
-def _cached(scope: str, name: str) -> list[Limit]:
+def _cached(scope: str, name: str, now: float, max_age: float) -> list[Limit]:
     if not name:
         return []
-    now = time.monotonic()
-    with _cache_lock:
-        hit = _cache.get((scope, name))
-    if hit is not None and now - hit[0] < get_setting("BUDGET_CACHE_S"):
+    hit = _cache.get((scope, name))  # a dict read is atomic; writes take the lock
+    if hit is not None and now - hit[0] < max_age:
         return hit[1]
     model = ClientKey if scope == "key" else Route
     try:

@@ -25,7 +25,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import date
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
@@ -50,23 +50,48 @@ _last_flush: float | None = None
 _dropped = 0  # rows dropped from a full buffer since the process started
 
 
+PICO_PER_USD_PER_MTOK = 10**6  # $ per million tokens -> pico-dollars (10^-12) per token
+_NO_PRICE = (0, 0, 0)
+_per_token_cache: dict[tuple, tuple[int, int, int]] = {}
+
+
+def _per_token(entry: RouteEntry) -> tuple[int, int, int]:
+    """Input, cached-input and output prices in whole pico-dollars per token.
+
+    Exact: a price has at most 6 decimals (Provider's fields), so $/M x 10^6 is
+    an integer. Converted once per price triple: integer arithmetic per call.
+    """
+    prices = (entry.price_input_per_mtok, entry.price_cached_input_per_mtok,
+              entry.price_output_per_mtok)  # fmt: skip
+    known = _per_token_cache.get(prices)
+    if known is None:
+        input_price, cached_price, output_price = (
+            None if price is None else int(Decimal(price) * PICO_PER_USD_PER_MTOK)
+            for price in prices
+        )
+        input_price = input_price or 0
+        known = (input_price, input_price if cached_price is None else cached_price,
+                 output_price or 0)  # fmt: skip
+        _per_token_cache[prices] = known
+    return known
+
+
 def cost_nusd(usage: Usage, entry: RouteEntry) -> int:
     """What ``entry``'s prices make of ``usage``, in nano-dollars (0 when not priced)."""
-    input_price = entry.price_input_per_mtok
-    output_price = entry.price_output_per_mtok
-    cached_price = entry.price_cached_input_per_mtok
-    if input_price is None and output_price is None and cached_price is None:
+    input_price, cached_price, output_price = _per_token(entry)
+    if (input_price, cached_price, output_price) == _NO_PRICE:
         return 0
-    input_price = input_price or Decimal(0)
-    cached_price = input_price if cached_price is None else cached_price
     cached = min(usage.cached_input_tokens, usage.input_tokens)
-    dollars_per_m = (
+    pico = (
         (usage.input_tokens - cached) * input_price
         + cached * cached_price
-        + usage.output_tokens * (output_price or Decimal(0))
+        + usage.output_tokens * output_price
     )
-    # $/M tokens x tokens = 10^-6 $; x 1000 = 10^-9 $.
-    return int((dollars_per_m * 1000).to_integral_value(ROUND_HALF_EVEN))
+    # Pico- to nano-dollars, rounded half to even (integers only: this runs per call).
+    nano, rest = divmod(pico, 1000)
+    if rest > 500 or (rest == 500 and nano % 2):
+        nano += 1
+    return nano
 
 
 def measured(
@@ -123,25 +148,39 @@ def record(
     return cost
 
 
+_children: dict[tuple, object] = {}  # labelled counters, looked up once per label set
+
+
+def _child(metric, *labels: str):
+    key = (metric, *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
 def _count_metrics(
     usage: Usage, provider: str, route: str, key_name: str, cost: int, extra: int
 ) -> None:
     source = "estimated" if usage.estimated else "reported"
     attempt = "failed" if usage.failed_attempt else "answered"
     tokens = metrics.TOKENS
-    for kind, value in (
-        ("input", usage.input_tokens),
-        ("cached_input", usage.cached_input_tokens),
-        ("output", usage.output_tokens),
-    ):
-        if value:
-            tokens.labels(provider, route, key_name, kind, source, attempt).inc(value)
+    if usage.input_tokens:
+        _child(tokens, provider, route, key_name, "input", source, attempt).inc(usage.input_tokens)
+    if usage.cached_input_tokens:
+        _child(tokens, provider, route, key_name, "cached_input", source, attempt).inc(
+            usage.cached_input_tokens
+        )
+    if usage.output_tokens:
+        _child(tokens, provider, route, key_name, "output", source, attempt).inc(
+            usage.output_tokens
+        )
     if cost:
-        metrics.COST.labels(provider, route, key_name, attempt).inc(cost / NANO_PER_USD)
+        _child(metrics.COST, provider, route, key_name, attempt).inc(cost / NANO_PER_USD)
     if extra > 0:
-        metrics.FAILOVER_COST.labels(provider, route, key_name).inc(extra / NANO_PER_USD)
+        _child(metrics.FAILOVER_COST, provider, route, key_name).inc(extra / NANO_PER_USD)
     elif extra < 0:
-        metrics.FAILOVER_SAVINGS.labels(provider, route, key_name).inc(-extra / NANO_PER_USD)
+        _child(metrics.FAILOVER_SAVINGS, provider, route, key_name).inc(-extra / NANO_PER_USD)
 
 
 def _buffer(key: LedgerKey, increments: dict[str, int]) -> None:

@@ -171,3 +171,11 @@ def test_a_price_must_be_a_non_negative_decimal(make_provider, bad):
     with pytest.raises(ValidationError) as refused:
         make_provider(price_output_per_mtok=bad)
     assert "price_output_per_mtok" in refused.value.message_dict
+
+
+def test_a_calls_cost_is_rounded_half_to_even_nano_dollars(make_provider):
+    entry = route_entry_for(make_provider(price_output_per_mtok=Decimal("0.0005")).pk)
+    # $0.0005 per million tokens: 1 token is 0.5 nano-dollar, 3 tokens 1.5, 4 tokens 2.
+    assert usage.cost_nusd(Usage(output_tokens=1), entry) == 0
+    assert usage.cost_nusd(Usage(output_tokens=3), entry) == 2
+    assert usage.cost_nusd(Usage(output_tokens=4), entry) == 2
