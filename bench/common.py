@@ -157,7 +157,8 @@ def providers_reset() -> None:
 
 
 def providers_create(base_urls: Sequence[str], *, timeout_s: float = 10.0) -> list:
-    """One simulated-kind provider per upstream, in the given priority order.
+    """One simulated-kind provider per upstream, added in the given order (with no
+    route, the order every call follows).
 
     The `simulated` kind speaks the OpenAI wire format, as LiteLLM's `openai/`
     deployments do, so both sides send the same bytes to the same upstream.
@@ -167,14 +168,13 @@ def providers_create(base_urls: Sequence[str], *, timeout_s: float = 10.0) -> li
     providers_reset()
     return [
         Provider.objects.create(
-            name=f"p{priority}",
+            name=f"p{position}",
             kind=Provider.Kind.SIMULATED,
             base_url=url,
             model="sim",
-            priority=priority,
             timeout_s=timeout_s,
         )
-        for priority, url in enumerate(base_urls, start=1)
+        for position, url in enumerate(base_urls, start=1)
     ]
 
 

@@ -109,7 +109,7 @@ def _set_up_database(database_url: str, upstream: str) -> None:
     call_command("migrate", verbosity=0)
     Provider.objects.all().delete()
     Provider.objects.create(
-        name="upstream", kind="simulated", base_url=upstream, model="m", priority=1, timeout_s=30
+        name="upstream", kind="simulated", base_url=upstream, model="m", timeout_s=30
     )
     print(json.dumps({"key": client_key_create(name=f"bench-{time.time()}").raw_key}))
 

@@ -16,7 +16,7 @@ With a local upstream that answers at once, it measures (median and p99 over
 With `--routes`, three named routes of three providers each share the same
 providers (a third, `spare`, sits last in every chain) and every call names the
 route `bench` (blocked, answering, spare); without it no route exists and every
-call follows the global priority order, as before routes.
+call follows the implicit route (the providers in the order added).
 
 Each database runs in its own process (Django reads its settings once). Arms are
 interleaved call by call so the machine's noise hits them alike. Prints a table.
@@ -76,15 +76,15 @@ def _measure(
     sim = UpstreamSimulator("bench").start()
     try:
         blocked = Provider.objects.create(
-            name="blocked", kind="simulated", base_url=sim.base_url, model="m", priority=1
+            name="blocked", kind="simulated", base_url=sim.base_url, model="m"
         )
         answering = Provider.objects.create(
-            name="answering", kind="simulated", base_url=sim.base_url, model="m", priority=2
+            name="answering", kind="simulated", base_url=sim.base_url, model="m"
         )
         route = None
         if routes:
             spare = Provider.objects.create(
-                name="spare", kind="simulated", base_url=sim.base_url, model="m", priority=3
+                name="spare", kind="simulated", base_url=sim.base_url, model="m"
             )
             route_create(name="bench", providers=[blocked, answering, spare])
             route_create(name="other", providers=[spare, answering, blocked])
@@ -108,7 +108,7 @@ def _measure(
 
         def all_open() -> None:
             try:
-                fallback.complete(HELLO, route=route)
+                fallback.complete(HELLO, model=route)
             except fallback.AllProvidersFailed:
                 return
             raise AssertionError("a provider answered while all were open")
@@ -125,7 +125,7 @@ def _measure(
             direct, routed = [], []
             for _ in range(requests):
                 direct.append(timed(lambda: adapter.complete(request, timeout=5)))
-                routed.append(timed(lambda: fallback.complete(HELLO, route=route)))
+                routed.append(timed(lambda: fallback.complete(HELLO, model=route)))
             results["added"].append(_difference(routed, direct))
 
             # The same with and without an OPEN provider to skip in front of it, in
@@ -134,10 +134,10 @@ def _measure(
             for _ in range(0, requests, 50):
                 set_blocked("open")
                 with_open += [
-                    timed(lambda: fallback.complete(HELLO, route=route)) for _ in range(50)
+                    timed(lambda: fallback.complete(HELLO, model=route)) for _ in range(50)
                 ]
                 set_blocked("closed", enabled=False)
-                without += [timed(lambda: fallback.complete(HELLO, route=route)) for _ in range(50)]
+                without += [timed(lambda: fallback.complete(HELLO, model=route)) for _ in range(50)]
             results["skip"].append(_difference(with_open, without))
 
             # The happy path again from several threads at once, as a threaded
@@ -150,7 +150,7 @@ def _measure(
                 mine_direct, mine_routed = [], []
                 for _ in range(requests // threads):
                     mine_direct.append(timed(lambda: adapter.complete(request, timeout=5)))
-                    mine_routed.append(timed(lambda: fallback.complete(HELLO, route=route)))
+                    mine_routed.append(timed(lambda: fallback.complete(HELLO, model=route)))
                 direct.extend(mine_direct)
                 routed.extend(mine_routed)
                 connection.close()

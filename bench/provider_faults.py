@@ -96,11 +96,9 @@ def main() -> None:
         secondary.reset()
         Provider.objects.create(
             name="primary", kind="openai_compatible", base_url=primary.base_url, model="m",
-            priority=1,
         )  # fmt: skip
         Provider.objects.create(
             name="secondary", kind="simulated", base_url=secondary.base_url, model="m",
-            priority=2,
         )  # fmt: skip
 
     def timed(stream, fault, **options):

@@ -42,7 +42,8 @@ KINDS_NEEDING_KEY = frozenset({"openai", "azure_openai", "anthropic", "gemini"})
 
 
 class Provider(models.Model):
-    """An upstream LLM endpoint, tried in `priority` order (lower first)."""
+    """An upstream LLM endpoint. Where it is tried, and in which order, is each
+    route's business (Route, RouteMember): a provider has no order of its own."""
 
     class Kind(models.TextChoices):
         OPENAI = "openai", "OpenAI"
@@ -75,12 +76,6 @@ class Provider(models.Model):
         help_text="The name of the environment variable holding the key, such as "
         "OPENAI_API_KEY. The key itself is never stored. Server secrets (DJANGO_*, "
         "DATABASE_URL, AWS_*, ...) are refused: see FALLBACK_KEY_ENV_ALLOW.",
-    )
-    priority = models.PositiveIntegerField(
-        "priority",
-        default=0,
-        db_index=True,
-        help_text="Lower answers first. Drag rows in the provider list to change it.",
     )
     enabled = models.BooleanField("enabled", default=True)
     timeout_s = models.FloatField(
@@ -211,13 +206,10 @@ class Provider(models.Model):
     objects = ProviderQuerySet.as_manager()
 
     class Meta:
-        ordering = ["priority", "id"]
-        constraints = [
-            models.UniqueConstraint(fields=["priority"], name="provider_priority_unique"),
-        ]
-        # Who may do what: docs/operations.md "Authorisation".
+        ordering = ["id"]  # as added; the order traffic follows is each route's
+        # Who may do what: docs/operations.md "Authorisation". Reordering is a
+        # route's permission (Route: reorder_route), on whichever screen it happens.
         permissions = [
-            ("reorder_provider", "Can reorder providers"),
             (
                 "operate_provider",
                 "Can operate providers (health check, reset, force open or closed, "
@@ -548,6 +540,13 @@ class ClientKey(models.Model):
         verbose_name="routes",
         help_text="The routes this key may use as `model`. Empty: every route.",
     )
+    # Set whenever routes are chosen: a key stays limited (to what is left, maybe
+    # nothing) when its routes are deleted, rather than falling open to all.
+    limited_to_routes = models.BooleanField(
+        "limited to its routes",
+        default=False,
+        help_text="Only the routes listed. Deleting them leaves the key refused everywhere.",
+    )
     created_at = models.DateTimeField("created", auto_now_add=True)
     last_used_at = models.DateTimeField("last used", null=True, blank=True)
     tokens_per_minute = models.PositiveIntegerField(
@@ -654,8 +653,10 @@ class Route(models.Model):
     """A name a client sends as `model`, with the providers to try in order.
 
     A provider may sit in several routes; its breaker, cooldown and health stay
-    one per provider, shared by every route. With no route at all, every name
-    follows the global priority order (see engine/routing.py).
+    one per provider, shared by every route. A route's order lives only in its
+    members' `order`; the Providers page and the route's page both edit it. With
+    no route at all, every name follows the providers in the order they were
+    added (see engine/routing.py), and the first reorder creates the default route.
     """
 
     name = models.CharField(
@@ -762,7 +763,9 @@ class RouteMember(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"position {self.order}"
+        # Not the raw `order` number: only the members' relative order counts, and
+        # the admin shows places counted from 1 (this text is the inline's drag handle).
+        return "drag to reorder"
 
 
 class UsageLedger(models.Model):

@@ -14,7 +14,6 @@ def provider_create(**fields) -> Provider:
         "kind": Provider.Kind.OPENAI_COMPATIBLE,
         "base_url": "http://127.0.0.1:9/v1",
         "model": "test-model",
-        "priority": 1000 + n,
         "timeout_s": 5.0,
     }
     values.update(fields)

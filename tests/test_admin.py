@@ -5,8 +5,9 @@ import json
 import pytest
 from django.urls import reverse
 
-from providers_app.engine.routing import routing_snapshot
-from providers_app.models import FailoverEvent, Provider
+from providers_app.engine.routing import routing_table
+from providers_app.models import FailoverEvent, Provider, Route
+from providers_app.services.routes import route_create
 from tests.factories import provider_admin_form
 
 REORDER_URL = "admin:providers_app_provider_sortable_update"
@@ -22,8 +23,8 @@ def staff_client(client, django_user_model):
 
 
 def test_admin_reorder_changes_the_routing_order_on_the_next_read(staff_client, make_provider):
-    first, second, third = (make_provider(priority=p) for p in (1, 2, 3))
-    assert [e.name for e in routing_snapshot()] == [first.name, second.name, third.name]
+    first, second, third = (make_provider() for _ in range(3))
+    assert _default_route_names() == [first.name, second.name, third.name]
 
     # Drag "third" to the top: the payload sortable2's list view sends.
     response = staff_client.post(
@@ -33,22 +34,27 @@ def test_admin_reorder_changes_the_routing_order_on_the_next_read(staff_client, 
     )
 
     assert response.status_code == 200, response.content
-    assert [e.name for e in routing_snapshot()] == [third.name, first.name, second.name]
+    assert _default_route_names() == [third.name, first.name, second.name]
 
 
-def test_reorder_that_swaps_two_unique_priorities_succeeds(staff_client, make_provider):
-    first, second = make_provider(priority=1), make_provider(priority=2)
+def _default_route_names() -> list[str]:
+    return [e.name for e in routing_table().resolve(None).entries]
+
+
+def test_reorder_that_swaps_two_providers_succeeds(staff_client, make_provider):
+    first, second = make_provider(), make_provider()
+    route_create(name="chat", providers=[first, second], is_default=True)
     response = staff_client.post(
         reverse(REORDER_URL),
         data=json.dumps({"updatedItems": [[first.pk, 2], [second.pk, 1]]}),
         content_type="application/json",
     )
     assert response.status_code == 200, response.content
-    assert list(Provider.objects.values_list("name", flat=True)) == [second.name, first.name]
+    assert _default_route_names() == [second.name, first.name]
 
 
 def test_non_staff_user_cannot_reach_the_admin(client, django_user_model, make_provider):
-    provider = make_provider(priority=1)
+    provider = make_provider()
     user = django_user_model.objects.create_user("user", password="pw")
     client.force_login(user)
     for url in (
@@ -64,11 +70,11 @@ def test_non_staff_user_cannot_reach_the_admin(client, django_user_model, make_p
         content_type="application/json",
     )
     assert response.status_code == 302
-    assert Provider.objects.get(pk=provider.pk).priority == 1
+    assert not Route.objects.exists()  # the first reorder would have created one
 
 
 def test_changelist_shows_order_kind_model_and_breaker_state(staff_client, make_provider):
-    make_provider(name="alpha", model="gpt-x", priority=1)
+    make_provider(name="alpha", model="gpt-x")
     content = staff_client.get(reverse("admin:providers_app_provider_changelist")).content.decode()
     assert "alpha" in content
     assert "gpt-x" in content
@@ -97,13 +103,16 @@ def test_admin_form_refuses_invalid_config_with_a_message(staff_client, db, over
     assert not Provider.objects.filter(name="new-one").exists()
 
 
-def test_admin_form_creates_a_valid_provider_at_the_end_of_the_order(staff_client, make_provider):
-    make_provider(priority=7)
+def test_admin_form_creates_a_valid_provider_at_the_end_of_the_default_route(
+    staff_client, make_provider
+):
+    old = make_provider(name="old")
+    route_create(name="chat", providers=[old], is_default=True)
     response = staff_client.post(
         reverse("admin:providers_app_provider_add"), data=provider_admin_form()
     )
     assert response.status_code == 302, response.content.decode()[:2000]
-    assert Provider.objects.get(name="new-one").priority == 8
+    assert _default_route_names() == ["old", "new-one"]
 
 
 def test_provider_page_shows_breaker_read_only_and_never_the_key(

@@ -214,11 +214,11 @@ CASES: list[Case] = [
     Case("provider-history", f"{APP}_provider_history",
          _u(f"{APP}_provider_history", _pk("first")), ("view_provider",), gate=VIEW_PROVIDER),
     Case("provider-reorder", f"{APP}_provider_sortable_update",
-         _u(f"{APP}_provider_sortable_update"), ("reorder_provider",), method="post",
+         _u(f"{APP}_provider_sortable_update"), ("reorder_route",), method="post",
          json_body=True, changes=True,
          data=lambda w: {"updatedItems": [[w.second.pk, 1], [w.first.pk, 2]]}),
     Case("provider-move", f"{APP}_provider_move",
-         _u(f"{APP}_provider_move", _pk("second"), lambda w: "up"), ("reorder_provider",),
+         _u(f"{APP}_provider_move", _pk("second"), lambda w: "up"), ("reorder_route",),
          method="post", allowed_status=(302,), changes=True),
     Case("provider-force-open-get", f"{APP}_provider_force_open",
          _u(f"{APP}_provider_force_open", _pk("first")), ("operate_provider",)),
@@ -270,9 +270,11 @@ CASES: list[Case] = [
          changes=True),
     Case("clientkey-change-get", f"{APP}_clientkey_change",
          _u(f"{APP}_clientkey_change", _pk("key")), ("view_clientkey",), gate=SEE_KEYS),
+    # Route limits are editable after creation (audited); the name and key are not.
     Case("clientkey-change-post", f"{APP}_clientkey_change",
-         _u(f"{APP}_clientkey_change", _pk("key")), ("view_clientkey",), method="post",
-         data=lambda w: {"name": "renamed"}, nobody=True),
+         _u(f"{APP}_clientkey_change", _pk("key")), ("view_clientkey", "change_clientkey"),
+         method="post", data=lambda w: {"name": "renamed", "routes": [w.route.pk]},
+         allowed_status=(302,), changes=True),
     Case("clientkey-history", f"{APP}_clientkey_history",
          _u(f"{APP}_clientkey_history", _pk("key")), ("view_clientkey",), gate=SEE_KEYS),
     Case("clientkey-delete-post", f"{APP}_clientkey_delete",
@@ -313,8 +315,8 @@ CASES: list[Case] = [
 
 @pytest.fixture
 def world(db) -> World:
-    first = provider_create(priority=1)
-    second = provider_create(priority=2)
+    first = provider_create()
+    second = provider_create()
     for provider in (first, second):
         provider_state_rows_create(provider=provider)
     event = FailoverEvent.objects.create(kind="failover", provider=first, reason="server_error")

@@ -71,15 +71,15 @@ def test_reordering_the_inline_changes_the_next_answer_on_that_route_only(
 ):
     chat, _docs = routes
     _login(client, django_user_model, superuser=True)
-    assert fallback.complete(HELLO, route="chat").provider == "primary"  # snapshot cached
+    assert fallback.complete(HELLO, model="chat").provider == "primary"  # snapshot cached
 
     response = client.post(
         reverse("admin:providers_app_route_change", args=[chat.pk]), route_form(chat, [2, 1])
     )
 
     assert response.status_code == 302, response.content[:2000]
-    assert fallback.complete(HELLO, route="chat").provider == "secondary"
-    assert fallback.complete(HELLO, route="docs").provider == "primary"
+    assert fallback.complete(HELLO, model="chat").provider == "secondary"
+    assert fallback.complete(HELLO, model="docs").provider == "primary"
 
 
 def test_reordering_needs_the_reorder_permission(client, django_user_model, routes):
@@ -91,13 +91,13 @@ def test_reordering_needs_the_reorder_permission(client, django_user_model, rout
 
     assert refused.status_code == 200  # the form again, with the reason
     assert b"may not reorder the providers of a route" in refused.content
-    assert fallback.complete(HELLO, route="chat").provider == "primary"
+    assert fallback.complete(HELLO, model="chat").provider == "primary"
 
     Permission.objects.get(codename="reorder_route").user_set.add(
         django_user_model.objects.get(username="staff")
     )
     assert client.post(url, route_form(chat, [2, 1])).status_code == 302
-    assert fallback.complete(HELLO, route="chat").provider == "secondary"
+    assert fallback.complete(HELLO, model="chat").provider == "secondary"
 
 
 def test_the_route_page_shows_each_members_breaker_and_the_provider_list_its_routes(
@@ -145,7 +145,7 @@ def test_adding_a_route_with_members_in_the_dragged_order(client, django_user_mo
         .order_by("order")
         .values_list("provider__name", flat=True)
     ) == ["secondary", "primary"]
-    assert fallback.complete(HELLO, route="anything").provider == "secondary"
+    assert fallback.complete(HELLO, model="anything").provider == "secondary"
 
 
 def test_a_second_default_route_is_refused_with_a_message(client, django_user_model, routes):
@@ -159,3 +159,48 @@ def test_a_second_default_route_is_refused_with_a_message(client, django_user_mo
 
     assert response.status_code == 200
     assert b"chat is already the default route" in response.content
+
+
+def test_removing_a_member_and_adding_it_again_elsewhere_needs_the_reorder_permission(
+    client, django_user_model, routes
+):
+    chat, _ = routes
+    _login(client, django_user_model, "view_route", "change_route")
+    first, second = chat.members.order_by("order", "id")
+    data = route_form(chat, [1, 2])
+    # One POST: delete the first member and add the same provider again at the end.
+    data |= {
+        f"{PREFIX}-0-DELETE": "on",
+        f"{PREFIX}-TOTAL_FORMS": "3",
+        f"{PREFIX}-2-provider": str(first.provider_id),
+        f"{PREFIX}-2-order": "3",
+    }
+
+    refused = client.post(reverse("admin:providers_app_route_change", args=[chat.pk]), data)
+
+    assert refused.status_code == 200
+    assert b"may not reorder the providers of a route" in refused.content
+    assert list(chat.members.order_by("order").values_list("provider_id", flat=True)) == [
+        first.provider_id,
+        second.provider_id,
+    ]
+    assert fallback.complete(HELLO, model="chat").provider == "primary"
+
+
+def test_the_delete_page_names_the_client_keys_a_route_limits(client, django_user_model, routes):
+    from providers_app.services.client_keys import client_key_create
+
+    chat, docs = routes
+    only_chat = client_key_create(name="only-chat").client_key
+    only_chat.routes.set([chat])
+    both = client_key_create(name="both").client_key
+    both.routes.set([chat, docs])
+    _login(client, django_user_model, superuser=True)
+
+    page = client.get(reverse("admin:providers_app_route_delete", args=[chat.pk])).content.decode()
+
+    assert "ClientKey_routes object" not in page
+    assert f"Client key {only_chat}: limited to route chat; afterwards refused on every route" in (
+        page
+    )
+    assert f"Client key {both}: limited to route chat; afterwards limited to docs" in page

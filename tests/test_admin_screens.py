@@ -10,10 +10,10 @@ from django.contrib.staticfiles import finders
 from django.urls import reverse
 from django.utils import timezone
 
-from providers_app.engine.routing import routing_snapshot
-from providers_app.models import FailoverEvent, Provider
+from providers_app.engine.routing import routing_table
+from providers_app.models import FailoverEvent, Provider, Route
 from providers_app.services import operator
-from providers_app.services.providers import REORDER_REASON
+from providers_app.services.routes import REORDER_REASON, route_create
 
 CHANGELIST = reverse("admin:providers_app_provider_changelist")
 EVENTS = reverse("admin:providers_app_failoverevent_changelist")
@@ -33,18 +33,24 @@ def staff_client(client, ops_user):
 
 @pytest.fixture
 def three(make_provider):
-    return [make_provider(name=name, priority=rank) for rank, name in enumerate("abc", start=1)]
+    return [make_provider(name=name) for rank, name in enumerate("abc", start=1)]
 
 
-def _names() -> list[str]:
-    return [entry.name for entry in routing_snapshot()]
+def _names(model: str | None = None) -> list[str]:
+    """Who the next request naming `model` would try, in order."""
+    return [entry.name for entry in routing_table().resolve(model).entries]
 
 
-def _move(client, provider, direction):
-    return client.post(reverse("admin:providers_app_provider_move", args=[provider.pk, direction]))
+def _move(client, provider, direction, route: str = ""):
+    query = f"?route={route}" if route else ""
+    return client.post(
+        reverse("admin:providers_app_provider_move", args=[provider.pk, direction]) + query
+    )
 
 
-def test_a_drag_reorder_leaves_an_audited_event_and_a_confirmation(staff_client, ops_user, three):
+def test_a_drag_without_any_route_creates_the_default_route_in_the_new_order(
+    staff_client, ops_user, three
+):
     a, b, c = three
     response = staff_client.post(
         reverse("admin:providers_app_provider_sortable_update"),
@@ -54,12 +60,36 @@ def test_a_drag_reorder_leaves_an_audited_event_and_a_confirmation(staff_client,
     assert response.status_code == 200
 
     assert _names() == ["c", "a", "b"]
+    route = Route.objects.get()
+    assert (route.name, route.is_default) == ("fallback", True)
     event = FailoverEvent.objects.get(kind=FailoverEvent.Kind.MANUAL, reason=REORDER_REASON)
     assert event.actor == ops_user
     assert event.provider == c  # filed under the provider that moved furthest
-    assert event.detail == "new order: c, a, b"
+    assert (event.route, event.detail) == ("fallback", "route fallback, new order: c, a, b")
     page = staff_client.get(CHANGELIST).content.decode()
-    assert "New order saved: 1. c, 2. a, 3. b." in page
+    assert "New order of route fallback saved: 1. c, 2. a, 3. b." in page
+
+
+def test_the_list_shows_and_reorders_the_chosen_route_only(staff_client, three):
+    a, b, c = three
+    route_create(name="chat", providers=[a, b, c], is_default=True)
+    route_create(name="fast", providers=[c, a])
+    page = staff_client.get(CHANGELIST + "?route=fast").content.decode()
+    assert '<option value="fast" selected>fast</option>' in page
+    assert "not in route" in page  # b
+
+    response = staff_client.post(
+        reverse("admin:providers_app_provider_sortable_update") + "?route=fast",
+        data=json.dumps({"updatedItems": [[a.pk, 1], [c.pk, 2]]}),
+        content_type="application/json",
+    )
+
+    assert response.status_code == 200
+    assert _names("fast") == ["a", "c"]
+    assert _names("chat") == _names() == ["a", "b", "c"]  # the other route is untouched
+    _move(staff_client, c, "up", route="fast")
+    assert _names("fast") == ["c", "a"]
+    assert _names("chat") == ["a", "b", "c"]
 
 
 def test_a_reorder_with_a_bad_payload_is_a_400_and_changes_nothing(staff_client, three):
@@ -73,22 +103,20 @@ def test_a_reorder_with_a_bad_payload_is_a_400_and_changes_nothing(staff_client,
     assert not FailoverEvent.objects.exists()
 
 
-def test_a_drag_in_a_filtered_list_that_collides_is_refused_with_a_message(staff_client, three):
+def test_a_drag_of_a_provider_outside_the_route_is_refused_with_a_message(staff_client, three):
     a, b, c = three
-    Provider.objects.filter(pk=b.pk).update(enabled=False)
-    # The list filtered to enabled providers shows a (1) and c (3); dragging c
-    # above a numbers them 1 and 2, and b already holds 2.
+    route_create(name="chat", providers=[a, c], is_default=True)
     response = staff_client.post(
         reverse("admin:providers_app_provider_sortable_update"),
-        data=json.dumps({"updatedItems": [[c.pk, 1], [a.pk, 2]]}),
+        data=json.dumps({"updatedItems": [[b.pk, 1], [a.pk, 2]]}),
         content_type="application/json",
     )
 
     assert response.status_code == 400
-    assert _names() == ["a", "c"]  # the enabled ones, unchanged
+    assert _names() == ["a", "c"]
     assert not FailoverEvent.objects.exists()
     page = staff_client.get(CHANGELIST).content.decode()
-    assert "would give two providers the same priority" in page
+    assert "The new order was not saved: Not in route chat" in page
 
 
 def test_keyboard_move_up_and_down_reorders_with_an_event(staff_client, ops_user, three):
@@ -106,14 +134,19 @@ def test_keyboard_move_up_and_down_reorders_with_an_event(staff_client, ops_user
     assert events.count() == 3
     assert {e.actor for e in events} == {ops_user}
     page = staff_client.get(CHANGELIST).content.decode()
-    assert "New order saved: 1. c, 2. a, 3. b." in page
+    assert "New order of route fallback saved: 1. c, 2. a, 3. b." in page
 
 
-def test_the_list_has_keyboard_move_buttons_and_priority_numbers(staff_client, three):
+def test_the_list_has_keyboard_move_buttons_and_the_route_s_numbers(staff_client, three):
+    a, b, c = three
+    route_create(name="chat", providers=[c, a, b], is_default=True)
     page = staff_client.get(CHANGELIST).content.decode()
-    for provider in three:
+    assert "Order of route" in page
+    assert '<option value="chat" selected>chat (default)' in page
+    for number, provider in enumerate((c, a, b), start=1):
         assert f'aria-label="Move {provider.name} up"' in page
-        assert f'<span class="number">{provider.priority}</span>' in page
+        assert f'<span class="number">{number}</span>' in page
+    assert page.index("Move c up") < page.index("Move a up") < page.index("Move b up")
 
 
 def test_moving_needs_post_a_known_direction_and_the_change_permission(

@@ -11,7 +11,6 @@ VALID = {
     "base_url": "https://api.openai.com/v1",
     "model": "gpt-4o-mini",
     "api_key_env": "OPENAI_API_KEY",
-    "priority": 1,
 }
 
 INVALID = [
@@ -71,10 +70,3 @@ def test_new_provider_gets_closed_breaker_and_health_schedule(make_provider):
     provider = make_provider()
     assert BreakerState.objects.get(provider=provider).state == BreakerState.State.CLOSED
     assert HealthCheckSchedule.objects.filter(provider=provider).exists()
-
-
-def test_priority_is_unique(make_provider):
-    make_provider(priority=5)
-    with pytest.raises(ValidationError) as excinfo:
-        make_provider(priority=5)
-    assert "already exists" in str(excinfo.value)

@@ -7,7 +7,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from providers_app.engine import fallback
-from providers_app.models import FailoverEvent, Route
+from providers_app.models import FailoverEvent, Provider, Route
 from providers_app.services.client_keys import client_key_digest
 from providers_app.testing import process_state_reset
 
@@ -76,7 +76,7 @@ def test_the_global_order_becomes_the_default_route(old_database):
 def test_existing_clients_get_the_same_answers_after_the_migration(
     old_database, client, primary, secondary, model
 ):
-    _migrate(executor_leaf())  # the code serving below reads every later column
+    _migrate(executor_leaf())  # the latest schema: the code below reads every column
     process_state_reset()
     headers = {"Authorization": f"Bearer {RAW_KEY}"}
 
@@ -100,3 +100,63 @@ def test_the_migration_is_reversible_and_an_empty_database_gets_no_route(transac
     _migrate(AFTER)
     assert not Route.objects.exists()  # no providers: every name follows the global order
     _migrate(executor_leaf())
+
+
+@pytest.fixture
+def installed_after_routes(transactional_db, primary, secondary):
+    """An installation that migrated with no provider (so got no route) and then
+    had providers added with priorities against the order they were added in."""
+    state = _migrate(AFTER)
+    Provider = state.get_model(APP, "Provider")
+    BreakerState = state.get_model(APP, "BreakerState")
+    for name, simulator, priority in (("primary", primary, 20), ("secondary", secondary, 10)):
+        provider = Provider.objects.create(
+            name=name, kind="openai_compatible", base_url=simulator.base_url, model=f"m-{name}",
+            priority=priority, max_attempts=1, timeout_s=5,
+        )  # fmt: skip
+        BreakerState.objects.create(provider=provider)
+    state.get_model(APP, "ClientKey").objects.create(
+        name="existing", prefix=RAW_KEY[:12], key_hash=client_key_digest(RAW_KEY)
+    )
+    yield
+    _migrate(executor_leaf())
+    process_state_reset()
+
+
+def test_one_order_keeps_the_answering_provider_of_an_installation_without_routes(
+    installed_after_routes, client, secondary
+):
+    _migrate(executor_leaf())  # the latest schema: the code below reads every column
+    process_state_reset()
+
+    (route,) = Route.objects.all()
+    assert (route.name, route.is_default) == ("fallback", True)
+    assert list(route.members.values_list("provider__name", flat=True)) == ["secondary", "primary"]
+    response = client.post(
+        "/v1/chat/completions",
+        data={"model": "anything", "messages": HELLO},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {RAW_KEY}"},
+    )
+    assert response.status_code == 200, response.content
+    assert response["X-Fallback-Provider"] == "secondary"  # priority 10 answered before, too
+    secondary.set_fault("error", status=500)
+    assert fallback.complete(HELLO).provider == "primary"
+
+
+def test_whoever_could_reorder_providers_may_reorder_routes(installed_after_routes):
+    from django.contrib.auth.models import Group, Permission
+    from django.contrib.contenttypes.models import ContentType
+
+    provider_type = ContentType.objects.get_for_model(Provider)
+    old, _ = Permission.objects.get_or_create(
+        content_type=provider_type, codename="reorder_provider",
+        defaults={"name": "Can reorder providers"},
+    )  # fmt: skip
+    operators = Group.objects.create(name="operators")
+    operators.permissions.add(old)
+
+    _migrate(executor_leaf())  # the latest schema: the code below reads every column
+
+    assert list(operators.permissions.values_list("codename", flat=True)) == ["reorder_route"]
+    assert not Permission.objects.filter(codename="reorder_provider").exists()

@@ -4,7 +4,7 @@ package registers them all).
 
 Every view and action asks a Django permission (who holds which is written down
 in docs/operations.md "Authorisation"): operator actions need
-`providers_app.operate_provider`, drag-and-drop needs `reorder_provider`,
+`providers_app.operate_provider`, reordering a route (drag and drop, ↑/↓) needs `reorder_route`,
 revoking a client key needs `revoke_clientkey`. An action the user may not run
 answers 403 and changes nothing, rather than being silently ignored.
 """

@@ -1,4 +1,4 @@
-"""Client keys: created (shown once) and revoked, never edited."""
+"""Client keys: created (shown once), limited to routes (editable, audited), revoked."""
 
 from django.contrib import admin
 from django.template.response import TemplateResponse
@@ -8,13 +8,16 @@ from django.utils.cache import patch_cache_control
 from ..models import (
     ClientKey,
 )
-from ..services.client_keys import client_key_create, client_key_revoke
+from ..services.client_keys import client_key_create, client_key_revoke, client_key_routes_set
 from .common import ActionPermissionMixin
 
 
 @admin.register(ClientKey)
 class ClientKeyAdmin(ActionPermissionMixin, admin.ModelAdmin):
-    """Keys are created (add permission) or revoked (revoke permission), never edited.
+    """Keys are created (add permission) or revoked (revoke permission); their
+    route limits can be changed later (change permission), audited: the admin's
+    history and the operator log name who changed what. The name and the key
+    itself never change.
 
     A new key is shown once, on the page that answers the creating POST: it is
     not put in a message cookie, the session or the database (only its digest).
@@ -24,26 +27,46 @@ class ClientKeyAdmin(ActionPermissionMixin, admin.ModelAdmin):
     fields = ("name", "routes", "tokens_per_minute", "monthly_spend_limit_usd")
     filter_horizontal = ("routes",)
 
+    def get_readonly_fields(self, request, obj=None):
+        return ("name", "prefix", "created_at", "revoked_at") if obj else ()
+
+    def get_fields(self, request, obj=None):
+        return ("name", "prefix", "routes", "created_at", "revoked_at") if obj else self.fields
+
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("routes")
 
     @admin.display(description="routes")
     def routes_allowed(self, key: ClientKey) -> str:
-        return ", ".join(route.name for route in key.routes.all()) or "all"
+        if not key.limited_to_routes:
+            return "all"
+        return ", ".join(route.name for route in key.routes.all()) or "none (routes deleted)"
 
     actions = ("revoke",)
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_revoke_permission(self, request) -> bool:
         return request.user.has_perm(f"{self.opts.app_label}.revoke_clientkey")
 
     def save_model(self, request, obj, form, change):
+        if change:
+            return  # only the route limits change (save_related)
         created = client_key_create(name=obj.name)
         obj.pk = created.client_key.pk
         # Only this request's response shows it (response_add).
         request._new_client_key = created.raw_key
+
+    def save_related(self, request, form, formsets, change):
+        # The limits go through the service, which keeps `limited_to_routes` and
+        # writes the operator log line naming the acting user.
+        change_line = client_key_routes_set(
+            client_key=form.instance, routes=form.cleaned_data["routes"], actor=request.user
+        )
+        request._client_key_change = change_line
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        if not add and hasattr(request, "_client_key_change"):
+            return request._client_key_change  # the admin history's entry: before -> after
+        return super().construct_change_message(request, form, formsets, add)
 
     def response_add(self, request, obj, post_url_continue=None):
         raw_key = getattr(request, "_new_client_key", None)

@@ -1,4 +1,11 @@
-"""Providers: drag-and-drop order, breaker state, and the operator actions.
+"""Providers: a route's order (drag and drop, or the keyboard's up/down buttons),
+breaker state, and the operator actions.
+
+The list shows the providers in the order of one route, named above it and
+switched with `?route=NAME` (the default route unless another is chosen; with
+no route at all, the implicit one). Reordering here rewrites that route's
+members, exactly as the route's own page does, so the next request on that
+route follows it; providers outside the route are listed after its members.
 
 Operator actions (run a health check now, reset, force open until a time, force
 closed, never trip, enable, disable) are offered on the provider list (for the
@@ -9,6 +16,8 @@ user, and is recorded in Django's admin history (`LogEntry`) as well."""
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from types import MethodType
+from urllib.parse import urlencode
 
 from adminsortable2.admin import (
     SortableAdminMixin,
@@ -17,7 +26,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError
+from django.db.models import F, Value, Window
+from django.db.models.functions import RowNumber
 from django.http import (
     Http404,
     HttpResponse,
@@ -30,25 +40,26 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from ..admin_forms import ProviderAdminForm
 from ..engine.clock import get_clock
+from ..engine.routing import IMPLICIT_ROUTE
 from ..models import (
     BreakerState,
     Provider,
+    Route,
 )
 from ..selectors import BREAKER_OVERRIDE_FIELDS
 from ..services import operator
-from ..services.providers import provider_capabilities, provider_move, provider_reorder
+from ..services.providers import provider_capabilities
+from ..services.routes import RouteOrderError, route_default_append, route_move, route_reorder
 from ..timefmt import moment_html
 from .common import ActionPermissionMixin, ScreenMedia, request_id_of, state_badge
 
 FORCE_OPEN_DEFAULT = timedelta(hours=1)
-REORDER_COLLISION_MESSAGE = (
-    "The new order was not saved: it would give two providers the same priority. "
-    "Clear the list's filters and drag again, or use the up/down buttons."
-)
+ROUTE_PARAM = "route"  # the list's route switcher: ?route=NAME
 
 
 class ForceOpenForm(forms.Form):
@@ -116,6 +127,22 @@ def offered_operations(provider: Provider) -> list[str]:
     return offered
 
 
+def _drag_handle(admin_instance, provider: Provider) -> str:
+    """Sortable2's handle, numbered by the provider's place in the shown route.
+    Providers outside the route get a handle without a provider id: sortable2
+    needs one on every row to number a drop, and saves only rows that carry an id."""
+    if provider.route_position is None:
+        return mark_safe('<div class="handle outside-route" order="100000">&nbsp;</div>')
+    return format_html(
+        '<div class="drag handle" pk="{}" order="{}">&nbsp;</div>',
+        provider.pk,
+        provider.route_position + 1,
+    )
+
+
+_drag_handle.short_description = "drag"
+
+
 @admin.register(Provider)
 class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin):
     form = ProviderAdminForm
@@ -124,8 +151,8 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
         js = ["providers_app/provider_list.js"]
 
     list_display = (
-        "priority",  # sortable2's drag handle
-        "position",  # the number, and up/down buttons for the keyboard
+        "_reorder_",  # sortable2's drag handle
+        "position",  # the number in the route, and up/down buttons for the keyboard
         "name",
         "kind_short",
         "model_and_routes",
@@ -189,17 +216,84 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
 
     def __init__(self, model, admin_site):
         super().__init__(model, admin_site)
-        # Sortable2 names its drag-handle column after the field ("priority");
-        # the number itself, with the keyboard's buttons, is the next column.
-        self._reorder_.__func__.short_description = "drag"
+        # Sortable2 sorts by a model field; here the order is the shown route's,
+        # annotated on each row (ProviderQuerySet.in_route_order).
+        self.default_order_field = "route_position"
+        self._reorder_ = MethodType(_drag_handle, self)
 
     def get_queryset(self, request):
+        route = self.shown_route(request)
+        providers = super().get_queryset(request)
+        if route is None:  # the implicit route: every provider, in the order added
+            providers = providers.annotate(
+                route_position=Window(RowNumber(), order_by=F("id").asc()) - 1
+            )
+        else:
+            providers = providers.in_route_order(route.pk)
         return (
-            super()
-            .get_queryset(request)
+            providers.annotate(shown_route_name=Value(route.name if route else ""))
             .select_related("breaker", "health_schedule")
             .prefetch_related("routes")
         )
+
+    def get_list_display(self, request):
+        # Not sortable2's: it adds its own handle column when the model has no
+        # order field; this list names the handle (`_reorder_`) itself.
+        return admin.ModelAdmin.get_list_display(self, request)
+
+    def get_ordering(self, request):
+        # Only this list has the annotation; other screens (filters, autocomplete
+        # of the history pages) list providers as added.
+        if getattr(request, "_provider_list_by_route", False):
+            return [F("route_position").asc(nulls_last=True), "id"]
+        return ["id"]
+
+    # -- the route whose order the list shows ------------------------------------
+
+    def shown_route(self, request) -> Route | None:
+        """The route named by ?route=, else the default route, else the first one;
+        None while no route exists (the implicit route: every provider, as added)."""
+        if not hasattr(request, "_shown_route"):
+            name = request.GET.get(ROUTE_PARAM)
+            routes = Route.objects.order_by("-is_default", "name")
+            request._shown_route = (name and routes.filter(name=name).first()) or routes.first()
+        return request._shown_route
+
+    def _route_query(self, request) -> str:
+        route = self.shown_route(request)
+        return "?" + urlencode({ROUTE_PARAM: route.name}) if route else ""
+
+    def changelist_view(self, request, extra_context=None):
+        route = self.shown_route(request)
+        request._provider_list_by_route = True
+        if ROUTE_PARAM in request.GET:
+            # Not a field filter: the ChangeList must not see it.
+            request.GET = request.GET.copy()
+            del request.GET[ROUTE_PARAM]
+        extra_context = {
+            **(extra_context or {}),
+            "shown_route": route,
+            "shown_route_name": route.name if route else IMPLICIT_ROUTE,
+            "route_choices": list(Route.objects.order_by("-is_default", "name")),
+            "route_param": ROUTE_PARAM,
+            "may_reorder": self.has_reorder_permission(request),
+            "route_url": reverse(
+                f"{self.admin_site.name}:providers_app_route_change", args=[route.pk]
+            )
+            if route
+            else "",
+        }
+        return super().changelist_view(request, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        # Not sortable2's (it numbers a model field): a new provider joins the
+        # default route at its end, so it serves, last, like the ones before it.
+        admin.ModelAdmin.save_model(self, request, obj, form, change)
+        if not change:
+            route_default_append(provider=obj)
+
+    def get_update_url(self, request):
+        return super().get_update_url(request) + self._route_query(request)
 
     def get_actions(self, request):
         # Sortable2's move-to-page actions shift rows with F()+1, which a unique
@@ -215,31 +309,33 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
         return request.user.has_perm(f"{self.opts.app_label}.operate_provider")
 
     def has_reorder_permission(self, request) -> bool:
-        return request.user.has_perm(f"{self.opts.app_label}.reorder_provider")
+        # One order, one permission: the route's, on this page and the route's own.
+        return request.user.has_perm(f"{self.opts.app_label}.reorder_route")
 
     def update_order(self, request):
-        """Sortable2's drag-and-drop endpoint, through the audited reorder service;
-        the confirmation is a message the list shows once it reloads."""
+        """Sortable2's drag-and-drop endpoint (?route=NAME: the route shown),
+        through the audited route reorder; the confirmation is a message the list
+        shows once it reloads."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         if not self.has_reorder_permission(request):
-            return HttpResponseForbidden("You may not reorder providers.")
+            return HttpResponseForbidden("You may not reorder the providers of a route.")
         try:
             items = json.loads(request.body)["updatedItems"]
-            priorities = {int(pk): int(rank) for pk, rank in items}
+            positions = {int(pk): int(rank) for pk, rank in items}
         except (ValueError, KeyError, TypeError):
-            return HttpResponseBadRequest('Expected {"updatedItems": [[pk, priority], ...]}.')
+            return HttpResponseBadRequest('Expected {"updatedItems": [[pk, position], ...]}.')
         try:
-            order = provider_reorder(
-                priorities=priorities, actor=request.user, request_id=request_id_of(request)
-            )
-        except IntegrityError:
-            # A filtered list numbers only the rows it shows, which can collide
-            # with a hidden provider's priority; nothing was changed.
-            self.message_user(request, REORDER_COLLISION_MESSAGE, messages.ERROR)
-            return HttpResponseBadRequest(REORDER_COLLISION_MESSAGE)
-        self._confirm_order(request, order)
-        return HttpResponse(f"Updated {len(priorities)} items")
+            route, order = route_reorder(
+                route=self.shown_route(request), positions=positions, actor=request.user,
+                request_id=request_id_of(request),
+            )  # fmt: skip
+        except RouteOrderError as error:
+            message = f"The new order was not saved: {error}"
+            self.message_user(request, message, messages.ERROR)
+            return HttpResponseBadRequest(message)
+        self._confirm_order(request, route, order)
+        return HttpResponse(f"Updated {len(positions)} items")
 
     def move_view(self, request, object_id: str, direction: str):
         """The keyboard way to reorder: the up/down buttons of a row post here."""
@@ -251,36 +347,48 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
         steps = {"up": -1, "down": 1}.get(direction)
         if steps is None:
             raise Http404(f"Unknown direction {direction!r}")
-        order = provider_move(
-            provider_id=provider.pk, steps=steps, actor=request.user,
-            request_id=request_id_of(request),
-        )  # fmt: skip
-        self._confirm_order(request, order)
+        try:
+            route, order = route_move(
+                route=self.shown_route(request), provider_id=provider.pk, steps=steps,
+                actor=request.user, request_id=request_id_of(request),
+            )  # fmt: skip
+        except RouteOrderError as error:
+            self.message_user(request, f"Nothing was moved: {error}", messages.ERROR)
+            route = self.shown_route(request)
+        else:
+            self._confirm_order(request, route, order)
         changelist = reverse(f"{self.admin_site.name}:providers_app_provider_changelist")
-        return HttpResponseRedirect(f"{changelist}#move-{provider.pk}-{direction}")
+        query = "?" + urlencode({ROUTE_PARAM: route.name}) if route else ""
+        return HttpResponseRedirect(f"{changelist}{query}#move-{provider.pk}-{direction}")
 
-    def _confirm_order(self, request, order: list[str]) -> None:
+    def _confirm_order(self, request, route: Route, order: list[str]) -> None:
         listed = ", ".join(f"{rank}. {name}" for rank, name in enumerate(order, start=1))
-        self.message_user(request, f"New order saved: {listed}.", messages.SUCCESS)
+        self.message_user(
+            request, f"New order of route {route.name} saved: {listed}.", messages.SUCCESS
+        )
 
     # -- columns ---------------------------------------------------------------
 
-    @admin.display(description="priority", ordering="priority")
+    @admin.display(description="order")
     def position(self, provider: Provider) -> str:
+        if provider.route_position is None:
+            return format_html('<span class="position not-in-route">{}</span>', "not in route")
         # Buttons of the list's own form (which carries the CSRF token), posting
         # to move_view: reachable with Tab, pressed with Enter or Space.
         url_name = f"{self.admin_site.name}:providers_app_provider_move"
+        route_name = provider.shown_route_name
+        query = "?" + urlencode({ROUTE_PARAM: route_name}) if route_name else ""
         return format_html(
             '<span class="position"><span class="number">{number}</span> '
             '<button type="submit" class="move-button" id="move-{pk}-up" formaction="{up}" '
             'aria-label="Move {name} up" title="Move up">&uarr;</button>'
             '<button type="submit" class="move-button" id="move-{pk}-down" formaction="{down}" '
             'aria-label="Move {name} down" title="Move down">&darr;</button></span>',
-            number=provider.priority,
+            number=provider.route_position + 1,
             pk=provider.pk,
             name=provider.name,
-            up=reverse(url_name, args=[provider.pk, "up"]),
-            down=reverse(url_name, args=[provider.pk, "down"]),
+            up=reverse(url_name, args=[provider.pk, "up"]) + query,
+            down=reverse(url_name, args=[provider.pk, "down"]) + query,
         )
 
     @admin.display(description="kind", ordering="kind")

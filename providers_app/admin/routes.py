@@ -9,8 +9,10 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html
+from django.utils.text import capfirst
 
 from ..models import (
+    ClientKey,
     Route,
     RouteMember,
 )
@@ -21,8 +23,10 @@ class RouteMemberFormSet(CustomInlineFormSet):
     """Sortable2's inline formset, refusing a new order without `reorder_route`.
 
     `may_reorder` is set per request (RouteAdmin.get_formset). Adding or removing
-    a member is editing the route (change_route); changing the relative order of
-    the members that stay needs the reorder permission too.
+    a member is editing the route (change_route); any change of the relative
+    order of the providers that are in the route before and after the save needs
+    the reorder permission too, however it is spelt (dragging, or removing a
+    member and adding it again elsewhere in the same POST).
     """
 
     may_reorder = True
@@ -42,7 +46,7 @@ class RouteMemberFormSet(CustomInlineFormSet):
             if form.cleaned_data and not form.cleaned_data.get("DELETE")
         ]
         after_members = sorted(
-            (data for data in kept if data.get("provider") and data.get("id")),
+            (data for data in kept if data.get("provider")),
             key=lambda data: data.get("order") or 0,
         )
         after = [data["provider"].pk for data in after_members]
@@ -59,6 +63,9 @@ class RouteMemberInline(SortableTabularInline):
 
     model = RouteMember
     formset = RouteMemberFormSet
+    # The same order the Providers page shows with this route chosen (its ↑/↓
+    # buttons are the keyboard's way); the next request on the route follows it.
+    verbose_name_plural = "providers, in the order tried (the Providers page shows the same order)"
     fields = ("provider", "breaker_state")
     readonly_fields = ("breaker_state",)
     extra = 0
@@ -125,6 +132,26 @@ class RouteAdmin(ActionPermissionMixin, SortableAdminBase, admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("members__provider")
 
+    def get_deleted_objects(self, objs, request):
+        """Django's summary would list each key's limit as "ClientKey_routes object
+        (1)": name the client keys instead, and what deleting does to them."""
+        to_delete, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        through = ClientKey.routes.through
+        to_delete = _without_instances_of(to_delete, through)
+        model_count.pop(through._meta.verbose_name_plural, None)
+        for route in objs:
+            for key in route.client_keys.order_by("name").prefetch_related("routes"):
+                left = [r.name for r in key.routes.all() if r.pk != route.pk]
+                to_delete.append(
+                    f"Client key {key}: limited to route {route.name}; afterwards "
+                    + (
+                        f"limited to {', '.join(left)}"
+                        if left
+                        else "refused on every route (it stays limited: fail closed)"
+                    )
+                )
+        return to_delete, model_count, perms_needed, protected
+
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if db_field.name == "failover_on_content_filter":
             kwargs["widget"] = forms.NullBooleanSelect()
@@ -146,3 +173,18 @@ class RouteAdmin(ActionPermissionMixin, SortableAdminBase, admin.ModelAdmin):
     def providers_in_order(self, route: Route) -> str:
         members = sorted(route.members.all(), key=lambda m: (m.order, m.id))
         return " → ".join(member.provider.name for member in members) or "-"
+
+
+def _without_instances_of(nested: list, model) -> list:
+    """Django's nested list of what a delete takes along, without one model's rows
+    (they are rendered as text naming the row's model and id)."""
+    prefix = f"{capfirst(model._meta.verbose_name)}: "
+    kept = []
+    for item in nested:
+        if isinstance(item, list):
+            inner = _without_instances_of(item, model)
+            if inner:
+                kept.append(inner)
+        elif not str(item).startswith(prefix):
+            kept.append(item)
+    return kept

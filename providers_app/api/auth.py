@@ -126,28 +126,37 @@ def require_client_key(request: HttpRequest) -> ClientKey:
 
 
 def require_route_allowed(key: ClientKey, route: str) -> None:
-    """A 403 ApiError unless the key may use `route` (a key limited to no route may use all).
+    """A 403 ApiError unless the key may use `route` (an unlimited key may use all; a
+    limited one whose routes were all deleted, none).
 
     The names read are kept on the key object, which this process remembers with
     the key, so during a database outage a remembered key keeps its limits.
     """
-    try:
-        names = client_key_route_names(client_key=key)
-    except DatabaseError:
-        names = getattr(key, "allowed_route_names", None)
-        if names is None:
-            raise
-    key.allowed_route_names = names
-    if names and route not in names:
+    names = allowed_route_names(key)
+    if names is not None and route not in names:
         raise route_not_allowed(route)
 
 
-def require_staff_or_client_key(request: HttpRequest) -> None:
-    """A signed-in staff member (session) or a client key; else a 401 ApiError."""
+def allowed_route_names(key: ClientKey) -> frozenset[str] | None:
+    """The routes `key` may name (None: every route), from the database; during an
+    outage, what this process read last for the remembered key."""
+    try:
+        names = client_key_route_names(client_key=key)
+    except DatabaseError:
+        if not hasattr(key, "allowed_route_names"):
+            raise
+        return key.allowed_route_names
+    key.allowed_route_names = names
+    return names
+
+
+def require_staff_or_client_key(request: HttpRequest) -> ClientKey | None:
+    """A signed-in staff member (session: None) or a client key (the key); else a
+    401 ApiError."""
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated and user.is_staff:
-        return
-    require_client_key(request)
+        return None
+    return require_client_key(request)
 
 
 def unauthorized(problem: KeyProblem) -> ApiError:

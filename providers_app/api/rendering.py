@@ -184,8 +184,12 @@ def model_list_body(routes: Iterable[Any]) -> dict[str, Any]:
     }
 
 
-def status_body(statuses: Iterable[Any], *, now: datetime, window_s: int) -> dict[str, Any]:
-    """/api/status: providers in priority order with breaker, cooldown and recent calls."""
+def status_body(
+    statuses: Iterable[Any], routes: Iterable[Any], *, now: datetime, window_s: int
+) -> dict[str, Any]:
+    """/api/status: the routes with their enabled providers in order (as /v1/models
+    lists them: what the next request follows), and each provider with breaker,
+    cooldown, recent calls and its place in each route (`routes`: name -> 1 first)."""
 
     def moment(value: datetime | None) -> str | None:
         return value.isoformat() if value else None
@@ -196,13 +200,14 @@ def status_body(statuses: Iterable[Any], *, now: datetime, window_s: int) -> dic
     return {
         "generated_at": now.isoformat(),
         "window_s": window_s,
+        "routes": model_list_body(routes)["data"],
         "providers": [
             {
                 "name": s.name,
                 "kind": s.kind,
                 "model": s.model,
-                "priority": s.priority,
                 "enabled": s.enabled,
+                "routes": s.routes,
                 "breaker": {
                     "state": s.state,
                     "open_until": moment(s.open_until),

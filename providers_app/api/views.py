@@ -15,7 +15,12 @@ from ..engine import fallback
 from ..engine.clock import get_clock
 from ..engine.routing import routing_table
 from ..selectors.providers import STATUS_WINDOW, provider_status_list
-from .auth import require_client_key, require_route_allowed, require_staff_or_client_key
+from .auth import (
+    allowed_route_names,
+    require_client_key,
+    require_route_allowed,
+    require_staff_or_client_key,
+)
 from .errors import ApiError, api_error_for, json_errors, model_not_found
 from .parsing import load_json_object, parse_chat_request, read_body, request_id_from
 from .rendering import completion_body, fallback_headers, model_list_body, status_body
@@ -35,7 +40,7 @@ def chat_completions(request: HttpRequest) -> HttpResponse:
         raise model_not_found(chat.model)
     require_route_allowed(key, route.name)
     options = chat.engine_options()
-    options["route"] = route.name
+    options["route"] = route  # resolved once, here: the engine walks this very route
     options["key_name"] = key.name
     if chat.stream:
         call, options["hold_back"] = fallback.stream, chat.hold_back
@@ -62,24 +67,38 @@ def chat_completions(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 @json_errors("GET")
 def models(request: HttpRequest) -> HttpResponse:
-    """GET /v1/models: the routes a client may name, the default one marked."""
-    require_client_key(request)
-    return JsonResponse(model_list_body(routing_table().route_list()))
+    """GET /v1/models: the routes this key may name, each with its providers in
+    order, the default one marked."""
+    allowed = allowed_route_names(require_client_key(request))
+    return JsonResponse(model_list_body(_visible_routes(allowed)))
 
 
 @csrf_exempt
 @json_errors("GET")
 def status(request: HttpRequest) -> HttpResponse:
-    """GET /api/status: providers in order, breaker, cooldown, recent success rate."""
-    require_staff_or_client_key(request)
+    """GET /api/status: the routes in order, and their providers' breaker, cooldown
+    and recent success rate. A route-limited key sees only its routes and their
+    providers; staff and unlimited keys see everything."""
+    key = require_staff_or_client_key(request)
+    allowed = allowed_route_names(key) if key is not None else None
+    routes = _visible_routes(allowed)
     now = get_clock().now()
     return JsonResponse(
         status_body(
-            provider_status_list(now=now),
+            provider_status_list(now=now, route_names=allowed),
+            routes,
             now=now,
             window_s=int(STATUS_WINDOW.total_seconds()),
         )
     )
+
+
+def _visible_routes(allowed: frozenset[str] | None) -> list:
+    """The routes a caller may name (None: every route, or the implicit one)."""
+    routes = routing_table().route_list()
+    if allowed is None:
+        return routes
+    return [route for route in routes if route.name in allowed]
 
 
 @csrf_exempt

@@ -1,7 +1,8 @@
 """The fallback service: the only caller of adapters.
 
-`complete()` and `stream()` read the routing snapshot (one query), then for each
-provider in priority order ask the breaker for permission, call the adapter,
+`complete()` and `stream()` take the route to walk (resolved once, by
+`route_for(model)` or the API, from the routing snapshot), then for each
+provider in the route's order ask the breaker for permission, call the adapter,
 record the outcome with the breaker, and then do what `decision.decide()` says:
 retry on the same provider, fail over, or stop. Failing over writes one
 FailoverEvent; skipping a provider whose breaker is open writes nothing (its
@@ -29,6 +30,7 @@ from .outcomes import (  # noqa: F401  (the engine's public names live here)
 )
 from .probe import ProbeOutcome, provider_probe  # noqa: F401
 from .route_run import RouteRun, record_answer
+from .routing import ResolvedRoute, routing_table
 from .streams import ChatStream, open_held_stream, open_stream
 
 logger = logging.getLogger("providers_app.fallback")
@@ -46,44 +48,56 @@ def build_request(messages: Sequence[Message | dict], **options: Any) -> ChatReq
     return ChatRequest(messages=converted, **{k: v for k, v in options.items() if v is not None})
 
 
+def route_for(model: str | None, *, request_id: str | None = None) -> ResolvedRoute:
+    """The route a `model` names (a route's name; None or an unknown name: the
+    default route), from this process's routing snapshot. Raises RouteNotFound."""
+    route = routing_table().resolve(model)
+    if route is None:
+        raise RouteNotFound(model, request_id=request_id)
+    return route
+
+
 def complete(
     messages: Sequence[Message | dict],
     *,
     request_id: str | None = None,
     deadline_s: float | None = None,
-    route: str | None = None,
+    route: ResolvedRoute | None = None,
+    model: str | None = None,
     key_name: str = "",
     **options: Any,
 ) -> ChatCompletion:
-    """The first answer any provider of the route can give (`route`: a route's name,
-    None or an unknown name: the default route). Raises RouteNotFound,
-    AllProvidersFailed or RequestFailed."""
-    route = RouteRun(
+    """The first answer any provider of the route can give. `route`: the route to
+    walk, resolved already (the API's); else `model` is resolved (`route_for`).
+    `key_name`: the client key's, for usage and budgets. Raises RouteNotFound,
+    BudgetExceeded, AllProvidersFailed or RequestFailed."""
+    route = route or route_for(model, request_id=request_id)
+    run = RouteRun(
         build_request(messages, **options), request_id, deadline_s, route, key_name=key_name
     )
     try:
-        routed = route.run(
+        routed = run.run(
             lambda adapter, request, timeout: adapter.complete(request, timeout=timeout)
         )
     except BaseException:
-        route.settle_budgets()
+        run.settle_budgets()
         raise
     result: ChatResult = routed.value
     try:
         record_answer(
             routed.entry, routed.permit, latency_s=routed.latency_s, total_s=routed.latency_s
         )
-        route.finished(routed.entry)
-        route.bill(
+        run.finished(routed.entry)
+        run.bill(
             routed.entry,
             input_tokens=result.input_tokens,
             output_tokens=result.output_tokens,
             cached_input_tokens=result.cached_input_tokens,
             output_text=result.text + "".join(call.arguments for call in result.tool_calls),
         )
-        route.settle_budgets()
+        run.settle_budgets()
     except Exception:  # a bug in the bookkeeping must not cost the caller the answer
-        logger.exception("internal error after the answer request_id=%s", route.request_id)
+        logger.exception("internal error after the answer request_id=%s", run.request_id)
         metrics.INTERNAL_ERRORS.labels(where="success").inc()
     return ChatCompletion(
         text=result.text,
@@ -93,14 +107,14 @@ def complete(
         output_tokens=result.output_tokens,
         model=result.model,
         provider=routed.entry.name,
-        route=route.resolved.name,
-        attempts=route.attempts,
-        failovers=route.failovers,
-        request_id=route.request_id,
+        route=route.name,
+        attempts=run.attempts,
+        failovers=run.failovers,
+        request_id=run.request_id,
         upstream_request_id=result.request_id,
         latency_s=routed.latency_s,
-        skipped=tuple(route.skipped),
-        failures=tuple(route.failures),
+        skipped=tuple(run.skipped),
+        failures=tuple(run.failures),
     )
 
 
@@ -110,7 +124,8 @@ def stream(
     request_id: str | None = None,
     deadline_s: float | None = None,
     hold_back: bool = False,
-    route: str | None = None,
+    route: ResolvedRoute | None = None,
+    model: str | None = None,
     key_name: str = "",
     **options: Any,
 ) -> "ChatStream":
@@ -124,15 +139,16 @@ def stream(
     `hold_back` moves the commit point to the end of the answer: each attempt's
     whole stream is read before anything is returned, so a failure anywhere in
     it fails over (or retries) like a request that was never streamed. A route
-    may hold back every stream on it (`Route.hold_back`).
+    may hold back every stream on it (`Route.hold_back`). `route` and `model` as
+    for `complete()`.
     """
-    route = RouteRun(
+    route = route or route_for(model, request_id=request_id)
+    run = RouteRun(
         build_request(messages, **options), request_id, deadline_s, route, key_name=key_name
     )
-    hold_back = hold_back or route.resolved.hold_back
     try:
-        routed = route.run(open_held_stream if hold_back else open_stream)
+        routed = run.run(open_held_stream if hold_back or route.hold_back else open_stream)
     except BaseException:
-        route.settle_budgets()
+        run.settle_budgets()
         raise
-    return ChatStream(route, routed)
+    return ChatStream(run, routed)

@@ -53,10 +53,9 @@ from .outcomes import (
     NoContinuation,
     ProviderReason,
     RequestFailed,
-    RouteNotFound,
 )
 from .retry import retry_budget_check, retrying_for
-from .routing import ResolvedRoute, routing_table
+from .routing import ResolvedRoute
 
 Skip = FailoverEvent.SkipReason
 
@@ -104,7 +103,9 @@ class RouteRun:
     request: ChatRequest
     request_id: str | None
     deadline_s: float | None
-    route_name: str | None = None  # what the caller asked for (see RoutingTable.resolve)
+    # The route this request walks, resolved once by the caller (fallback.route_for()
+    # or the API); its entries are the snapshot the walk follows.
+    resolved: ResolvedRoute
     attempts: int = 0
     failovers: int = 0
     skipped: list[ProviderReason] = field(default_factory=list)
@@ -120,19 +121,15 @@ class RouteRun:
 
     def __post_init__(self) -> None:
         self.request_id = self.request_id or uuid.uuid4().hex
-        resolved = routing_table().resolve(self.route_name)
-        if resolved is None:
-            raise RouteNotFound(self.route_name, request_id=self.request_id)
-        self.resolved: ResolvedRoute = resolved
         self.deadline = Deadline(
-            self.deadline_s or resolved.deadline_s or get_setting("DEADLINE_S")
+            self.deadline_s or self.resolved.deadline_s or get_setting("DEADLINE_S")
         )
         if not self.continuation:
             self.admission = budgets.admit(
                 key_name=self.key_name,
-                route_name=resolved.name,
+                route_name=self.resolved.name,
                 request=self.request,
-                dearest=_dearest_prices(resolved.entries),
+                dearest=_dearest_prices(self.resolved.entries),
                 request_id=self.request_id,
             )
         self._pending: _PendingFailover | None = None

@@ -1,9 +1,11 @@
 """The routing snapshot a request follows, kept per process and reread only when it changed.
 
-The snapshot is a `RoutingTable`: the enabled providers in priority order with
-their breaker state, and each named route's providers in the route's order
-(`resolve(model)`). With no route configured at all, every name follows the
-global priority order as the route `fallback`.
+The snapshot is a `RoutingTable`: the enabled providers with their breaker
+state, and each named route's providers in the route's order
+(`resolve(model)`). A route's order is the only order there is. With no route
+configured at all, every name follows the implicit route `fallback`: the
+enabled providers in the order they were added (the first reorder in the admin
+turns it into a real default route, services/routes.py).
 
 Database triggers bump `RoutingVersion.version` in the same transaction as any
 write to a Provider, BreakerState, Route or RouteMember row (admin save,
@@ -43,7 +45,7 @@ logger = logging.getLogger(__name__)
 CHANNEL = "fallback_routing"  # the trigger's pg_notify channel (migration 0006)
 
 # The route every name follows while no route is configured (what `model` meant
-# before routes; the migration that introduced routes names the old order so).
+# before routes; the migrations name the default route they create so too).
 IMPLICIT_ROUTE = "fallback"
 
 
@@ -111,7 +113,7 @@ _EMPTY = RoutingTable.build([], [])
 
 
 def routing_snapshot() -> list[RouteEntry]:
-    """Enabled providers in priority order with breaker state (treat as read-only)."""
+    """Enabled providers in the order added, with breaker state (treat as read-only)."""
     return routing_table().entries
 
 

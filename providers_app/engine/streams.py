@@ -185,7 +185,7 @@ class ChatStream:
                 continuation_request(self._route.request, delivered),
                 self.request_id,
                 None,
-                self._route.route_name,
+                self._route.resolved,  # the same route: one request, one route
                 exclude=frozenset([*self.continued_from, cut.name]),
                 continuation=True,
                 key_name=self._route.key_name,

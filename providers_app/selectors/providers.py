@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ..models import CallBucket, Provider
+from ..models import CallBucket, Provider, RouteMember
 from .call_stats import CallStats, call_stats_by_provider, call_stats_total
 
 STATUS_WINDOW = timedelta(minutes=5)
@@ -18,7 +18,6 @@ class ProviderStatus:
     name: str
     kind: str
     model: str
-    priority: int
     enabled: bool
     state: str
     open_until: datetime | None
@@ -29,6 +28,8 @@ class ProviderStatus:
     # The operator's capability switches (None: the default for the kind and
     # model, which the engine knows: engine/capabilities.py).
     capability_overrides: dict[str, bool | None] = field(default_factory=dict)
+    # The routes the provider is in, each with its place in the route's order (1 first).
+    routes: dict[str, int] = field(default_factory=dict)
 
 
 _STATUS_COLUMNS = {
@@ -36,7 +37,6 @@ _STATUS_COLUMNS = {
     "name": "name",
     "kind": "kind",
     "model": "model",
-    "priority": "priority",
     "enabled": "enabled",
     "state": "breaker__state",
     "open_until": "breaker__open_until",
@@ -53,18 +53,22 @@ _CAPABILITY_COLUMNS = {
 
 
 def provider_status_list(
-    *, now: datetime, window: timedelta = STATUS_WINDOW
+    *, now: datetime, window: timedelta = STATUS_WINDOW, route_names: frozenset[str] | None = None
 ) -> list[ProviderStatus]:
-    """Every provider in priority order with its breaker and recent calls: two queries.
+    """Every provider (in the default route's order, the others after, as added)
+    with its breaker, recent calls and place in each route: three queries.
+    `route_names`: only the providers of these routes (None: every provider).
 
     Counters are buffered per process and flushed every FALLBACK_COUNTER_FLUSH_S,
     so the newest successes may be a couple of seconds late; failures are not.
     """
     since = now - window
     recent = call_stats_by_provider(CallBucket.objects.filter(bucket_start__gt=since))
-    rows = Provider.objects.in_priority_order().values(
-        *_STATUS_COLUMNS.values(), *_CAPABILITY_COLUMNS.values()
-    )
+    places = route_places(route_names=route_names)
+    providers = Provider.objects.in_route_order()
+    if route_names is not None:
+        providers = providers.filter(pk__in=list(places))
+    rows = providers.values(*_STATUS_COLUMNS.values(), *_CAPABILITY_COLUMNS.values())
     statuses = []
     for row in rows:
         values = {attribute: row[column] for attribute, column in _STATUS_COLUMNS.items()}
@@ -76,9 +80,25 @@ def provider_status_list(
                 **values,
                 recent=recent.get(row["id"], CallStats()),
                 capability_overrides=overrides,
+                routes=places.get(row["id"], {}),
             )
         )
     return statuses
+
+
+def route_places(*, route_names: frozenset[str] | None = None) -> dict[int, dict[str, int]]:
+    """Provider id -> {route name: place in its order (1 first)}, for every route
+    (or only `route_names`). Disabled providers keep their place: enabling one puts
+    it back there."""
+    members = RouteMember.objects.order_by("route__name", "order", "id")
+    if route_names is not None:
+        members = members.filter(route__name__in=route_names)
+    places: dict[int, dict[str, int]] = {}
+    counts: dict[str, int] = {}
+    for provider_id, route_name in members.values_list("provider_id", "route__name"):
+        counts[route_name] = counts.get(route_name, 0) + 1
+        places.setdefault(provider_id, {})[route_name] = counts[route_name]
+    return places
 
 
 def provider_breaker_state(*, provider_id: int) -> str:

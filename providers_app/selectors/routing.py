@@ -1,5 +1,5 @@
-"""The routing snapshot: enabled providers in priority order with their breaker state,
-and the named routes (each an ordered list of those providers)."""
+"""The routing snapshot: enabled providers with their breaker state, and the named
+routes (each an ordered list of those providers: the only order there is)."""
 
 import threading
 from dataclasses import dataclass, field
@@ -43,7 +43,6 @@ PROVIDER_CONFIG_FIELDS = (
     "base_url",
     "model",
     "api_key_env",
-    "priority",
     "enabled",
     "timeout_s",
     "max_attempts",
@@ -80,7 +79,6 @@ class RouteEntry:
     base_url: str
     model: str
     api_key_env: str
-    priority: int
     timeout_s: float
     max_attempts: int
     context_window: int | None
@@ -113,7 +111,8 @@ _compiled = threading.local()
 
 
 def provider_list_for_routing() -> list[RouteEntry]:
-    """Enabled providers in priority order with their breaker state: one query.
+    """Enabled providers in the order they were added (the implicit route's order
+    while no route exists) with their breaker state: one query.
 
     Every request runs this, and building the SQL through the ORM cost several
     times more than running it; so the query is compiled once per thread and
@@ -122,7 +121,7 @@ def provider_list_for_routing() -> list[RouteEntry]:
     connection = connections[router.db_for_read(Provider)]
     cached = getattr(_compiled, "routing", None)
     if cached is None or cached[0] is not connection:
-        query = Provider.objects.enabled().in_priority_order().values(*_ROUTE_COLUMNS).query
+        query = Provider.objects.enabled().in_added_order().values(*_ROUTE_COLUMNS).query
         compiler = query.get_compiler(connection=connection)
         sql, params = compiler.as_sql()
         converters = compiler.get_converters([column for column, _, _ in compiler.select])

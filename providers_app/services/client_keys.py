@@ -77,7 +77,7 @@ def client_key_authenticate(*, raw_key: str | None, now: datetime | None = None)
         raise ClientKeyRefused(KeyProblem.MISSING)
     key = (
         ClientKey.objects.filter(key_hash=client_key_digest(raw_key))
-        .only("id", "name", "prefix", "last_used_at", "revoked_at")
+        .only("id", "name", "prefix", "last_used_at", "revoked_at", "limited_to_routes")
         .first()
     )
     if key is None:
@@ -105,6 +105,29 @@ def client_key_mark_used(*, client_key: ClientKey, now: datetime) -> None:
     client_key.last_used_at = now
 
 
-def client_key_route_names(*, client_key: ClientKey) -> frozenset[str]:
-    """The routes the key may use; empty means every route. One indexed query."""
+def client_key_route_names(*, client_key: ClientKey) -> frozenset[str] | None:
+    """The routes the key may use; None means every route. A limited key whose
+    routes were all deleted may use none (fail closed). One indexed query."""
+    if not client_key.limited_to_routes:
+        return None
     return frozenset(client_key.routes.values_list("name", flat=True))
+
+
+def client_key_routes_set(*, client_key: ClientKey, routes, actor) -> str:
+    """Limit the key to `routes` (none: every route), audited: the operator log
+    names who changed what. Returns the change as one line (for the admin's history)."""
+    if client_key.limited_to_routes:
+        before = ", ".join(sorted(client_key.routes.values_list("name", flat=True)))
+        before = before or "no route (its routes were deleted)"
+    else:
+        before = "every route"
+    names = sorted(route.name for route in routes)
+    after = ", ".join(names) or "every route"
+    client_key.routes.set(routes)
+    client_key.limited_to_routes = bool(names)
+    client_key.save(update_fields=["limited_to_routes"])
+    logger.warning(
+        "manual_action action=client_key_routes actor=%s key=%s before=%r after=%r",
+        getattr(actor, "get_username", lambda: actor)(), client_key.prefix, before, after,
+    )  # fmt: skip
+    return f"Routes: {before} -> {after}"

@@ -148,8 +148,8 @@ def health_check_run(*, provider_id: int, force: bool = False) -> HealthCheckRep
 def health_checks_run(
     *, provider_ids: Iterable[int] | None = None, include_disabled: bool = False
 ) -> list[HealthCheckReport]:
-    """Check providers now, in priority order (every enabled one by default)."""
-    providers = Provider.objects.in_priority_order()
+    """Check providers now, in the default route's order (every enabled one by default)."""
+    providers = Provider.objects.in_route_order()
     if provider_ids is not None:
         providers = providers.filter(pk__in=list(provider_ids))
     elif not include_disabled:

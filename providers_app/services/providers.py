@@ -1,20 +1,17 @@
-"""Provider configuration: state rows, reordering, and export/import (routes too) as JSON."""
+"""Provider configuration: state rows, and export/import (routes too) as JSON.
 
-import logging
-import uuid
-from collections.abc import Mapping
+Order is a route's (services/routes.py): a provider has none of its own, and the
+file says the order only in each route's "providers" list."""
+
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Max
 
 from ..engine.capabilities import capabilities_in_force
-from ..engine.events import failover_event_record
-from ..engine.routing import routing_changed
-from ..models import BreakerState, FailoverEvent, HealthCheckSchedule, Provider, Route
+from ..models import BreakerState, HealthCheckSchedule, Provider, Route
 from ..selectors.routing import CAPABILITY_FIELDS, PROVIDER_CONFIG_FIELDS
 
 EXPORT_VERSION = 1
@@ -22,6 +19,11 @@ CONFIG_FIELDS = PROVIDER_CONFIG_FIELDS
 REQUIRED_FIELDS = ("name", "kind", "base_url", "model")
 # A route's settings as exported; "providers" (names, in order) is added to each.
 ROUTE_FIELDS = ("name", "is_default", "deadline_s", "failover_on_content_filter", "hold_back")
+# Fields of older files that mean something else now.
+UNKNOWN_FIELDS = {
+    "priority": "Providers have no order of their own: list them in order in a route's "
+    '"providers" (the "routes" section of the file).',
+}
 
 
 def provider_capabilities(*, provider: Provider) -> list[tuple[str, bool, bool]]:
@@ -38,79 +40,11 @@ def provider_state_rows_create(*, provider: Provider) -> None:
     HealthCheckSchedule.objects.get_or_create(provider=provider)
 
 
-def provider_priorities_set(*, priorities: Mapping[int, int]) -> int:
-    """Give providers (by pk) new priorities in one transaction.
-
-    `priority` is unique and databases check that row by row, so swapping two
-    values in one UPDATE would collide: first park the rows above every used
-    value, then write the final values.
-    """
-    if not priorities:
-        return 0
-    with transaction.atomic():
-        rows = list(Provider.objects.select_for_update().filter(pk__in=priorities))
-        parked = (Provider.objects.aggregate(top=Max("priority"))["top"] or 0) + 1
-        for offset, row in enumerate(rows):
-            row.priority = parked + offset
-        Provider.objects.bulk_update(rows, ["priority"])
-        for row in rows:
-            row.priority = priorities[row.pk]
-        Provider.objects.bulk_update(rows, ["priority"])
-        routing_changed()
-    return len(rows)
-
-
-REORDER_REASON = "reordered"
-logger = logging.getLogger("providers_app.operator")
-
-
-def provider_reorder(*, priorities: Mapping[int, int], actor, request_id: str = "") -> list[str]:
-    """An operator's new order: priorities written, one audited `manual` event
-    naming the acting user and the resulting order. Returns the provider names
-    in their new order (for the confirmation)."""
-    request_id = request_id or f"operator-{uuid.uuid4().hex[:16]}"
-    with transaction.atomic():
-        before = list(Provider.objects.in_priority_order().values_list("pk", flat=True))
-        provider_priorities_set(priorities=priorities)
-        rows = list(Provider.objects.in_priority_order().values_list("pk", "name"))
-        order = [name for _, name in rows]
-        after = [pk for pk, _ in rows]
-        # The event is filed under the provider that travelled furthest: the one
-        # dragged (or moved with the keyboard).
-        moved = max(after, key=lambda pk: abs(after.index(pk) - before.index(pk)), default=None)
-        failover_event_record(
-            kind=FailoverEvent.Kind.MANUAL,
-            provider_id=moved,
-            reason=REORDER_REASON,
-            detail="new order: " + ", ".join(order),
-            request_id=request_id,
-            actor=actor,
-        )
-    logger.warning(
-        "manual_action action=reorder actor=%s request_id=%s order=%s",
-        getattr(actor, "get_username", lambda: actor)(), request_id, ",".join(order),
-    )  # fmt: skip
-    return order
-
-
-def provider_move(*, provider_id: int, steps: int, actor, request_id: str = "") -> list[str]:
-    """Move one provider `steps` places (negative: towards the top), the keyboard
-    alternative to dragging. Moving past either end stops at that end."""
-    rows = list(Provider.objects.in_priority_order().values_list("pk", "priority"))
-    pks = [pk for pk, _ in rows]
-    start = pks.index(provider_id)
-    target = max(0, min(len(pks) - 1, start + steps))
-    pks.insert(target, pks.pop(start))
-    slots = sorted(priority for _, priority in rows)
-    return provider_reorder(
-        priorities=dict(zip(pks, slots, strict=True)), actor=actor, request_id=request_id
-    )
-
-
 def provider_export() -> dict[str, Any]:
-    """The configuration of every provider, in priority order. It holds no secret:
-    keys live in the environment and only their variable names are stored."""
-    providers = Provider.objects.in_priority_order()
+    """The configuration of every provider (in the default route's order, the
+    others after) and every route with its providers in order. It holds no
+    secret: keys live in the environment and only their variable names are stored."""
+    providers = Provider.objects.in_route_order()
     routes = Route.objects.prefetch_related("members__provider")
     return {
         "version": EXPORT_VERSION,
@@ -168,15 +102,12 @@ def provider_import(*, data: Any) -> ImportSummary:
     """
     entries = _entries_of(data)
     existing = {p.name: p for p in Provider.objects.all()}
-    next_priority = max((p.priority for p in existing.values()), default=0) + 1
     problems: list[ImportProblem] = []
     numbered: list[tuple[int, Provider]] = []
     for number, entry in enumerate(entries, start=1):
         provider, entry_problems = _stage_entry(number, entry, existing)
         problems += entry_problems
         if provider is not None:
-            if provider.pk is None and "priority" not in entry:
-                provider.priority, next_priority = next_priority, next_priority + 1
             numbered.append((number, provider))
     problems += _duplicate_problems(numbered, existing)
     known_providers = set(existing) | {p.name for _, p in numbered}
@@ -188,7 +119,6 @@ def provider_import(*, data: Any) -> ImportSummary:
 
     with transaction.atomic():
         updated = [p for p in staged if p.pk is not None]
-        provider_priorities_set(priorities={p.pk: p.priority for p in updated})
         for provider in staged:
             provider.save()
         routes_created, routes_updated = _apply_routes(staged_routes)
@@ -305,7 +235,7 @@ def _stage_entry(
         return None, [ImportProblem(number, "", "entry", "Expected a JSON object.")]
     name = str(entry.get("name", ""))
     problems = [
-        ImportProblem(number, name, field, "Unknown field.")
+        ImportProblem(number, name, field, UNKNOWN_FIELDS.get(field, "Unknown field."))
         for field in sorted(set(entry) - set(CONFIG_FIELDS))
     ]
     current = existing.get(name)
@@ -339,24 +269,11 @@ def _stage_entry(
 def _duplicate_problems(
     numbered: list[tuple[int, Provider]], existing: dict[str, Provider]
 ) -> list[ImportProblem]:
-    """Names and priorities must stay unique once the file is applied."""
+    """Names must stay unique once the file is applied."""
     problems = []
-    staged_names = {p.name for _, p in numbered}
-    kept = [p for name, p in existing.items() if name not in staged_names]
-    seen_priority: dict[int, str] = {p.priority: p.name for p in kept}
     seen_names: set[str] = set()
     for number, provider in numbered:
         if provider.name in seen_names:
             problems.append(ImportProblem(number, provider.name, "name", "Appears more than once."))
         seen_names.add(provider.name)
-        holder = seen_priority.setdefault(provider.priority, provider.name)
-        if holder != provider.name:
-            problems.append(
-                ImportProblem(
-                    number,
-                    provider.name,
-                    "priority",
-                    f"Priority {provider.priority} is also used by {holder!r}.",
-                )
-            )
     return problems

@@ -117,12 +117,12 @@ def replay(db, monkeypatch):
         extra = {"params": {"api-version": "2024-10-21"}} if kind == "azure_openai" else {}
         primary = provider_create(
             name="primary", kind=kind, base_url=BASE_URLS[kind], model=MODELS[kind],
-            api_key_env=KEY_ENV, priority=1, extra=extra,
+            api_key_env=KEY_ENV, extra=extra,
         )  # fmt: skip
         # A larger window than any fixture's model: a context-length failure may go there.
         secondary = provider_create(
             name="secondary", kind="openai_compatible", base_url=SECONDARY_URL,
-            model="secondary-model", priority=2, context_window=10_000_000,
+            model="secondary-model", context_window=10_000_000,
         )  # fmt: skip
         return primary, secondary
 

@@ -41,14 +41,12 @@ def providers(db, primary, secondary):
             name="primary",
             base_url=primary.base_url,
             model=PRIMARY_MODEL,
-            priority=1,
             max_attempts=1,
         ),
         provider_create(
             name="secondary",
             base_url=secondary.base_url,
             model=SECONDARY_MODEL,
-            priority=2,
             max_attempts=1,
         ),
     )

@@ -18,7 +18,7 @@ import pytest
 from django.db import OperationalError, connection, connections
 
 from providers_app.services.client_keys import client_key_create
-from providers_app.services.providers import provider_priorities_set
+from providers_app.services.routes import route_create
 
 URL = "/v1/chat/completions"
 HELLO = [{"role": "user", "content": "Say hello."}]
@@ -77,7 +77,7 @@ def database_down(monkeypatch, settings):
 def snapshot_with_secondary_first(client, providers, api_key):
     """The key is validated and the process's snapshot puts `secondary` first."""
     first, second = providers
-    provider_priorities_set(priorities={first.pk: 2, second.pk: 1})
+    route_create(name="chat", providers=[second, first], is_default=True)
     warm = _post(client, api_key)
     assert (warm.status_code, warm["X-Fallback-Provider"]) == (200, "secondary")
     return first, second

@@ -90,7 +90,6 @@ def vendor(request, db, monkeypatch) -> str:
         extra=config.get("extra", {}),
         supports_images=config.get("supports_images"),
         api_key_env="FIDELITY_TEST_KEY",
-        priority=1,
         max_attempts=1,
     )
     return kind
@@ -227,7 +226,6 @@ def _provider(kind: str, priority: int, **overrides: Any) -> None:
         model=config["model"],
         extra=config.get("extra", {}),
         api_key_env="FIDELITY_TEST_KEY",
-        priority=priority,
         max_attempts=1,
     )
 

@@ -35,12 +35,10 @@ def chain(db, primary, secondary):
 
     def make(**primary_fields):
         first = provider_create(
-            name="primary", base_url=primary.base_url, priority=1,
+            name="primary", base_url=primary.base_url,
             **{"timeout_s": 30.0, **primary_fields},
         )  # fmt: skip
-        second = provider_create(
-            name="secondary", base_url=secondary.base_url, priority=2, timeout_s=30.0
-        )
+        second = provider_create(name="secondary", base_url=secondary.base_url, timeout_s=30.0)
         return first, second
 
     return make
@@ -123,7 +121,7 @@ def test_a_prompt_too_long_everywhere_names_the_windows_tried(
     secondary.set_fault("error", **CONTEXT_LENGTH)
     primary.set_fault("error", **CONTEXT_LENGTH)
     provider_create(
-        name="smaller", base_url=secondary.base_url, priority=3, context_window=4096
+        name="smaller", base_url=secondary.base_url, context_window=4096
     )  # never asked: its window is known to be too small
 
     response = _post(client, auth)

@@ -13,9 +13,9 @@ from tests.factories import provider_create
 HELLO = [{"role": "user", "content": "Say hello."}]
 
 
-def test_models_without_routes_lists_fallback_with_the_priority_order(client, auth, providers):
-    providers[0].priority = 5
-    providers[0].save()
+def test_models_without_routes_lists_fallback_in_the_order_added(client, auth, providers):
+    providers[0].delete()  # "primary" added again: now after "secondary"
+    provider_create(name="primary", base_url="http://127.0.0.1:9/v1")
     provider_create(name="off", enabled=False)
 
     body = client.get("/v1/models", headers=auth).json()
@@ -67,7 +67,7 @@ def test_status_accepts_a_client_key(client, auth, providers):
 def test_status_lists_every_provider_in_order_with_breaker_and_cooldown(
     staff_client, providers, primary, secondary
 ):
-    provider_create(name="standby", enabled=False, priority=3)
+    provider_create(name="standby", enabled=False)
     primary.set_fault("rate_limit", retry_after="30")
     assert fallback.complete(HELLO).provider == "secondary"  # primary now cooling down
 
@@ -118,12 +118,10 @@ def test_status_shows_an_open_breaker(staff_client, providers, primary, settings
 
 def test_status_shows_the_capabilities_in_force(staff_client, db):
     provider_create(
-        name="claude", kind="anthropic", model="claude-opus-4-6", priority=1,
+        name="claude", kind="anthropic", model="claude-opus-4-6",
         api_key_env="FB_TEST_ANTHROPIC_KEY",
     )  # fmt: skip
-    provider_create(
-        name="compatible", model="m", priority=2, supports_prefill=True, supports_images=False
-    )
+    provider_create(name="compatible", model="m", supports_prefill=True, supports_images=False)
 
     claude, compatible = staff_client.get("/api/status").json()["providers"]
 

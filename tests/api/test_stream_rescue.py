@@ -35,9 +35,9 @@ def chain(db, primary, secondary):
     """Primary on one simulator, then the given providers on the other one."""
 
     def make(*others):
-        first = provider_create(name="primary", base_url=primary.base_url, priority=1)
+        first = provider_create(name="primary", base_url=primary.base_url)
         rest = [
-            provider_create(name=name, base_url=secondary.base_url, priority=2 + n, **fields)
+            provider_create(name=name, base_url=secondary.base_url, **fields)
             for n, (name, fields) in enumerate(others)
         ]
         return first, *rest

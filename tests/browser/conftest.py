@@ -102,10 +102,9 @@ def three_providers(transactional_db, primary, secondary, tertiary):
             name=sim.name,
             base_url=sim.base_url,
             model=f"gpt-{sim.name}",
-            priority=rank,
             max_attempts=1,
         )
-        for rank, sim in enumerate(simulators, start=1)
+        for sim in simulators
     ]
 
 

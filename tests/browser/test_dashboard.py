@@ -44,8 +44,8 @@ def a_week_of_history(transactional_db):
     from tests.factories import provider_create
 
     now = timezone.now()
-    primary = provider_create(name="primary", priority=1)
-    secondary = provider_create(name="secondary-with-a-long-name", priority=2)
+    primary = provider_create(name="primary")
+    secondary = provider_create(name="secondary-with-a-long-name")
     finished_before = period_of(now - timedelta(hours=1))
     period = finished_before - timedelta(days=7)
     while period < finished_before:

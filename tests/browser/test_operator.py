@@ -7,7 +7,7 @@ import re
 from django.urls import reverse
 
 from providers_app.models import FailoverEvent
-from providers_app.services.providers import REORDER_REASON
+from providers_app.services.routes import REORDER_REASON
 
 LIST = reverse("admin:providers_app_provider_changelist")
 
@@ -57,7 +57,10 @@ def test_dragging_the_third_provider_to_the_top_routes_the_next_answer_to_it(
         )
 
     confirmation = page.locator("ul.messagelist li.success")
-    assert confirmation.inner_text() == "New order saved: 1. tertiary, 2. primary, 3. secondary."
+    # No route yet: the first reorder creates the default route in the new order.
+    assert confirmation.inner_text() == (
+        "New order of route fallback saved: 1. tertiary, 2. primary, 3. secondary."
+    )
     assert _names_in_list(page) == ["tertiary", "primary", "secondary"]
     assert _row(page, "tertiary").locator(".position .number").inner_text() == "1"
     screen.shot("provider-list-after-drag")
@@ -74,7 +77,7 @@ def test_the_keyboard_moves_a_provider_up_and_keeps_the_focus(
     _row(page, "tertiary").get_by_role("button", name="Move tertiary up").focus()
 
     page.keyboard.press("Enter")
-    page.wait_for_url(f"**{LIST}#move-*")
+    page.wait_for_url(f"**{LIST}*#move-*")
     focused = page.evaluate("document.activeElement.getAttribute('aria-label')")
     assert focused == "Move tertiary up"  # press Enter again to keep going
     page.keyboard.press("Enter")

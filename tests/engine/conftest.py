@@ -23,12 +23,11 @@ def providers(db, primary, secondary):
             **{
                 "name": "primary",
                 "base_url": primary.base_url,
-                "priority": 1,
                 "max_attempts": 1,
                 **primary_fields,
             }
         )
-        second = provider_create(name="secondary", base_url=secondary.base_url, priority=2)
+        second = provider_create(name="secondary", base_url=secondary.base_url)
         return first, second
 
     return make

@@ -127,7 +127,7 @@ class BreakerMachine(RuleBasedStateMachine):
         self.previous_clock = set_clock(self.clock)
         self.provider = Provider.objects.create(
             name="p", kind="simulated", base_url="http://127.0.0.1:9/v1", model="m",
-            priority=1, timeout_s=ATTEMPT_TIMEOUT_S, slow_call_threshold_s=SLOW_S,
+            timeout_s=ATTEMPT_TIMEOUT_S, slow_call_threshold_s=SLOW_S,
         )  # fmt: skip
         self.model = Model(now=self.clock.now())
 

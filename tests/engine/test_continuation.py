@@ -57,8 +57,8 @@ def _cut(name: str) -> ProviderTransportError:
 def scripted(db, monkeypatch):
     """Providers `primary`, `secondary` (both with prefill) served by scripted adapters."""
     adapters: dict[str, ScriptedAdapter] = {}
-    for priority, name in enumerate(("primary", "secondary"), start=1):
-        provider_create(name=name, priority=priority, max_attempts=1, supports_prefill=True)
+    for name in ("primary", "secondary"):
+        provider_create(name=name, max_attempts=1, supports_prefill=True)
     monkeypatch.setattr(route_run, "adapter_for_entry", lambda entry: adapters[entry.name])
     return adapters
 

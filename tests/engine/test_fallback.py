@@ -76,9 +76,8 @@ def test_unset_api_key_fails_over_without_calling(db, primary, secondary, monkey
     monkeypatch.delenv("FB_MISSING_KEY", raising=False)
     provider_create(
         name="keyless", kind="openai", base_url=primary.base_url, api_key_env="FB_MISSING_KEY",
-        priority=1,
     )  # fmt: skip
-    provider_create(name="secondary", base_url=secondary.base_url, priority=2)
+    provider_create(name="secondary", base_url=secondary.base_url)
     result = fallback.complete(HELLO)
     assert result.provider == "secondary"
     assert result.failures[0].reason == "auth"
@@ -460,7 +459,7 @@ def test_a_5000_deep_json_body_fails_over_and_counts_one_breaker_failure(
 def test_a_5000_deep_stream_event_after_output_ends_the_stream_classified(db, fake_clock):
     import responses
 
-    first = provider_create(name="deep", base_url="https://deep.invalid/v1", priority=1)
+    first = provider_create(name="deep", base_url="https://deep.invalid/v1")
     chunk = '{"choices":[{"index":0,"delta":{"content":"Hel"}}]}'
     body = f"data: {chunk}\n\ndata: {DEEP_JSON}\n\n"
     with responses.RequestsMock() as mock:

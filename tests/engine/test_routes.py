@@ -28,14 +28,14 @@ def two_routes(providers):
 
 
 def test_each_route_follows_its_own_order(two_routes):
-    assert fallback.complete(HELLO, route="fast").provider == "secondary"
-    assert fallback.complete(HELLO, route="large").provider == "primary"
-    assert fallback.complete(HELLO, route="large").route == "large"
+    assert fallback.complete(HELLO, model="fast").provider == "secondary"
+    assert fallback.complete(HELLO, model="large").provider == "primary"
+    assert fallback.complete(HELLO, model="large").route == "large"
 
 
 def test_an_unknown_route_without_a_default_raises_route_not_found(two_routes):
     with pytest.raises(fallback.RouteNotFound):
-        fallback.complete(HELLO, route="nonesuch")
+        fallback.complete(HELLO, model="nonesuch")
     with pytest.raises(fallback.RouteNotFound):
         fallback.complete(HELLO)  # no name, no default
 
@@ -44,7 +44,7 @@ def test_the_default_route_serves_other_names(two_routes):
     fast = two_routes[0]
     fast.is_default = True
     fast.save()
-    assert fallback.complete(HELLO, route="gpt-4o").provider == "secondary"
+    assert fallback.complete(HELLO, model="gpt-4o").provider == "secondary"
     assert fallback.complete(HELLO).route == "fast"
 
 
@@ -54,7 +54,7 @@ def test_an_open_breaker_is_skipped_on_every_route_that_shares_the_provider(two_
         first, state=BreakerState.State.OPEN, open_until=timezone.now() + timedelta(minutes=5)
     )
 
-    result = fallback.complete(HELLO, route="large")
+    result = fallback.complete(HELLO, model="large")
 
     assert result.provider == "secondary"
     assert [s.provider for s in result.skipped] == ["primary"]
@@ -65,7 +65,7 @@ def test_a_disabled_provider_drops_out_of_its_routes(two_routes, secondary):
     _, _, _, second = two_routes
     second.enabled = False
     second.save()
-    assert fallback.complete(HELLO, route="fast").provider == "primary"
+    assert fallback.complete(HELLO, model="fast").provider == "primary"
     assert secondary.request_count == 0
 
 
@@ -77,7 +77,8 @@ def test_the_route_deadline_applies_when_the_caller_sets_none(two_routes, settin
     request = fallback.build_request(HELLO)
 
     def deadline(route, deadline_s=None):
-        return fallback.RouteRun(request, None, deadline_s, route).deadline.remaining()
+        resolved = fallback.route_for(route)
+        return fallback.RouteRun(request, None, deadline_s, resolved).deadline.remaining()
 
     assert 2.5 < deadline("fast") <= 3.0
     assert 40 < deadline("large") <= 45.0  # no deadline of its own: the setting
@@ -95,10 +96,10 @@ def test_the_route_chooses_whether_a_content_filter_fails_over(
     primary.set_fault("error", status=400, code="content_filter", message="filtered")
 
     if expected:
-        assert fallback.complete(HELLO, route="large").provider == expected
+        assert fallback.complete(HELLO, model="large").provider == expected
     else:
         with pytest.raises(fallback.RequestFailed) as raised:
-            fallback.complete(HELLO, route="large")
+            fallback.complete(HELLO, model="large")
         assert raised.value.error.category == "content_filter"
 
 
@@ -110,7 +111,7 @@ def test_a_route_that_holds_back_restarts_a_cut_stream_on_the_next_provider(
     large.save()
     primary.set_fault("truncate_stream", chunks=2)
 
-    chat = fallback.stream(HELLO, route="large")
+    chat = fallback.stream(HELLO, model="large")
     text = "".join(chunk.text for chunk in chat)
 
     assert chat.provider == "secondary"
@@ -129,7 +130,7 @@ def test_route_and_member_writes_move_the_routing_version(two_routes):
 
 def test_a_reorder_is_followed_by_the_next_request_with_one_version_read(two_routes):
     fast, _, first, second = two_routes
-    assert fallback.complete(HELLO, route="fast").provider == "secondary"
+    assert fallback.complete(HELLO, model="fast").provider == "secondary"
     routing_table()  # cached
     with CaptureQueriesContext(connection) as unchanged:
         routing_table()
@@ -137,8 +138,8 @@ def test_a_reorder_is_followed_by_the_next_request_with_one_version_read(two_rou
 
     route_members_set(route=fast, providers=[first, second])
 
-    assert fallback.complete(HELLO, route="fast").provider == "primary"
-    assert fallback.complete(HELLO, route="large").provider == "primary"
+    assert fallback.complete(HELLO, model="fast").provider == "primary"
+    assert fallback.complete(HELLO, model="large").provider == "primary"
 
 
 def test_requests_are_counted_per_route_in_metrics(two_routes):
@@ -149,7 +150,7 @@ def test_requests_are_counted_per_route_in_metrics(two_routes):
         return sample._value.get()
 
     before = (count("fast"), count("large"))
-    fallback.complete(HELLO, route="fast")
+    fallback.complete(HELLO, model="fast")
     assert (count("fast"), count("large")) == (before[0] + 1, before[1])
 
 
@@ -157,15 +158,13 @@ def test_a_cut_stream_is_continued_by_a_provider_of_the_same_route_only(db, prim
     from providers_app.models import FailoverEvent
     from tests.factories import provider_create
 
-    first = provider_create(name="primary", base_url=primary.base_url, priority=1)
-    provider_create(name="outside", base_url=secondary.base_url, priority=2, supports_prefill=True)
-    inside = provider_create(
-        name="inside", base_url=secondary.base_url, priority=3, supports_prefill=True
-    )
+    first = provider_create(name="primary", base_url=primary.base_url)
+    provider_create(name="outside", base_url=secondary.base_url, supports_prefill=True)
+    inside = provider_create(name="inside", base_url=secondary.base_url, supports_prefill=True)
     route_create(name="chat", providers=[first, inside])
     primary.set_fault("truncate_stream", chunks=3)
 
-    chat = fallback.stream(HELLO, route="chat")
+    chat = fallback.stream(HELLO, model="chat")
     "".join(chunk.text for chunk in chat)
 
     assert (chat.finished_by, chat.continued_from) == ("inside", ["primary"])

@@ -9,10 +9,11 @@ from django.db import OperationalError, connection
 from providers_app.engine.routing import (
     LISTENER_APPLICATION_NAME,
     routing_snapshot,
+    routing_table,
     routing_version,
 )
 from providers_app.models import BreakerState, Provider
-from providers_app.services.providers import provider_priorities_set
+from providers_app.services.routes import route_create, route_members_set
 from tests.factories import provider_create
 
 
@@ -23,26 +24,32 @@ def _names() -> list[str]:
 def test_an_unchanged_version_reuses_the_snapshot_with_one_small_query(
     db, django_assert_num_queries
 ):
-    provider_create(name="a", priority=1)
-    provider_create(name="b", priority=2)
+    provider_create(name="a")
+    provider_create(name="b")
     assert _names() == ["a", "b"]
     with django_assert_num_queries(1) as captured:
         assert _names() == ["a", "b"]
     assert "routingversion" in captured.captured_queries[0]["sql"]
 
 
-def test_a_save_a_bulk_reorder_and_a_raw_breaker_update_each_move_the_version(db):
-    first = provider_create(name="a", priority=1)
-    second = provider_create(name="b", priority=2)
+def _route_names() -> list[str]:
+    return [entry.name for entry in routing_table().resolve(None).entries]
+
+
+def test_a_save_a_route_reorder_and_a_raw_breaker_update_each_move_the_version(db):
+    first = provider_create(name="a")
+    second = provider_create(name="b")
     assert _names() == ["a", "b"]
 
-    first.priority = 3
+    first.timeout_s = 7
     first.save()
-    assert _names() == ["b", "a"]
+    assert routing_snapshot()[0].timeout_s == 7
 
-    # bulk_update skips signals and save(): the trigger still sees it.
-    provider_priorities_set(priorities={first.pk: 1, second.pk: 2})
-    assert _names() == ["a", "b"]
+    route = route_create(name="r", providers=[second, first], is_default=True)
+    assert _route_names() == ["b", "a"]
+    # bulk_create skips signals and save(): the trigger still sees it.
+    route_members_set(route=route, providers=[first, second])
+    assert _route_names() == ["a", "b"]
 
     # A queryset update (as breaker transitions make) is seen on the next read.
     before = routing_version()
@@ -55,7 +62,7 @@ def test_a_save_a_bulk_reorder_and_a_raw_breaker_update_each_move_the_version(db
 
 
 def test_a_raw_sql_write_moves_the_version(db):
-    provider = provider_create(name="a", priority=1)
+    provider = provider_create(name="a")
     assert [e.timeout_s for e in routing_snapshot()] == [provider.timeout_s]
     with connection.cursor() as cursor:
         cursor.execute(
@@ -66,7 +73,7 @@ def test_a_raw_sql_write_moves_the_version(db):
 
 
 def test_an_unreadable_database_answers_from_the_last_snapshot(db, monkeypatch):
-    provider_create(name="a", priority=1)
+    provider_create(name="a")
     assert _names() == ["a"]
 
     from providers_app.engine import routing
@@ -83,9 +90,10 @@ def test_threads_reading_while_the_order_flips_always_see_a_whole_snapshot_and_e
     """32 threads read the snapshot 50 times each while another thread reorders
     two providers 20 times; every read is one of the two orders (never a mix, never
     empty), and once the reorders stop every thread's next read is the final order."""
-    first = provider_create(name="a", priority=1)
-    second = provider_create(name="b", priority=2)
-    assert _names() == ["a", "b"]  # a process that has read once (as a serving one has)
+    first = provider_create(name="a")
+    second = provider_create(name="b")
+    route = route_create(name="r", providers=[first, second], is_default=True)
+    assert _route_names() == ["a", "b"]  # a process that has read once (as a serving one has)
     orders = {("a", "b"), ("b", "a")}
     seen_bad: list[tuple] = []
     reorders: list[int] = []
@@ -97,11 +105,11 @@ def test_threads_reading_while_the_order_flips_always_see_a_whole_snapshot_and_e
         start.wait()
         try:
             for _ in range(50):
-                names = tuple(_names())
+                names = tuple(_route_names())
                 if names not in orders:
                     seen_bad.append(names)
             done.wait(timeout=30)
-            final.append(tuple(_names()))
+            final.append(tuple(_route_names()))
         finally:
             connection.close()
 
@@ -110,8 +118,8 @@ def test_threads_reading_while_the_order_flips_always_see_a_whole_snapshot_and_e
         try:
             for i in range(20):
                 a_first = i % 2 == 1
-                priorities = {first.pk: 1 if a_first else 2, second.pk: 2 if a_first else 1}
-                _until_written(lambda p=priorities: provider_priorities_set(priorities=p))
+                order = [first, second] if a_first else [second, first]
+                _until_written(lambda o=order: route_members_set(route=route, providers=o))
                 reorders.append(i)
         finally:
             connection.close()
@@ -168,7 +176,7 @@ def listening(transactional_db):
 
 
 def test_while_listening_an_unchanged_snapshot_costs_no_query(listening, django_assert_num_queries):
-    provider_create(name="a", priority=1)
+    provider_create(name="a")
     assert _eventually(lambda: _names() == ["a"])
     with django_assert_num_queries(0):
         assert _names() == ["a"]
@@ -176,7 +184,7 @@ def test_while_listening_an_unchanged_snapshot_costs_no_query(listening, django_
 
 
 def test_a_change_committed_by_another_connection_is_seen_once_notified(listening):
-    provider = provider_create(name="a", priority=1)
+    provider = provider_create(name="a")
     assert _eventually(lambda: _names() == ["a"])
 
     def other_process_opens_the_breaker() -> None:
@@ -192,7 +200,7 @@ def test_a_change_committed_by_another_connection_is_seen_once_notified(listenin
 def test_a_lost_listener_falls_back_to_the_version_row_then_reconnects(
     listening, django_assert_num_queries
 ):
-    provider = provider_create(name="a", priority=1)
+    provider = provider_create(name="a")
     assert _eventually(lambda: _names() == ["a"])
     with connection.cursor() as cursor:
         cursor.execute(

@@ -17,9 +17,9 @@ def test_an_echoed_key_never_reaches_events_state_or_logs(
     monkeypatch.setenv("FB_TEST_OPENAI_KEY", SECRET)
     provider_create(
         name="openai", kind="openai", base_url=primary.base_url,
-        api_key_env="FB_TEST_OPENAI_KEY", priority=1, max_attempts=1,
+        api_key_env="FB_TEST_OPENAI_KEY", max_attempts=1,
     )  # fmt: skip
-    provider_create(name="secondary", base_url=secondary.base_url, priority=2)
+    provider_create(name="secondary", base_url=secondary.base_url)
     primary.set_fault("error", status=401, message=f"Incorrect API key provided: {SECRET}.")
     caplog.set_level(logging.DEBUG)
 

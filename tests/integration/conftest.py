@@ -62,10 +62,10 @@ def providers(postgresql_only, fresh_process_state, transactional_db, primary, s
 
     def make(**primary_fields):
         first = provider_create(
-            name="primary", base_url=primary.base_url, priority=1, max_attempts=1,
+            name="primary", base_url=primary.base_url, max_attempts=1,
             **primary_fields,
         )  # fmt: skip
-        second = provider_create(name="secondary", base_url=secondary.base_url, priority=2)
+        second = provider_create(name="secondary", base_url=secondary.base_url)
         return first, second
 
     return make

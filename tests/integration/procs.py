@@ -196,7 +196,7 @@ def _one_call(
 
     started = time.time()
     try:
-        result = fallback.complete(HELLO, route=route, key_name=key_name, max_tokens=max_tokens)
+        result = fallback.complete(HELLO, model=route, key_name=key_name, max_tokens=max_tokens)
     except Exception as error:
         return Outcome(None, (), (), f"{type(error).__name__}: {error}", started, time.time())
     skipped = tuple((reason.provider, reason.reason) for reason in result.skipped)

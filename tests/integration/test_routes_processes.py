@@ -36,7 +36,7 @@ def test_a_breaker_opened_by_one_route_is_skipped_by_the_other_in_another_proces
     route_create(name="chat", providers=[first, second])
     route_create(name="docs", providers=[first, second])
     # This process reads (and keeps) a snapshot in which the primary is closed.
-    assert fallback.complete(HELLO, route="docs").provider == "primary"
+    assert fallback.complete(HELLO, model="docs").provider == "primary"
     primary.reset()
 
     primary.set_fault("error", status=500)
@@ -51,7 +51,7 @@ def test_a_breaker_opened_by_one_route_is_skipped_by_the_other_in_another_proces
         "chat"
     }
 
-    result = fallback.complete(HELLO, route="docs")
+    result = fallback.complete(HELLO, model="docs")
 
     assert result.provider == "secondary"
     assert [(s.provider, s.reason) for s in result.skipped] == [("primary", "open")]

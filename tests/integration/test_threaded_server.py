@@ -31,7 +31,7 @@ SETUP = """
 from providers_app.models import Provider
 from providers_app.services.client_keys import client_key_create
 Provider.objects.create(
-    name="upstream", kind="simulated", base_url="{base_url}", model="m", priority=1
+    name="upstream", kind="simulated", base_url="{base_url}", model="m"
 )
 print(client_key_create(name="threaded-test").raw_key)
 """

@@ -53,9 +53,7 @@ def upstream():
 
 @pytest.fixture
 def watched(worker_database, upstream):
-    provider = provider_create(
-        name=f"worker-{uuid.uuid4().hex[:8]}", base_url=upstream.base_url, priority=900_000
-    )
+    provider = provider_create(name=f"worker-{uuid.uuid4().hex[:8]}", base_url=upstream.base_url)
     try:
         yield provider
     finally:

@@ -37,7 +37,7 @@ def test_first_run_creates_and_prints_the_admin_the_key_and_the_providers(tmp_pa
     assert admin.is_superuser
     assert admin.check_password(stored.password)
     assert client_key_authenticate(raw_key=stored.client_key).name == "demo"
-    assert list(Provider.objects.order_by("priority").values_list("name", "base_url")) == [
+    assert list(Provider.objects.order_by("id").values_list("name", "base_url")) == [
         ("primary", "http://127.0.0.1:18101/v1"),
         ("secondary", "http://127.0.0.1:18102/v1"),
         ("tertiary", "http://127.0.0.1:18103/v1"),

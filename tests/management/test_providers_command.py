@@ -28,37 +28,44 @@ def test_export_then_import_round_trips(make_provider, capsys, tmp_path):
         base_url="https://x.openai.azure.com",
         api_key_env="AZURE_OPENAI_API_KEY",
         extra={"params": {"api-version": "2024-10-21"}},
-        priority=2,
         failure_rate_threshold=40,
     )
-    make_provider(name="local", kind="ollama", base_url="http://127.0.0.1:11434", priority=1)
+    make_provider(name="local", kind="ollama", base_url="http://127.0.0.1:11434")
     exported = _export(capsys)
     Provider.objects.all().delete()
 
     _import(tmp_path, exported)
 
     assert _export(capsys) == exported
-    assert [p.name for p in Provider.objects.all()] == ["local", "azure"]
+    assert [p.name for p in Provider.objects.order_by("id")] == ["azure", "local"]
 
 
-def test_import_updates_by_name_and_can_swap_priorities(make_provider, capsys, tmp_path):
-    make_provider(name="a", priority=1)
-    make_provider(name="b", priority=2)
+def test_import_updates_by_name_and_reorders_only_through_a_route(make_provider, capsys, tmp_path):
+    make_provider(name="a")
+    make_provider(name="b")
     data = _export(capsys)
-    data["providers"][0]["priority"], data["providers"][1]["priority"] = 2, 1
+    assert "priority" not in data["providers"][0]  # a provider has no order of its own
     data["providers"][0]["model"] = "changed"
     data["providers"].append(
         {"name": "c", "kind": "ollama", "base_url": "http://127.0.0.1:11434", "model": "llama3.2"}
     )
+    data["routes"] = [{"name": "chat", "is_default": True, "providers": ["b", "c", "a"]}]
 
     _import(tmp_path, data)
 
-    assert [(p.name, p.priority) for p in Provider.objects.all()] == [("b", 1), ("a", 2), ("c", 3)]
     assert Provider.objects.get(name="a").model == "changed"
+    assert _export(capsys)["routes"][0]["providers"] == ["b", "c", "a"]
+    assert fallback_route_names() == ["b", "c", "a"]
+
+
+def fallback_route_names() -> list[str]:
+    from providers_app.engine.routing import routing_table
+
+    return [entry.name for entry in routing_table().resolve(None).entries]
 
 
 def test_import_with_one_bad_entry_changes_nothing(make_provider, capsys, tmp_path):
-    make_provider(name="keep", model="original", priority=1)
+    make_provider(name="keep", model="original")
     before = _export(capsys)
     bad = {
         "providers": [
@@ -94,14 +101,13 @@ def test_import_reports_each_problem_with_name_and_field(db, capsys, tmp_path):
             "kind": "ollama",
             "base_url": "http://ollama:11434",
             "model": "m",
-            "priority": 4,
         },
         {
             "name": "w",
             "kind": "ollama",
             "base_url": "http://ollama:11434",
             "model": "m",
-            "priority": 4,
+            "priority": 4,  # a file from before routes: the order is a route's now
         },
         "not an object",
     ]
@@ -110,7 +116,7 @@ def test_import_reports_each_problem_with_name_and_field(db, capsys, tmp_path):
     err = capsys.readouterr().err
     assert "entry 1 (x): api_key_env:" in err
     assert "entry 2 (y): colour: Unknown field." in err
-    assert "entry 4 (w): priority: Priority 4 is also used by 'z'." in err
+    assert "entry 4 (w): priority: Providers have no order of their own" in err
     assert "entry 5 (no name): entry: Expected a JSON object." in err
     assert not Provider.objects.exists()
 

@@ -29,7 +29,7 @@ def _members(name: str) -> list[str]:
 
 @pytest.fixture
 def three(make_provider):
-    a, b, c = (make_provider(name=n, priority=p) for n, p in (("a", 1), ("b", 2), ("c", 3)))
+    a, b, c = (make_provider(name=n) for n, p in (("a", 1), ("b", 2), ("c", 3)))
     route_create(name="chat", providers=[c, a], is_default=True, deadline_s=20)
     route_create(name="docs", providers=[b], failover_on_content_filter=True, hold_back=True)
     return a, b, c

@@ -15,9 +15,9 @@ def _run(*args) -> str:
 
 
 def test_every_enabled_provider_is_checked_and_listed(alpha, beta, on_upstream):
-    on_upstream(alpha, priority=1)
-    on_upstream(beta, priority=2)
-    on_upstream(beta, name="parked", priority=3, enabled=False)
+    on_upstream(alpha)
+    on_upstream(beta)
+    on_upstream(beta, name="parked", enabled=False)
 
     output = _run()
 

@@ -63,8 +63,8 @@ def _event(kind, moment, provider=None, **fields) -> FailoverEvent:
 @pytest.fixture
 def history(make_provider, fake_clock):
     fake_clock.set(NOW)
-    primary = make_provider(name="primary", priority=1)
-    secondary = make_provider(name="secondary", priority=2)
+    primary = make_provider(name="primary")
+    secondary = make_provider(name="secondary")
     breaker_state_set(primary, state=BreakerState.State.FORCED_OPEN)
     failover = {"kind": "failover", "provider": primary}
     _event(
@@ -247,7 +247,7 @@ def test_each_range_has_its_bins_and_draws_the_failovers_in_it(
     operator_client, make_provider, fake_clock, range_key, bins, minutes
 ):
     fake_clock.set(NOW)
-    primary = make_provider(name="primary", priority=1)
+    primary = make_provider(name="primary")
     _event("failover", NOW - timedelta(minutes=7), primary, reason="timeout")
 
     response = operator_client.get(reverse(URL), {"range": range_key})
@@ -283,8 +283,8 @@ def test_figures_include_the_minutes_not_rolled_up_yet(operator_client, make_pro
     """Right after an outage the event log shows the failovers, and the dashboard
     the failures behind them: the one-second counters are read before any roll-up."""
     fake_clock.set(NOW)
-    primary = make_provider(name="primary", priority=1)
-    make_provider(name="secondary", priority=2)
+    primary = make_provider(name="primary")
+    make_provider(name="secondary")
     for seconds in (110, 100, 90):
         _event("failover", NOW - timedelta(seconds=seconds), primary, reason="server_error")
         _bucket(primary, NOW - timedelta(seconds=seconds), failures=1, first_attempts=1)
@@ -306,7 +306,7 @@ def test_figures_include_the_minutes_not_rolled_up_yet(operator_client, make_pro
 
 def test_one_hour_of_traffic_draws_lines_not_only_dots(operator_client, make_provider, fake_clock):
     fake_clock.set(NOW)
-    primary = make_provider(name="primary", priority=1)
+    primary = make_provider(name="primary")
     for minute in range(60):
         _bucket(primary, NOW - timedelta(minutes=minute), successes=1, latency_ms_sum=300,
                 total_ms_sum=2000, first_attempts=1)  # fmt: skip
@@ -330,7 +330,7 @@ def test_a_two_minute_outage_stays_visible_at_every_range(
     operator_client, make_provider, fake_clock, range_key
 ):
     fake_clock.set(NOW)
-    primary = make_provider(name="primary", priority=1)
+    primary = make_provider(name="primary")
     _event("breaker_opened", NOW - timedelta(minutes=30), primary, reason="failure_rate")
     _event("breaker_closed", NOW - timedelta(minutes=28), primary, reason="probe_succeeded")
 
@@ -346,7 +346,7 @@ def test_totals_count_every_kind_of_event_including_kinds_added_later(
     operator_client, make_provider, fake_clock
 ):
     fake_clock.set(NOW)
-    primary = make_provider(name="primary", priority=1)
+    primary = make_provider(name="primary")
     _event("continuation", NOW - timedelta(minutes=3), primary, reason="stream_cut", count=2)
 
     page = _render(operator_client)
@@ -361,8 +361,8 @@ def test_latency_is_drawn_on_a_log_scale_so_a_slow_provider_does_not_flatten_the
     operator_client, make_provider, fake_clock
 ):
     fake_clock.set(NOW)
-    fast = make_provider(name="fast", priority=1)
-    slow = make_provider(name="slow", priority=2)
+    fast = make_provider(name="fast")
+    slow = make_provider(name="slow")
     _bucket(fast, NOW - timedelta(minutes=3), successes=1, latency_ms_sum=90, total_ms_sum=90)
     _bucket(slow, NOW - timedelta(minutes=3), successes=1, latency_ms_sum=30000,
             total_ms_sum=30000)  # fmt: skip
@@ -423,7 +423,7 @@ def test_each_route_shows_its_failovers_continuations_and_all_failed_requests(
     from providers_app.models import Route
 
     fake_clock.set(NOW)
-    primary = make_provider(name="primary", priority=1)
+    primary = make_provider(name="primary")
     Route.objects.create(name="chat", is_default=True)
     Route.objects.create(name="docs")
     recent = NOW - timedelta(minutes=3)

@@ -33,7 +33,7 @@ def _value(samples, name: str, **labels) -> float:
 @pytest.fixture
 def pair(alpha, beta, on_upstream):
     """`alpha` first (two attempts), `beta` second."""
-    return on_upstream(alpha, priority=1, max_attempts=2), on_upstream(beta, priority=2)
+    return on_upstream(alpha, max_attempts=2), on_upstream(beta)
 
 
 def test_requests_failovers_retries_and_latency_are_counted(client, pair, alpha):

@@ -22,9 +22,9 @@ def calls(make_provider, fake_clock):
     Recent enough for /api/status, rolled up into the hour the dashboard draws."""
     fake_clock.set(NOW)
     counters.discard_pending()
-    alpha = make_provider(name="alpha", priority=1)
-    beta = make_provider(name="beta", priority=2)
-    make_provider(name="gamma", priority=3)
+    alpha = make_provider(name="alpha")
+    beta = make_provider(name="beta")
+    make_provider(name="gamma")
     bucket = NOW - timedelta(seconds=30)
     CallBucket.objects.create(
         provider=alpha, bucket_start=bucket, successes=5, slow_calls=2, failures=1,
@@ -139,7 +139,7 @@ def test_a_streamed_call_falls_in_the_same_buckets_on_the_dashboard_and_on_metri
 
     process_state_reset()
     fake_clock.set(NOW)
-    make_provider(name="streamer", base_url=primary.base_url, priority=1, max_attempts=1)
+    make_provider(name="streamer", base_url=primary.base_url, max_attempts=1)
     primary.set_fault("ok", text="one two three four five six")
     opened = fallback.open_stream
 

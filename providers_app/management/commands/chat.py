@@ -1,4 +1,5 @@
-"""`manage.py chat "prompt"`: ask the providers in priority order, print who answered."""
+"""`manage.py chat "prompt"`: ask the providers in a route's order (`--route`, else the
+default route), print who answered."""
 
 import json
 import sys
@@ -46,7 +47,7 @@ class Command(BaseCommand):
             "temperature": options["temperature"],
             "tools": _tools(options["tools"]) if options["tools"] else (),
             "response_format": ResponseFormat("json_object") if options["json"] else None,
-            "route": options["route"],
+            "model": options["route"],  # a route's name, as a client's `model`
         }
         try:
             if options["stream"]:

@@ -122,13 +122,12 @@ class Command(BaseCommand):
     def _providers(self, sim_port: int) -> None:
         specs = demo_specs(sim_port)
         if not Provider.objects.exists():
-            for priority, spec in enumerate(specs, start=1):
+            for spec in specs:  # added in order: the implicit route's, until routes exist
                 Provider.objects.create(
                     name=spec.name,
                     kind=Provider.Kind.SIMULATED,
                     base_url=_base_url(spec),
                     model=f"sim-{spec.name}",
-                    priority=priority,
                     timeout_s=10,
                     **_prices(spec.name),
                 )

@@ -14,11 +14,16 @@ from providers_app.services.providers import (
 
 
 class Command(BaseCommand):
-    help = "Export the providers as JSON, or import (create or update by name) from a file."
+    help = (
+        "Export the providers and the routes (each with its providers in order: the "
+        "only order there is) as JSON, or import (create or update by name) from a file."
+    )
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
-        sub.add_parser("export", help="Print every provider's configuration as JSON.")
+        sub.add_parser(
+            "export", help="Print every provider's configuration and every route's order as JSON."
+        )
         importer = sub.add_parser(
             "import", help="Create or update providers from FILE ('-': stdin)."
         )
