@@ -41,6 +41,28 @@ PERCENT = [MinValueValidator(1), MaxValueValidator(100)]
 KINDS_NEEDING_KEY = frozenset({"openai", "azure_openai", "anthropic", "gemini"})
 
 
+class Continuation(models.TextChoices):
+    """Continuation dialects (the same values as adapters/continuation.py)."""
+
+    NONE = "none", "None: starts a new answer (OpenAI, Azure)"
+    TRAILING_ASSISTANT = (
+        "trailing_assistant",
+        ("Trailing assistant message (Anthropic, Gemini, Groq, OpenRouter, llama.cpp)"),
+    )
+    VLLM = "vllm", "vLLM: continue_final_message"
+    PREFIX = "prefix", "Mistral / DeepSeek: prefix: true"
+
+
+# Which dialects each kind's wire format can carry (adapters/continuation.py).
+CONTINUATIONS_BY_KIND = {
+    "openai": ("none",),
+    "azure_openai": ("none",),
+    "anthropic": ("none", "trailing_assistant"),
+    "gemini": ("none", "trailing_assistant"),
+    "ollama": ("none", "trailing_assistant"),
+}
+
+
 class Provider(models.Model):
     """An upstream LLM endpoint. Where it is tried, and in which order, is each
     route's business (Route, RouteMember): a provider has no order of its own."""
@@ -163,12 +185,15 @@ class Provider(models.Model):
         blank=True,
         help_text="image_url parts in user messages. Empty: the default for the kind and model.",
     )
-    supports_prefill = models.BooleanField(
+    continuation = models.CharField(
         "continues a partial answer",
-        null=True,
+        max_length=32,
         blank=True,
-        help_text="Continues a trailing assistant message (used to rescue a cut stream). "
-        "Empty: the default for the kind and model.",
+        default="",
+        choices=[("", "Default for the kind, base URL and model"), *Continuation.choices],
+        help_text="How this server continues a cut answer (the mid-stream rescue): "
+        'docs/vendors.md, "Continuing a partial answer". Set to none automatically '
+        "when the provider refuses a continuation (an event says so).",
     )
     # Prices in US dollars per million tokens (docs/usage.md). Empty: not priced,
     # so the usage is counted and its cost is 0.
@@ -232,6 +257,13 @@ class Provider(models.Model):
             errors.setdefault("extra", []).append(
                 'Azure OpenAI needs {"params": {"api-version": "..."}}, unless the base URL '
                 "is the v1 surface ending in /openai/v1."
+            )
+        allowed = CONTINUATIONS_BY_KIND.get(self.kind)
+        if self.continuation and allowed is not None and self.continuation not in allowed:
+            errors.setdefault("continuation", []).append(
+                f"A {self.get_kind_display()} provider continues only as: "
+                + ", ".join(allowed)
+                + "."
             )
         base = self.open_base_s or get_setting("BREAKER_OPEN_BASE_S")
         top = self.open_max_s or get_setting("BREAKER_OPEN_MAX_S")
@@ -423,6 +455,9 @@ class FailoverEvent(models.Model):
         MANUAL = "manual", "Manual change"
         # A committed stream failed and another provider finished the answer.
         CONTINUATION = "continuation", "Answer continued on another provider"
+        # A provider refused a continuation (or started over): its dialect was set
+        # to none (engine/continuation.py); an admin may switch it back.
+        CONTINUATION_OFF = "continuation_off", "Continuation switched off after a refusal"
 
     class SkipReason(models.TextChoices):
         """Why a request passed a provider by without calling it (results, metrics,
@@ -695,6 +730,13 @@ class Route(models.Model):
         default=False,
         help_text="Streams on this route send the answer only once it is complete, so a "
         "failure restarts cleanly on the next provider (see docs/clients.md, Hold-back).",
+    )
+    auto_hold_back = models.BooleanField(
+        "hold back when nobody can continue",
+        default=False,
+        help_text="Hold back a provider's stream only when no provider behind it on this "
+        "route can continue a cut answer; stream live otherwise (docs/engine.md, "
+        "Automatic hold-back: the first token then comes at the end of the answer).",
     )
     tokens_per_minute = models.PositiveIntegerField(
         "tokens per minute",

@@ -60,7 +60,6 @@ def executor_leaf():
 
 
 def test_the_global_order_becomes_the_default_route(old_database):
-    # To the latest state: the models below carry every later migration's columns.
     _migrate(executor_leaf())
     process_state_reset()
 
@@ -76,7 +75,7 @@ def test_the_global_order_becomes_the_default_route(old_database):
 def test_existing_clients_get_the_same_answers_after_the_migration(
     old_database, client, primary, secondary, model
 ):
-    _migrate(executor_leaf())  # the latest schema: the code below reads every column
+    _migrate(executor_leaf())  # the newest: the code under test reads today's schema
     process_state_reset()
     headers = {"Authorization": f"Bearer {RAW_KEY}"}
 
@@ -97,7 +96,7 @@ def test_existing_clients_get_the_same_answers_after_the_migration(
 
 def test_the_migration_is_reversible_and_an_empty_database_gets_no_route(transactional_db):
     _migrate(BEFORE)
-    _migrate(AFTER)
+    _migrate(executor_leaf())
     assert not Route.objects.exists()  # no providers: every name follows the global order
     _migrate(executor_leaf())
 
@@ -126,7 +125,7 @@ def installed_after_routes(transactional_db, primary, secondary):
 def test_one_order_keeps_the_answering_provider_of_an_installation_without_routes(
     installed_after_routes, client, secondary
 ):
-    _migrate(executor_leaf())  # the latest schema: the code below reads every column
+    _migrate(executor_leaf())
     process_state_reset()
 
     (route,) = Route.objects.all()
@@ -156,7 +155,7 @@ def test_whoever_could_reorder_providers_may_reorder_routes(installed_after_rout
     operators = Group.objects.create(name="operators")
     operators.permissions.add(old)
 
-    _migrate(executor_leaf())  # the latest schema: the code below reads every column
+    _migrate(executor_leaf())
 
     assert list(operators.permissions.values_list("codename", flat=True)) == ["reorder_route"]
     assert not Permission.objects.filter(codename="reorder_provider").exists()

@@ -2,9 +2,10 @@
 
 Two layers, both consulted before any call (``engine/capabilities.py``):
 
-- ``default_capabilities(kind, model)``: the four switches an operator can
-  override per provider (tools, structured output, images, prefill), defaulted
-  from the vendor and model as ``docs/clients.md`` §5 lists them;
+- ``default_capabilities(kind, model, base_url)``: what a provider takes by
+  default (tools, structured output, images, and prefill, i.e. a continuation
+  dialect other than ``none``: ``default_continuation``), as ``docs/clients.md``
+  §5 lists them; an operator overrides each per provider;
 - ``wire_limit(kind, model, request)``: request shapes a vendor's wire format
   cannot express at all (Gemini has no ``parallel_tool_calls: false``, Ollama no
   forced ``tool_choice`` and no image URLs). Sending those would silently drop
@@ -16,7 +17,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from urllib.parse import urlsplit
 
+from .continuation import NONE, PREFIX, TRAILING_ASSISTANT
 from .schema import IMAGES, PREFILL, STRUCTURED_OUTPUT, TOOLS, ChatRequest
 
 CAPABILITIES = (TOOLS, STRUCTURED_OUTPUT, IMAGES, PREFILL)
@@ -47,26 +50,66 @@ def claude_version(model: str) -> tuple[int, int] | None:
 
 
 @lru_cache(maxsize=512)
-def default_capabilities(kind: str, model: str) -> Capabilities:
+def default_capabilities(kind: str, model: str, base_url: str = "") -> Capabilities:
+    prefill = default_continuation(kind, base_url, model) != NONE
     model = model.lower()
     if kind in ("openai", "azure_openai"):
-        # OpenAI has no continuation: a trailing assistant message starts a new answer.
-        return Capabilities(True, True, not model.startswith("gpt-3.5"), prefill=False)
+        return Capabilities(True, True, not model.startswith("gpt-3.5"), prefill=prefill)
     if kind == "anthropic":
         version = claude_version(model) or (4, 5)  # an unknown name: assume a current model
-        # output_config.format from the 4.5 generation; 4.6+ refuse assistant prefill.
-        return Capabilities(True, version >= (4, 5), True, prefill=version < (4, 6))
+        # output_config.format from the 4.5 generation.
+        return Capabilities(True, version >= (4, 5), True, prefill=prefill)
+    if kind in ("gemini", "simulated"):
+        return Capabilities(True, True, True, prefill=prefill)
+    # ollama, openai_compatible: tools and JSON are common, vision needs a model
+    # that cannot be seen from here; turn it on per provider.
+    return Capabilities(True, True, images=False, prefill=prefill)
+
+
+@lru_cache(maxsize=512)
+def default_continuation(kind: str, base_url: str, model: str) -> str:
+    """The continuation dialect of a provider, where kind, base URL and model say it
+    unambiguously; ``none`` elsewhere (an operator sets it, or it stays off).
+    Sources: docs/vendors.md, "Continuing a partial answer"."""
+    model = model.lower()
+    if kind == "anthropic":
+        version = claude_version(model) or (4, 5)  # an unknown name: assume a current model
+        return TRAILING_ASSISTANT if version < (4, 6) else NONE  # 4.6+ answer 400
     if kind == "gemini":
-        return Capabilities(True, True, True, prefill=bool(_GEMINI_PREFILL.match(model)))
-    if kind == "ollama":
-        # Images and prefill depend on the model; turn them on per provider.
-        return Capabilities(True, True, images=False, prefill=False)
+        return TRAILING_ASSISTANT if _GEMINI_PREFILL.match(model) else NONE
     if kind == "simulated":
-        # The simulator continues a trailing assistant message, as Claude 4.5 does.
-        return Capabilities(True, True, True, prefill=True)
-    # openai_compatible: tools and JSON are common, vision and prefill need a model
-    # or server flags that cannot be seen from here.
-    return Capabilities(True, True, images=False, prefill=False)
+        return TRAILING_ASSISTANT  # the local simulator's default dialect
+    if kind != "openai_compatible":
+        # openai, azure_openai: a trailing assistant message starts a new answer.
+        # ollama: continued only if the model's template leaves the turn open.
+        return NONE
+    parts = urlsplit(base_url)
+    host = (parts.hostname or "").lower()
+    if host == "api.mistral.ai":
+        return PREFIX
+    if host == "api.deepseek.com":
+        # Chat prefix completion is a beta feature, served on /beta only.
+        return PREFIX if parts.path.rstrip("/").endswith("/beta") else NONE
+    if host == "api.groq.com":
+        return TRAILING_ASSISTANT
+    if host == "openrouter.ai":
+        return _openrouter_continuation(model)
+    # vLLM, llama.cpp, Together, LiteLLM...: self-hosted or unknown servers cannot
+    # be told apart by their URL; the operator picks the dialect.
+    return NONE
+
+
+def _openrouter_continuation(model: str) -> str:
+    """OpenRouter passes a trailing assistant message on; the upstream decides."""
+    vendor, _, name = model.partition("/")
+    name = name.split(":")[0]  # "...:free", "...:beta"
+    if vendor == "openai":
+        return NONE
+    if vendor == "anthropic":  # "claude-sonnet-4.5" -> "claude-sonnet-4-5"
+        return default_continuation("anthropic", "", name.replace(".", "-"))
+    if vendor == "google":
+        return default_continuation("gemini", "", name)
+    return TRAILING_ASSISTANT
 
 
 def wire_limit(kind: str, model: str, request: ChatRequest) -> str | None:

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from .base import ChatRequest, Completion, Message, ProviderAdapter, StreamDelta
 from .classify import content_filter_error, model_not_listed_error
+from .continuation import NONE, openai_continuation
 from .errors import Category, provider_error
 from .normalise import OPENAI_FINISH_REASONS, dig
 from .schema import ImagePart, ResponseFormat, Tool, ToolCall, ToolChoice
@@ -178,7 +179,9 @@ class OpenAIAdapter(ProviderAdapter):
         return ("Authorization", f"Bearer {key}") if key else None
 
     def _chat_call(self, request: ChatRequest, *, stream: bool) -> HttpCall:
-        if request.continue_final and not self.continues_prefill:
+        if request.continue_final and (
+            not self.continues_prefill or self.config.continuation == NONE
+        ):
             raise provider_error(
                 Category.INVALID_REQUEST,
                 f"{self.kind} cannot continue a partial answer (no assistant prefill)",
@@ -219,6 +222,8 @@ class OpenAIAdapter(ProviderAdapter):
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
+        if request.continue_final:
+            openai_continuation(body, self.config.continuation)
         return body
 
     def _parse_completion(self, payload: Any, meta: ResponseMeta) -> Completion:
@@ -258,9 +263,9 @@ class OpenAICompatibleAdapter(OpenAIAdapter):
 
     kind = "openai_compatible"
     requires_api_key = False
-    # Groq and OpenRouter continue a plain trailing assistant message; vLLM,
-    # Mistral and DeepSeek need a flag of their own, so the capability is off by
-    # default and an operator turns it on per provider (docs/engine.md).
+    # Each server continues in its own dialect (adapters/continuation.py): the
+    # provider's `continuation` decides the body (a plain trailing assistant
+    # message, vLLM's flags, or Mistral/DeepSeek's `prefix: true`).
     continues_prefill = True
     max_tokens_field = "max_tokens"  # what every compatible server reads
 

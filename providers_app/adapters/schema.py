@@ -290,6 +290,9 @@ class AdapterConfig:
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     params: Mapping[str, str] = field(default_factory=dict)  # e.g. Azure api-version
     connect_timeout_s: float = 3.05
+    # How this server is asked to continue a partial answer (adapters/continuation.py);
+    # the engine sends a continuation only to providers whose dialect is not "none".
+    continuation: str = "trailing_assistant"
 
 
 @dataclass(frozen=True)

@@ -14,4 +14,4 @@ from .openai import OpenAIAdapter
 class SimulatedAdapter(OpenAIAdapter):
     kind = "simulated"
     requires_api_key = False
-    continues_prefill = True  # the simulator continues a trailing assistant message
+    continues_prefill = True  # the simulator speaks every continuation dialect

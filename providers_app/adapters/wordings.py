@@ -64,6 +64,10 @@ MEANINGS: Mapping[Category, tuple[str, ...]] = {
         "no endpoints found",  # OpenRouter: no upstream serves the model or feature
         "no allowed providers",  # OpenRouter: provider restrictions exclude them all
         "no provider meets",  # OpenRouter: routing requirements
+        # OpenRouter's 503 "No available model provider meets your routing
+        # requirements" (openrouter.ai/docs/api/reference/errors-and-debugging):
+        # a routing-configuration answer, not load.
+        f"no {GAP} provider meets your routing requirements",
         "no providers",
         "not found, try pulling it first",  # Ollama, also on its OpenAI-compatible path
         f"model {GAP} does not exist",  # OpenAI, Groq, vLLM

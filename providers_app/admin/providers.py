@@ -52,8 +52,9 @@ from ..models import (
     Route,
 )
 from ..selectors import BREAKER_OVERRIDE_FIELDS
+from ..selectors.providers import provider_last_continuation_off
 from ..services import operator
-from ..services.providers import provider_capabilities
+from ..services.providers import provider_capabilities, provider_continuation
 from ..services.routes import RouteOrderError, route_default_append, route_move, route_reorder
 from ..timefmt import moment_html
 from .common import ActionPermissionMixin, ScreenMedia, request_id_of, state_badge
@@ -168,7 +169,13 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
     list_filter = ("enabled", "kind")
     search_fields = ("name", "model", "base_url")
     list_per_page = 500  # one page, so drag and drop always sees every provider
-    readonly_fields = ("breaker_summary", "capability_summary", "created_at", "updated_at")
+    readonly_fields = (
+        "breaker_summary",
+        "capability_summary",
+        "continuation_summary",
+        "created_at",
+        "updated_at",
+    )
     actions = (
         "action_health_check",
         "action_reset",
@@ -205,7 +212,8 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
                     "supports_tools",
                     "supports_structured_output",
                     "supports_images",
-                    "supports_prefill",
+                    "continuation",
+                    "continuation_summary",
                     "capability_summary",
                 )
             },
@@ -452,6 +460,25 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
             f"{name.replace('_', ' ')}: {'yes' if value else 'no'} "
             f"({'default' if is_default else 'set here'})"
             for name, value, is_default in provider_capabilities(provider=provider)
+        )
+
+    @admin.display(description="continuation in force")
+    def continuation_summary(self, provider: Provider) -> str:
+        """The dialect in force and, when a refusal switched it off, what was refused:
+        setting the field above back (to the default or a dialect) switches it on."""
+        if not provider.kind or not provider.model:
+            return "-"
+        dialect = provider_continuation(provider=provider)
+        origin = "default" if not provider.continuation else "set here"
+        switched = provider_last_continuation_off(provider_id=provider.pk) if provider.pk else None
+        if switched is None or provider.continuation != "none":
+            return f"{dialect} ({origin})"
+        return format_html(
+            '{} <span class="continuation-off">switched off automatically at {} after: '
+            "<q>{}</q>. Choose the default or a dialect above to switch it back.</span>",
+            dialect,
+            moment_html(switched.created_at, now=get_clock().now()),
+            switched.detail,
         )
 
     @admin.display(description="breaker")

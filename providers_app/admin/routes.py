@@ -125,6 +125,7 @@ class RouteAdmin(ActionPermissionMixin, SortableAdminBase, admin.ModelAdmin):
         "deadline_s",
         "failover_on_content_filter",
         "hold_back",
+        "auto_hold_back",
         "tokens_per_minute",
         "monthly_spend_limit_usd",
     )

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ..adapters.schema import ToolCall, ToolCallDelta
-from ..engine.capabilities import capabilities_in_force
+from ..engine.capabilities import capabilities_in_force, continuation_in_force
 from ..engine.fallback import ChatCompletion, ChatStream
 
 # The engine's normalised finish reasons that OpenAI's vocabulary lacks.
@@ -222,8 +222,23 @@ def status_body(
                 "capabilities": {
                     name: value
                     for name, value, _ in capabilities_in_force(
-                        kind=s.kind, model=s.model, overrides=s.capability_overrides
+                        kind=s.kind,
+                        model=s.model,
+                        overrides=s.capability_overrides,
+                        base_url=s.base_url,
+                        continuation=s.continuation,
                     )
+                },
+                # The dialect in force, and whether it is the default or set
+                # (by an operator, or by a refusal: docs/engine.md).
+                "continuation": {
+                    "dialect": continuation_in_force(
+                        kind=s.kind,
+                        base_url=s.base_url,
+                        model=s.model,
+                        continuation=s.continuation,
+                    ),
+                    "is_default": not s.continuation,
                 },
                 "recent": {
                     "calls": s.recent.attempts,

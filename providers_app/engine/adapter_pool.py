@@ -28,6 +28,7 @@ from ..adapters.errors import Category, ProviderAuthError
 from ..models import KINDS_NEEDING_KEY
 from ..outbound import key_env_allowed, provider_outbound_problems
 from ..selectors import RouteEntry
+from .capabilities import entry_continuation
 
 _lock = threading.Lock()
 _pool: dict[int, tuple[tuple, ProviderAdapter]] = {}
@@ -51,6 +52,7 @@ def adapter_for_entry(entry: RouteEntry) -> ProviderAdapter:
         entry.base_url,
         entry.model,
         entry.extra,  # compared by value: a fresh dict per snapshot
+        entry.continuation,  # learned or edited: the body changes with it
         # A digest, so the pool key holds no secret if it is ever logged.
         hashlib.sha256((api_key or "").encode()).hexdigest(),
     )
@@ -105,6 +107,7 @@ def _config_of(entry: RouteEntry, api_key: str | None) -> AdapterConfig:
         api_key=api_key,
         headers=dict(extra.get("headers", {})),
         params=dict(extra.get("params", {})),
+        continuation=entry_continuation(entry),
     )
 
 

@@ -9,20 +9,50 @@ before any upstream call.
 
 from collections.abc import Callable, Iterator, Sequence
 
-from ..adapters.capabilities import CAPABILITIES, default_capabilities, wire_limit
-from ..adapters.schema import ChatRequest
+from ..adapters.capabilities import (
+    CAPABILITIES,
+    default_capabilities,
+    default_continuation,
+    wire_limit,
+)
+from ..adapters.continuation import NONE
+from ..adapters.schema import PREFILL, ChatRequest
 from ..selectors import RouteEntry
 from .breaker import Denial
 from .outcomes import CapabilityMissing
 
 
+def continuation_in_force(*, kind: str, base_url: str, model: str, continuation: str) -> str:
+    """The provider's continuation dialect: the operator's (or learned) choice, else
+    the default for the kind, base URL and model (adapters/capabilities.py)."""
+    return continuation or default_continuation(kind, base_url, model)
+
+
+def entry_continuation(entry: RouteEntry) -> str:
+    return continuation_in_force(
+        kind=entry.kind, base_url=entry.base_url, model=entry.model, continuation=entry.continuation
+    )
+
+
 def capabilities_in_force(
-    *, kind: str, model: str, overrides: dict[str, bool | None]
+    *,
+    kind: str,
+    model: str,
+    overrides: dict[str, bool | None],
+    base_url: str = "",
+    continuation: str = "",
 ) -> list[tuple[str, bool, bool]]:
-    """``(capability, value, is_default)`` for each capability of a provider."""
-    defaults = default_capabilities(kind, model)
+    """``(capability, value, is_default)`` for each capability of a provider;
+    ``prefill`` is "has a continuation dialect other than none"."""
+    defaults = default_capabilities(kind, model, base_url)
     rows = []
     for capability in CAPABILITIES:
+        if capability == PREFILL:
+            dialect = continuation_in_force(
+                kind=kind, base_url=base_url, model=model, continuation=continuation
+            )
+            rows.append((capability, dialect != NONE, not continuation))
+            continue
         override = overrides.get(capability)
         value = defaults.has(capability) if override is None else override
         rows.append((capability, value, override is None))
@@ -33,8 +63,12 @@ def provider_missing_capability(entry: RouteEntry, request: ChatRequest) -> str 
     """The first capability ``request`` needs that ``entry`` lacks, or None."""
     needs = request.required_capabilities
     if needs:
-        defaults = default_capabilities(entry.kind, entry.model)
+        defaults = default_capabilities(entry.kind, entry.model, entry.base_url)
         for capability in sorted(needs):
+            if capability == PREFILL:
+                if entry_continuation(entry) == NONE:
+                    return capability
+                continue
             override = getattr(entry, f"supports_{capability}")
             if not (defaults.has(capability) if override is None else override):
                 return capability

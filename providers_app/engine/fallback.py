@@ -16,6 +16,7 @@ from typing import Any
 from ..adapters.base import ChatRequest, ChatResult, Message
 from ..adapters.schema import message_from_dict
 from . import metrics
+from .hold_back import hold_back_where_nobody_continues
 from .outcomes import (  # noqa: F401  (the engine's public names live here)
     AllProvidersFailed,
     CapabilityMissing,
@@ -139,15 +140,20 @@ def stream(
     `hold_back` moves the commit point to the end of the answer: each attempt's
     whole stream is read before anything is returned, so a failure anywhere in
     it fails over (or retries) like a request that was never streamed. A route
-    may hold back every stream on it (`Route.hold_back`). `route` and `model` as
-    for `complete()`.
+    may hold back every stream on it (`Route.hold_back`), or only the streams
+    no provider behind could continue (`Route.auto_hold_back`, engine/hold_back.py).
+    `route` and `model` as for `complete()`.
     """
     route = route or route_for(model, request_id=request_id)
     run = RouteRun(
         build_request(messages, **options), request_id, deadline_s, route, key_name=key_name
     )
+    hold_back = hold_back or route.hold_back
+    opener = open_held_stream if hold_back else open_stream
+    if not hold_back and route.auto_hold_back:
+        opener = hold_back_where_nobody_continues(route.entries)
     try:
-        routed = run.run(open_held_stream if hold_back or route.hold_back else open_stream)
+        routed = run.run(opener)
     except BaseException:
         run.settle_budgets()
         raise

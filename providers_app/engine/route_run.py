@@ -37,6 +37,7 @@ from .breaker import (
 from .budgets import Admission
 from .capabilities import capable_entries
 from .clock import get_clock
+from .continuation import continuation_refused, is_continuation_refusal
 from .decision import (
     Action,
     Decision,
@@ -173,6 +174,10 @@ class RouteRun:
                         "continuation refused provider=%s category=%s request_id=%s: %s",
                         entry.name, error.category, self.request_id, error.message,
                     )  # fmt: skip
+                    if is_continuation_refusal(error):  # learned: not asked again
+                        continuation_refused(
+                            entry, error, request_id=self.request_id, route=self.resolved.name
+                        )
                     continue
                 if decision.action is Action.STOP:
                     raise RequestFailed(

@@ -58,6 +58,7 @@ class ResolvedRoute:
     deadline_s: float | None = None
     failover_on_content_filter: bool | None = None
     hold_back: bool = False
+    auto_hold_back: bool = False  # hold back only where nobody behind can continue
     is_default: bool = False
 
 
@@ -80,6 +81,7 @@ class RoutingTable:
                 deadline_s=spec.deadline_s,
                 failover_on_content_filter=spec.failover_on_content_filter,
                 hold_back=spec.hold_back,
+                auto_hold_back=spec.auto_hold_back,
                 is_default=spec.is_default,
             )
             for spec in specs

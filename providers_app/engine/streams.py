@@ -16,7 +16,7 @@ from .breaker import (
     breaker_release,
 )
 from .clock import get_clock
-from .continuation import continuation_request, held_whitespace
+from .continuation import continuation_request, held_whitespace, spliced
 from .decision import (
     Action,
     decide,
@@ -53,6 +53,13 @@ def open_stream(adapter: ProviderAdapter, request: ChatRequest, timeout: float) 
         idle_timeout=get_setting("STREAM_IDLE_S"),
         max_duration=get_setting("STREAM_MAX_S"),
     )
+    if request.continue_final:  # an echo is cut, a restarted answer refused
+        deltas = spliced(
+            deltas,
+            request.prefill_text or "",
+            provider=adapter.config.provider,
+            dialect=adapter.config.continuation,
+        )
     model = upstream_id = None
     for delta in deltas:
         model = delta.model or model

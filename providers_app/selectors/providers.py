@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ..models import CallBucket, Provider, RouteMember
+from ..models import CallBucket, FailoverEvent, Provider, RouteMember
 from .call_stats import CallStats, call_stats_by_provider, call_stats_total
 
 STATUS_WINDOW = timedelta(minutes=5)
@@ -30,6 +30,9 @@ class ProviderStatus:
     capability_overrides: dict[str, bool | None] = field(default_factory=dict)
     # The routes the provider is in, each with its place in the route's order (1 first).
     routes: dict[str, int] = field(default_factory=dict)
+    base_url: str = ""
+    # The operator's (or learned) continuation dialect; "" is the default.
+    continuation: str = ""
 
 
 _STATUS_COLUMNS = {
@@ -43,12 +46,13 @@ _STATUS_COLUMNS = {
     "cooldown_until": "breaker__cooldown_until",
     "consecutive_failures": "breaker__consecutive_failures",
     "health_failures": "health_schedule__consecutive_failures",
+    "base_url": "base_url",
+    "continuation": "continuation",
 }
 _CAPABILITY_COLUMNS = {
     "tools": "supports_tools",
     "structured_output": "supports_structured_output",
     "images": "supports_images",
-    "prefill": "supports_prefill",
 }
 
 
@@ -110,4 +114,15 @@ def provider_call_stats(*, provider_id: int, since: datetime) -> CallStats:
     """One provider's calls in the one-second buckets that started at or after `since`."""
     return call_stats_total(
         CallBucket.objects.filter(provider_id=provider_id, bucket_start__gte=since)
+    )
+
+
+def provider_last_continuation_off(*, provider_id: int) -> FailoverEvent | None:
+    """The newest event that switched this provider's continuation off, if any."""
+    return (
+        FailoverEvent.objects.filter(
+            provider_id=provider_id, kind=FailoverEvent.Kind.CONTINUATION_OFF
+        )
+        .order_by("-created_at", "-id")
+        .first()
     )

@@ -27,8 +27,10 @@ CAPABILITY_FIELDS = (
     "supports_tools",
     "supports_structured_output",
     "supports_images",
-    "supports_prefill",
 )
+# The continuation dialect ("" means the default for the kind, base URL and
+# model; adapters/continuation.py); it also gives the `prefill` capability.
+CONTINUATION_FIELD = "continuation"
 # Dollars per million tokens; None: not priced (engine/usage.py).
 PRICE_FIELDS = (
     "price_input_per_mtok",
@@ -50,6 +52,7 @@ PROVIDER_CONFIG_FIELDS = (
     "extra",
     *BREAKER_OVERRIDE_FIELDS,
     *CAPABILITY_FIELDS,
+    CONTINUATION_FIELD,
     *PRICE_FIELDS,
 )
 # Routing reads only enabled providers, so `enabled` is not part of a route entry.
@@ -94,7 +97,7 @@ class RouteEntry:
     supports_tools: bool | None = None
     supports_structured_output: bool | None = None
     supports_images: bool | None = None
-    supports_prefill: bool | None = None
+    continuation: str = ""
     price_input_per_mtok: Decimal | None = None
     price_cached_input_per_mtok: Decimal | None = None
     price_output_per_mtok: Decimal | None = None
@@ -161,6 +164,7 @@ class RouteSpec:
     deadline_s: float | None
     failover_on_content_filter: bool | None
     hold_back: bool
+    auto_hold_back: bool
     provider_ids: tuple[int, ...]
 
 
@@ -170,6 +174,7 @@ _ROUTE_SPEC_COLUMNS = (
     "deadline_s",
     "failover_on_content_filter",
     "hold_back",
+    "auto_hold_back",
     "members__provider_id",
 )
 

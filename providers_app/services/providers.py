@@ -10,7 +10,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from ..engine.capabilities import capabilities_in_force
+from ..engine.capabilities import capabilities_in_force, continuation_in_force
 from ..models import BreakerState, HealthCheckSchedule, Provider, Route
 from ..selectors.routing import CAPABILITY_FIELDS, PROVIDER_CONFIG_FIELDS
 
@@ -18,7 +18,14 @@ EXPORT_VERSION = 1
 CONFIG_FIELDS = PROVIDER_CONFIG_FIELDS
 REQUIRED_FIELDS = ("name", "kind", "base_url", "model")
 # A route's settings as exported; "providers" (names, in order) is added to each.
-ROUTE_FIELDS = ("name", "is_default", "deadline_s", "failover_on_content_filter", "hold_back")
+ROUTE_FIELDS = (
+    "name",
+    "is_default",
+    "deadline_s",
+    "failover_on_content_filter",
+    "hold_back",
+    "auto_hold_back",
+)
 # Fields of older files that mean something else now.
 UNKNOWN_FIELDS = {
     "priority": "Providers have no order of their own: list them in order in a route's "
@@ -31,7 +38,23 @@ def provider_capabilities(*, provider: Provider) -> list[tuple[str, bool, bool]]
     overrides = {
         field.removeprefix("supports_"): getattr(provider, field) for field in CAPABILITY_FIELDS
     }
-    return capabilities_in_force(kind=provider.kind, model=provider.model, overrides=overrides)
+    return capabilities_in_force(
+        kind=provider.kind,
+        model=provider.model,
+        overrides=overrides,
+        base_url=provider.base_url,
+        continuation=provider.continuation,
+    )
+
+
+def provider_continuation(*, provider: Provider) -> str:
+    """The continuation dialect routing applies to this provider."""
+    return continuation_in_force(
+        kind=provider.kind,
+        base_url=provider.base_url,
+        model=provider.model,
+        continuation=provider.continuation,
+    )
 
 
 def provider_state_rows_create(*, provider: Provider) -> None:
@@ -234,6 +257,7 @@ def _stage_entry(
     if not isinstance(entry, dict):
         return None, [ImportProblem(number, "", "entry", "Expected a JSON object.")]
     name = str(entry.get("name", ""))
+    entry = _continuation_from_prefill(entry)
     problems = [
         ImportProblem(number, name, field, UNKNOWN_FIELDS.get(field, "Unknown field."))
         for field in sorted(set(entry) - set(CONFIG_FIELDS))
@@ -264,6 +288,23 @@ def _stage_entry(
             for field, messages in exc.message_dict.items()
         ]
     return provider, []
+
+
+# Files exported before continuation dialects carry `supports_prefill`; it is read
+# as the migration read the column (yes: trailing_assistant, no: none, empty: "").
+_PREFILL_TO_CONTINUATION = {True: "trailing_assistant", False: "none", None: ""}
+
+
+def _continuation_from_prefill(entry: dict) -> dict:
+    if "supports_prefill" not in entry or "continuation" in entry:
+        return entry
+    entry = dict(entry)
+    prefill = entry.pop("supports_prefill")
+    if prefill not in _PREFILL_TO_CONTINUATION:  # left for the field check to name
+        entry["continuation"] = prefill
+    elif not (prefill and entry.get("kind") in ("openai", "azure_openai")):
+        entry["continuation"] = _PREFILL_TO_CONTINUATION[prefill]
+    return entry
 
 
 def _duplicate_problems(

@@ -29,6 +29,7 @@ def route_create(
     deadline_s: float | None = None,
     failover_on_content_filter: bool | None = None,
     hold_back: bool = False,
+    auto_hold_back: bool = False,
 ) -> Route:
     """A validated route with `providers` in that order (first answers first)."""
     route = Route(
@@ -37,6 +38,7 @@ def route_create(
         deadline_s=deadline_s,
         failover_on_content_filter=failover_on_content_filter,
         hold_back=hold_back,
+        auto_hold_back=auto_hold_back,
     )
     route.full_clean()
     route.save()

@@ -31,7 +31,13 @@ sequence           steps=[{"mode": ..., "options": {...}}, ...]; last repeats
 
 A healthy answer to a request ending in an assistant message (a prefill)
 is the rest of the answer after that text, as a model that continues a
-partial answer gives it.
+partial answer gives it, when the request speaks the simulator's continuation
+dialect (``UpstreamSimulator(continuation=...)`` or ``set_continuation``):
+``trailing_assistant`` (the default) continues any trailing assistant message;
+``vllm`` only with ``continue_final_message: true, add_generation_prompt: false``
+(both true: 400, as vLLM), otherwise answers afresh; ``prefix`` only with
+``prefix: true`` on that message (without it: Mistral's 400); ``none`` always
+answers afresh, as OpenAI does. ``last_request["body"]`` holds the bytes received.
 
 ``POST /_sim/fault``, ``GET /_sim/state`` and ``POST /_sim/reset`` do the same
 from another process.

@@ -53,6 +53,8 @@ class SimulatorContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     # Set while the simulator follows a fault schedule (the demo's primary).
     schedule: ScheduleRunner | None = None
+    # How this server continues a partial answer (see CONTINUATION_DIALECTS).
+    continuation: str = "trailing_assistant"
 
     @property
     def default_text(self) -> str:
@@ -266,11 +268,17 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         model = self._response_model(request.get("model"))
         prompt_tokens = payloads.prompt_words(messages)
         self.ctx.state.remember_request(
-            {"path": self.path, "headers": dict(self.headers.items()), "json": request}
+            {
+                "path": self.path,
+                "headers": dict(self.headers.items()),
+                "json": request,
+                "body": body,  # the bytes as received
+            }
         )
+        prefill = _continued_text(request, messages, self.ctx.continuation)
         answer = plan_answer(request, self.ctx.default_text)
         return Call(
-            prefill=_prefill(messages),
+            prefill=prefill,
             ticket=ticket,
             model=model,
             answer=answer,
@@ -624,6 +632,40 @@ SimulatorHandler._FAULTS = {
     "reject_prefill": SimulatorHandler._fault_reject_prefill,
     "malformed_events": SimulatorHandler._fault_malformed_events,
 }
+
+
+# The continuation dialects a simulator can speak, as the servers named do:
+CONTINUATION_DIALECTS = (
+    "none",  # OpenAI: a trailing assistant message is history; a new answer starts
+    "trailing_assistant",  # Groq, OpenRouter, llama.cpp, Claude before 4.6
+    "vllm",  # continue_final_message: true with add_generation_prompt: false
+    "prefix",  # Mistral, DeepSeek (beta): prefix: true on the last assistant message
+)
+VLLM_BOTH_FLAGS = "Cannot set both `continue_final_message` and `add_generation_prompt` to True."
+MISTRAL_NO_PREFIX = (
+    "Expected last role User or Tool (or Assistant with prefix True) for serving but got assistant"
+)
+
+
+def _continued_text(request: dict[str, Any], messages: list[Any], dialect: str) -> str | None:
+    """The partial answer this server continues, None when it answers afresh;
+    raises _BadRequest where the real server answers 400."""
+    prefill = _prefill(messages)
+    if dialect == "none":
+        return None
+    if dialect == "vllm":
+        if request.get("continue_final_message") is True:
+            if request.get("add_generation_prompt", True) is not False:
+                raise _BadRequest(VLLM_BOTH_FLAGS, param=None)
+            return prefill
+        return None  # the chat template closes the assistant turn: a new answer
+    if dialect == "prefix":
+        if prefill is None:
+            return None
+        if messages[-1].get("prefix") is not True:
+            raise _BadRequest(MISTRAL_NO_PREFIX, param="messages")
+        return prefill
+    return prefill
 
 
 def _prefill(messages: list[Any]) -> str | None:

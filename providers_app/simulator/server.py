@@ -26,8 +26,8 @@ from socketserver import ThreadingMixIn
 from types import TracebackType
 from typing import Any
 
-from .faults import Fault, parse_fault
-from .handler import SimulatorContext, SimulatorHandler
+from .faults import Fault, FaultConfigError, parse_fault
+from .handler import CONTINUATION_DIALECTS, SimulatorContext, SimulatorHandler
 from .schedule import FaultSchedule, ScheduleRunner
 
 __all__ = [
@@ -103,12 +103,14 @@ class UpstreamSimulator:
         host: str = "127.0.0.1",
         port: int = 0,
         model: str | None = None,
+        continuation: str = "trailing_assistant",
     ) -> None:
         self.name = name
         self.host = host
         self.model = model
         self._requested_port = port
         self._context = SimulatorContext(name=name, model=model)
+        self.set_continuation(continuation)
         self._server: _SimulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -203,6 +205,20 @@ class UpstreamSimulator:
     @property
     def schedule(self) -> ScheduleRunner | None:
         return self._context.schedule
+
+    def set_continuation(self, dialect: str) -> None:
+        """Speak ``dialect`` when asked to continue a partial answer: one of
+        ``CONTINUATION_DIALECTS`` (a server property, kept by ``reset``)."""
+        if dialect not in CONTINUATION_DIALECTS:
+            raise FaultConfigError(
+                f"unknown continuation dialect {dialect!r}; one of {CONTINUATION_DIALECTS}",
+                param="continuation",
+            )
+        self._context.continuation = dialect
+
+    @property
+    def continuation(self) -> str:
+        return self._context.continuation
 
     def reset(self) -> None:
         """Back to mode "ok" with every counter at zero; releases hung requests."""

@@ -470,6 +470,7 @@ def test_recorded_wordings_cite_a_public_source() -> None:
         "No endpoints found that support the provided 'tool_choice' value.",
         "No endpoints found for deepseek/deepseek-chat-v3.1:free.",
         "No allowed providers are available for the selected model.",
+        "No available model provider meets your routing requirements",
     ],
 )
 def test_every_openrouter_dead_end_is_not_found_even_as_a_503(message: str) -> None:

@@ -78,6 +78,54 @@ def test_ollama_and_openai_compatible_servers_get_a_final_assistant_message(make
     }
 
 
+PARTIAL = "1. Sognefjord\n2. Hardangerfjord\n"
+
+
+@pytest.mark.parametrize(
+    ("dialect", "last_message", "flags"),
+    [
+        ("trailing_assistant", {"role": "assistant", "content": PARTIAL}, {}),
+        (
+            "vllm",
+            {"role": "assistant", "content": PARTIAL},
+            {"continue_final_message": True, "add_generation_prompt": False},
+        ),
+        ("prefix", {"role": "assistant", "content": PARTIAL, "prefix": True}, {}),
+    ],
+)
+@pytest.mark.parametrize("kind", ["openai_compatible", "simulated"])
+def test_each_continuation_dialect_has_its_exact_wire_form(
+    make_adapter, kind, dialect, last_message, flags
+):
+    """Reference §7.5-7.8: vLLM's two flags, Mistral/DeepSeek's prefix, or nothing."""
+    body = _sent_body(make_adapter(kind, api_key=None, continuation=dialect), REPLIES[kind])
+    assert body["messages"] == [{"role": "user", "content": "Name three fjords."}, last_message]
+    assert {
+        k: body[k] for k in ("continue_final_message", "add_generation_prompt") if k in body
+    } == (flags)
+
+
+def test_a_provider_whose_dialect_is_none_refuses_before_calling(make_adapter):
+    adapter = make_adapter("openai_compatible", api_key=None, continuation="none")
+    with responses.RequestsMock() as mock, pytest.raises(ProviderError) as raised:
+        adapter.complete(CONTINUE, timeout=5.0)
+    assert len(mock.calls) == 0
+    assert "cannot continue" in raised.value.message
+
+
+def test_an_ordinary_request_carries_no_dialect_marks(make_adapter):
+    """The flags belong to a continuation only: a trailing assistant message in a
+    request that is not one is history."""
+    adapter = make_adapter("openai_compatible", api_key=None, continuation="vllm")
+    request = ChatRequest(messages=CONTINUE.messages)
+    with responses.RequestsMock() as mock:
+        mock.add(responses.POST, re.compile(".*"), json=OPENAI_OK)
+        adapter.complete(request, timeout=5.0)
+        body = json.loads(mock.calls[0].request.body)
+    assert "continue_final_message" not in body
+    assert "prefix" not in body["messages"][-1]
+
+
 @pytest.mark.parametrize("kind", ["openai", "azure_openai"])
 def test_openai_and_azure_refuse_a_prefill_without_calling(make_adapter, kind):
     """They would silently start a new answer; the refusal is a classified 400-like error."""

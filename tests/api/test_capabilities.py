@@ -144,13 +144,13 @@ def test_a_wire_limit_skips_the_provider_that_cannot_express_the_request(
 
 
 def test_capabilities_travel_through_export_and_import(db, make_provider):
-    make_provider(name="vision-less", supports_images=False, supports_prefill=True)
+    make_provider(name="vision-less", supports_images=False, continuation="trailing_assistant")
 
     exported = provider_export()
     entry = next(p for p in exported["providers"] if p["name"] == "vision-less")
-    assert (entry["supports_images"], entry["supports_prefill"], entry["supports_tools"]) == (
+    assert (entry["supports_images"], entry["continuation"], entry["supports_tools"]) == (
         False,
-        True,
+        "trailing_assistant",
         None,
     )
 

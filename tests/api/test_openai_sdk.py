@@ -123,7 +123,7 @@ def test_a_stream_continued_after_a_cut_reads_as_one_answer_with_its_finisher(
     """Mid-stream rescue through the unchanged SDK: one answer, no error, and
     `x_fallback` readable from the extra fields of the finishing chunk; the hold-back
     option goes in extra_body."""
-    Provider.objects.filter(name="secondary").update(supports_prefill=True)
+    Provider.objects.filter(name="secondary").update(continuation="trailing_assistant")
     text = "one two three four five six"
     primary.set_fault("truncate_stream", chunks=3, text=text)
     secondary.set_fault("ok", text=text)

@@ -199,3 +199,25 @@ def test_all_failed_retry_after_is_when_a_breaker_lets_a_provider_be_tried(
     assert int(last["Retry-After"]) == pytest.approx(soonest.total_seconds(), abs=1)
     assert int(last["Retry-After"]) >= DEFAULTS["BREAKER_OPEN_BASE_S"] * 0.8
     assert soonest <= timedelta(seconds=DEFAULTS["BREAKER_OPEN_BASE_S"] * 1.2)
+
+
+def test_openrouter_routing_requirements_503_fails_over_at_once_and_cools_down(
+    client, auth, chain, primary, secondary
+):
+    """OpenRouter's "No available model provider meets your routing requirements" is a
+    routing-configuration answer: no retry on the same provider (two attempts allowed),
+    the secondary answers, and the primary's breaker opens (the configuration cool-down)."""
+    first, _ = chain()
+    primary.set_fault(
+        "error", status=503, message="No available model provider meets your routing requirements"
+    )
+
+    response = _post(client, auth)
+    again = _post(client, auth)
+
+    assert response.status_code == again.status_code == 200
+    assert response["X-Fallback-Provider"] == "secondary"
+    assert (primary.request_count, secondary.request_count) == (1, 2)  # then skipped
+    assert BreakerState.objects.get(provider=first).state == BreakerState.State.OPEN
+    event = FailoverEvent.objects.get(kind=FailoverEvent.Kind.FAILOVER)
+    assert (event.reason, event.status_code) == ("not_found", 503)

@@ -121,7 +121,9 @@ def test_status_shows_the_capabilities_in_force(staff_client, db):
         name="claude", kind="anthropic", model="claude-opus-4-6",
         api_key_env="FB_TEST_ANTHROPIC_KEY",
     )  # fmt: skip
-    provider_create(name="compatible", model="m", supports_prefill=True, supports_images=False)
+    provider_create(
+        name="compatible", model="m", continuation="trailing_assistant", supports_images=False
+    )
 
     claude, compatible = staff_client.get("/api/status").json()["providers"]
 

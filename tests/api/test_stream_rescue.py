@@ -86,7 +86,7 @@ def _continuations(client, from_provider, to_provider) -> float:
 def test_a_stream_cut_after_40_of_60_tokens_is_finished_by_the_next_provider(
     client, auth, chain, primary, secondary
 ):
-    first, second = chain(("secondary", {"supports_prefill": True}))
+    first, second = chain(("secondary", {"continuation": "trailing_assistant"}))
     primary.set_fault("truncate_stream", chunks=40, text=ANSWER)
     secondary.set_fault("ok", text=ANSWER)
     before = _continuations(client, "primary", "secondary")
@@ -115,7 +115,7 @@ def test_a_stream_cut_after_40_of_60_tokens_is_finished_by_the_next_provider(
 def test_a_stream_stalled_for_30_s_after_20_tokens_is_finished_well_inside_30_s(
     client, auth, chain, primary, secondary
 ):
-    chain(("secondary", {"supports_prefill": True}))
+    chain(("secondary", {"continuation": "trailing_assistant"}))
     primary.set_fault("stall_stream", chunks=20, seconds=30, text=ANSWER)
     secondary.set_fault("ok", text=ANSWER)
     started = time.monotonic()
@@ -131,7 +131,7 @@ def test_a_stream_stalled_for_30_s_after_20_tokens_is_finished_well_inside_30_s(
 
 
 def test_an_upstream_error_event_mid_stream_is_continued(client, auth, chain, primary, secondary):
-    chain(("secondary", {"supports_prefill": True}))
+    chain(("secondary", {"continuation": "trailing_assistant"}))
     primary.set_fault("midstream_error", chunks_before=10, text=ANSWER)
     secondary.set_fault("ok", text=ANSWER)
 
@@ -147,7 +147,8 @@ def test_a_rejected_prefill_is_recorded_and_the_next_capable_provider_continues(
     """Row 9: the first fallback refuses the prefill (as Claude 4.6 does with a 400);
     the 400 is recorded and the next capable provider finishes the answer."""
     first, refusing, finishing = chain(
-        ("claude-4-6", {"supports_prefill": True}), ("continuer", {"supports_prefill": True})
+        ("claude-4-6", {"continuation": "trailing_assistant"}),
+        ("continuer", {"continuation": "trailing_assistant"}),
     )
     primary.set_fault("truncate_stream", chunks=40, text=ANSWER)
     secondary.set_fault(
@@ -171,7 +172,7 @@ def test_a_rejected_prefill_is_recorded_and_the_next_capable_provider_continues(
 
 def test_a_rejected_prefill_never_hides_the_real_failure(client, auth, chain, primary, secondary):
     """The only capable fallback refuses: the client's error names the cut, not the 400."""
-    _, refusing = chain(("claude-4-6", {"supports_prefill": True}))
+    _, refusing = chain(("claude-4-6", {"continuation": "trailing_assistant"}))
     primary.set_fault("truncate_stream", chunks=40, text=ANSWER)
     secondary.set_fault("reject_prefill")
 
@@ -192,7 +193,7 @@ def test_no_switch_of_providers_when_no_provider_can_continue(
     client, auth, chain, primary, secondary
 ):
     """The secondary lacks the capability: it is never asked; the stream ends honestly."""
-    chain(("secondary", {"supports_prefill": False}))
+    chain(("secondary", {"continuation": "none"}))
     primary.set_fault("truncate_stream", chunks=40, text=ANSWER)
 
     events = _events(_post(client, auth))
@@ -219,7 +220,7 @@ def test_the_chat_page_stream_names_who_finished_the_answer(chain, primary, seco
     from providers_app.api.streaming import chat_page_ndjson
     from providers_app.engine import fallback
 
-    chain(("secondary", {"supports_prefill": True}))
+    chain(("secondary", {"continuation": "trailing_assistant"}))
     primary.set_fault("truncate_stream", chunks=40, text=ANSWER)
     secondary.set_fault("ok", text=ANSWER)
 
@@ -244,7 +245,7 @@ def test_the_chat_page_stream_names_who_finished_the_answer(chain, primary, seco
 def test_hold_back_restarts_a_cut_stream_cleanly_on_a_provider_that_cannot_continue(
     client, auth, chain, primary, secondary
 ):
-    chain(("secondary", {"supports_prefill": False}))
+    chain(("secondary", {"continuation": "none"}))
     primary.set_fault("truncate_stream", chunks=40, text=ANSWER)
     secondary.set_fault("ok", text=ANSWER)
 
@@ -259,6 +260,55 @@ def test_hold_back_restarts_a_cut_stream_cleanly_on_a_provider_that_cannot_conti
     assert FailoverEvent.objects.get(kind=FailoverEvent.Kind.FAILOVER).reason == "transport"
 
 
+def _auto_hold_back_route(*providers):
+    from providers_app.services.routes import route_create
+
+    route_create(name="chat", providers=providers, auto_hold_back=True)
+
+
+def test_auto_hold_back_holds_back_when_nobody_behind_can_continue(
+    client, auth, chain, primary, secondary
+):
+    first, second = chain(("secondary", {"continuation": "none"}))
+    _auto_hold_back_route(first, second)
+    primary.set_fault("truncate_stream", chunks=40, text=ANSWER)
+    secondary.set_fault("ok", text=ANSWER)
+
+    response = _post(client, auth, model="chat")
+    events = _events(response)
+
+    assert response["X-Fallback-Provider"] == "secondary"  # nothing of the cut one was sent
+    assert _content(events) == ANSWER
+    assert _final_chunk(events)["x_fallback"] == {"provider": "secondary", "continued_from": []}
+    assert secondary.last_request["json"]["messages"] == HELLO  # a restart, no prefill
+
+
+def test_auto_hold_back_streams_live_when_a_provider_behind_can_continue(
+    client, auth, chain, primary, secondary
+):
+    first, second = chain(("secondary", {"continuation": "vllm"}))
+    _auto_hold_back_route(first, second)
+    primary.set_fault("truncate_stream", chunks=40, text=ANSWER)
+    secondary.set_fault("ok", text=ANSWER)
+
+    response = _post(client, auth, model="chat")
+    events = _events(response)
+
+    assert response["X-Fallback-Provider"] == "primary"  # live: committed at the first token
+    assert _content(events) == ANSWER
+    assert _final_chunk(events)["x_fallback"] == {
+        "provider": "secondary",
+        "continued_from": ["primary"],
+    }
+    assert primary.request_count == 1
+
+
+def test_auto_hold_back_is_off_by_default(db):
+    from providers_app.models import Route
+
+    assert Route._meta.get_field("auto_hold_back").default is False
+
+
 def test_hold_back_must_be_a_boolean(client, auth, chain):
     chain()
     response = _post(client, auth, x_fallback_hold_back="yes")
@@ -270,7 +320,7 @@ def test_a_cut_that_opens_the_breaker_writes_one_opened_event_and_is_still_conti
     client, auth, chain, primary, secondary, settings
 ):
     settings.FALLBACK_BREAKER_FAILURE_THRESHOLD = 1
-    first, _ = chain(("secondary", {"supports_prefill": True}))
+    first, _ = chain(("secondary", {"continuation": "trailing_assistant"}))
     primary.set_fault("truncate_stream", chunks=40, text=ANSWER)
     secondary.set_fault("ok", text=ANSWER)
 
@@ -282,7 +332,7 @@ def test_a_cut_that_opens_the_breaker_writes_one_opened_event_and_is_still_conti
 
 
 def test_with_usage_the_very_last_chunk_names_who_finished(client, auth, chain, primary, secondary):
-    chain(("secondary", {"supports_prefill": True}))
+    chain(("secondary", {"continuation": "trailing_assistant"}))
     primary.set_fault("truncate_stream", chunks=40, text=ANSWER)
     secondary.set_fault("ok", text=ANSWER)
 

@@ -57,7 +57,7 @@ def test_an_answer_continued_after_a_cut_names_who_finished_it(
 ):
     from providers_app.models import Provider
 
-    Provider.objects.filter(name="secondary").update(supports_prefill=True)
+    Provider.objects.filter(name="secondary").update(continuation="trailing_assistant")
     page = chat.page
     text = "one two three four five six"
     primary.set_fault("truncate_stream", chunks=3, text=text)

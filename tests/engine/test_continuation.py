@@ -21,7 +21,7 @@ from providers_app.adapters.schema import (
     ToolCallDelta,
 )
 from providers_app.engine import counters, fallback, route_run, streams
-from providers_app.models import BreakerState, FailoverEvent
+from providers_app.models import BreakerState, FailoverEvent, Provider
 from tests.factories import provider_create
 
 HELLO = [{"role": "user", "content": "Say hello."}]
@@ -35,10 +35,11 @@ class ScriptedAdapter:
     deltas: list[StreamDelta]
     error: Exception | None = None
     requests: list[ChatRequest] = field(default_factory=list)
+    continuation: str = "trailing_assistant"
 
     @property
     def config(self):
-        return type("Config", (), {"provider": self.name})()
+        return type("Config", (), {"provider": self.name, "continuation": self.continuation})()
 
     def stream(self, request, **limits):
         self.requests.append(request)
@@ -58,7 +59,7 @@ def scripted(db, monkeypatch):
     """Providers `primary`, `secondary` (both with prefill) served by scripted adapters."""
     adapters: dict[str, ScriptedAdapter] = {}
     for name in ("primary", "secondary"):
-        provider_create(name=name, max_attempts=1, supports_prefill=True)
+        provider_create(name=name, max_attempts=1, continuation="trailing_assistant")
     monkeypatch.setattr(route_run, "adapter_for_entry", lambda entry: adapters[entry.name])
     return adapters
 
@@ -242,3 +243,52 @@ def test_a_bug_in_the_rescue_ends_the_stream_with_the_original_cut(scripted, mon
 
     assert (raised.value.provider, raised.value.category) == ("primary", "transport")
     assert scripted["secondary"].requests == []
+
+
+# -- the splice: echoes and restarted answers (engine/continuation.py) ---------------
+
+PARTIAL = "The fjords of Norway are long, deep and narrow inlets"  # 54 characters
+
+
+def _partial_then(scripted, continuation_deltas, *, dialect="trailing_assistant"):
+    scripted["primary"] = ScriptedAdapter(
+        "primary", [StreamDelta(text=PARTIAL[:20]), StreamDelta(text=PARTIAL[20:])],
+        _cut("primary"),
+    )  # fmt: skip
+    scripted["secondary"] = ScriptedAdapter(
+        "secondary", [*continuation_deltas, StreamDelta(finish_reason="stop")],
+        continuation=dialect,
+    )  # fmt: skip
+
+
+def test_a_prefix_server_echoing_the_partial_answer_has_the_echo_cut(scripted):
+    """Mistral's prefix "forces the model to start its answer" with it: cut, once."""
+    echo = [StreamDelta(text=PARTIAL[:30], model="m"), StreamDelta(text=PARTIAL[30:] + " carved")]
+    _partial_then(scripted, [*echo, StreamDelta(text=" by ice.")], dialect="prefix")
+
+    assert _run(fallback.stream(HELLO)) == PARTIAL + " carved by ice."
+
+
+def test_a_continuation_sharing_a_few_characters_with_the_start_is_passed_on(scripted):
+    _partial_then(scripted, [StreamDelta(text=" The"), StreamDelta(text=" end.")])
+    assert _run(fallback.stream(HELLO)) == PARTIAL + " The end."
+
+
+@pytest.mark.parametrize(
+    "restart",
+    [
+        [StreamDelta(text=PARTIAL[:30]), StreamDelta(text=" something else entirely")],
+        [StreamDelta(text=PARTIAL), StreamDelta(text=" carved by ice.")],  # not prefix
+        [StreamDelta(text=PARTIAL[:40])],  # a shorter new answer, then the end
+    ],
+)
+def test_a_restarted_answer_is_never_spliced_and_switches_the_dialect_off(scripted, restart):
+    _partial_then(scripted, restart)
+
+    stream = fallback.stream(HELLO)
+    with pytest.raises(fallback.StreamInterrupted):
+        _run(stream)  # the only fallback started over: the honest cut
+
+    assert Provider.objects.get(name="secondary").continuation == "none"
+    event = FailoverEvent.objects.get(kind=FailoverEvent.Kind.CONTINUATION_OFF)
+    assert "started the answer over" in event.detail

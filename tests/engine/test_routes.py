@@ -159,8 +159,10 @@ def test_a_cut_stream_is_continued_by_a_provider_of_the_same_route_only(db, prim
     from tests.factories import provider_create
 
     first = provider_create(name="primary", base_url=primary.base_url)
-    provider_create(name="outside", base_url=secondary.base_url, supports_prefill=True)
-    inside = provider_create(name="inside", base_url=secondary.base_url, supports_prefill=True)
+    provider_create(name="outside", base_url=secondary.base_url, continuation="trailing_assistant")
+    inside = provider_create(
+        name="inside", base_url=secondary.base_url, continuation="trailing_assistant"
+    )
     route_create(name="chat", providers=[first, inside])
     primary.set_fault("truncate_stream", chunks=3)
 

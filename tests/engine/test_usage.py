@@ -95,7 +95,7 @@ def test_a_pricier_fallback_answer_is_the_failover_cost(providers, primary, seco
 
 def test_a_stream_cut_after_output_is_billed_as_a_failed_attempt(providers, primary, secondary):
     _first, second = providers(**PRICED)
-    second.supports_prefill = True
+    second.continuation = "trailing_assistant"
     second.save()
     primary.set_fault("midstream_error", chunks_before=2)
     stream = fallback.stream(HELLO)

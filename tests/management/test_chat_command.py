@@ -112,7 +112,7 @@ def test_an_unreadable_tools_file_is_a_clear_error(providers, tmp_path):
 
 def test_a_stream_continued_after_a_cut_says_who_finished_it(providers, primary, secondary):
     _, second = providers
-    second.supports_prefill = True
+    second.continuation = "trailing_assistant"
     second.save()
     text = "one two three four five six"
     primary.set_fault("truncate_stream", chunks=3, text=text)

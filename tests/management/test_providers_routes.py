@@ -31,7 +31,13 @@ def _members(name: str) -> list[str]:
 def three(make_provider):
     a, b, c = (make_provider(name=n) for n, p in (("a", 1), ("b", 2), ("c", 3)))
     route_create(name="chat", providers=[c, a], is_default=True, deadline_s=20)
-    route_create(name="docs", providers=[b], failover_on_content_filter=True, hold_back=True)
+    route_create(
+        name="docs",
+        providers=[b],
+        failover_on_content_filter=True,
+        hold_back=True,
+        auto_hold_back=True,
+    )
     return a, b, c
 
 
@@ -39,9 +45,11 @@ def test_routes_round_trip_with_their_order_and_settings(three, capsys, tmp_path
     exported = _export(capsys)
     assert exported["routes"] == [
         {"name": "chat", "is_default": True, "deadline_s": 20.0,
-         "failover_on_content_filter": None, "hold_back": False, "providers": ["c", "a"]},
+         "failover_on_content_filter": None, "hold_back": False,
+         "auto_hold_back": False, "providers": ["c", "a"]},
         {"name": "docs", "is_default": False, "deadline_s": None,
-         "failover_on_content_filter": True, "hold_back": True, "providers": ["b"]},
+         "failover_on_content_filter": True, "hold_back": True,
+         "auto_hold_back": True, "providers": ["b"]},
     ]  # fmt: skip
     Route.objects.all().delete()
     Provider.objects.all().delete()

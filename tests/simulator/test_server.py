@@ -477,6 +477,55 @@ def test_reject_prefill__refuses_a_trailing_assistant_message_only(sim):
     assert answered.status_code == 200
 
 
+def _answer(response: requests.Response) -> str:
+    assert response.status_code == 200, response.text
+    return response.json()["choices"][0]["message"]["content"]
+
+
+def test_vllm_dialect_continues_only_with_its_two_flags(sim):
+    sim.set_continuation("vllm")
+    sim.set_fault("ok", text="one two three four")
+    flags = {"continue_final_message": True, "add_generation_prompt": False}
+
+    continued = chat(sim, messages=PREFILLED, **flags)
+    plain = chat(sim, messages=PREFILLED)  # the template closes the turn: a new answer
+    both = chat(sim, messages=PREFILLED, continue_final_message=True)
+
+    assert _answer(continued) == " three four"
+    assert _answer(plain) == "one two three four"
+    assert both.status_code == 400
+    assert "add_generation_prompt" in both.json()["error"]["message"]
+    assert json.loads(sim.last_request["body"]) == {
+        "model": "gpt-test",
+        "messages": PREFILLED,
+        "continue_final_message": True,
+    }
+
+
+def test_prefix_dialect_continues_only_a_prefix_message(sim):
+    sim.set_continuation("prefix")
+    sim.set_fault("ok", text="one two three four")
+    prefixed = [*MESSAGES, {"role": "assistant", "content": "one two", "prefix": True}]
+
+    continued = chat(sim, messages=prefixed)
+    refused = chat(sim, messages=PREFILLED)
+
+    assert _answer(continued) == " three four"
+    assert refused.status_code == 400
+    assert "Assistant with prefix True" in refused.json()["error"]["message"]
+
+
+def test_none_dialect_starts_a_new_answer_as_openai_does(sim):
+    sim.set_continuation("none")
+    sim.set_fault("ok", text="one two three four")
+    assert _answer(chat(sim, messages=PREFILLED)) == "one two three four"
+
+
+def test_an_unknown_continuation_dialect_is_refused(sim):
+    with pytest.raises(ValueError, match="unknown continuation dialect"):
+        sim.set_continuation("telepathy")
+
+
 # --- sequences --------------------------------------------------------------------
 
 

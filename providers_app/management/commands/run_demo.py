@@ -143,7 +143,7 @@ class Command(BaseCommand):
         # A SIGTERM (a supervisor, `kill`) must run the cleanup below like Ctrl-C
         # does; Python's default would exit at once and orphan the worker and beat.
         previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
-        previous_sigint = signal.getsignal(signal.SIGINT)
+        previous_sigint = signal.signal(signal.SIGINT, _first_ctrl_c_only)
         schedule = None if options["no_schedule"] else DEMO_SCHEDULE
         credentials_file = options["credentials"] or credentials_path()
         credentials = credentials_load(credentials_file)
@@ -279,6 +279,14 @@ def _protect_metrics(credentials) -> None:
 
 def _page(sim) -> str:
     return f"http://{sim.host}:{sim.port}/_sim"
+
+
+def _first_ctrl_c_only(signum, frame) -> None:
+    """The first Ctrl-C stops the demo; an impatient second one (or the terminal
+    signalling the whole group) must not cut the cleanup short and orphan the
+    worker, so from the first on SIGINT is ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def _exit_on_sigterm(signum, frame) -> None:
