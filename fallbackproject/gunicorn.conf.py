@@ -3,16 +3,22 @@
 Run: `gunicorn -c fallbackproject/gunicorn.conf.py fallbackproject.wsgi`.
 
 Threaded workers (gthread): a chat spends seconds to minutes waiting on its
-upstream, so each process holds WEB_THREADS requests at once (default 160) and
-WEB_CONCURRENCY processes (default 2) share the machine's cores: 320
-connections at once by default, 256 chats with room for /healthz and the admin.
+upstream, so each process runs WEB_THREADS chats at once (default 160) and
+WEB_CONCURRENCY processes (default 2) share the machine's cores. Each worker
+also has WEB_QUEUE threads (default 64) where chats beyond capacity wait at
+most WEB_QUEUE_S (3 s) before a 503 with Retry-After, and a few spare threads
+for the admin and immediate 503s (fallbackproject/admission.py).
+Liveness and readiness are answered by the master on HEALTH_BIND (default: the
+main port + 1), which chats cannot saturate (fallbackproject/health_listener.py).
 Size it as workers ~ cores (1-2 per core: more processes only help when the
 CPU, not the upstream, is the limit) and workers x threads >= 1.25 x the chats
 you expect at once; a thread costs little resident memory. The database pool
 of each process is sized from WEB_THREADS (fallbackproject/settings/base.py).
 docs/operations.md ("Serving") has the measurements behind these defaults.
 
-Command-line flags override these (e.g. `-b 0.0.0.0:8000 -w 4 --threads 64`).
+Command-line flags override these (e.g. `-b 0.0.0.0:8000 -w 4`); size the
+threads with WEB_THREADS and WEB_QUEUE rather than `--threads`, so that the
+chat slots and the threads agree.
 When PROMETHEUS_MULTIPROC_DIR is set, every worker writes its metrics there and
 `/metrics` adds them up; the hooks below keep that folder truthful.
 """
@@ -23,12 +29,15 @@ from pathlib import Path
 
 from prometheus_client import multiprocess
 
-from fallbackproject.serving import web_threads, web_workers
+from fallbackproject import capacity, health_listener
+from fallbackproject.serving import threads_per_worker, web_workers
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-worker_class = "gthread"
+# gthread, leaving new connections to a sibling while this worker's chat slots
+# are full and the sibling's are not (fallbackproject/gunicorn_worker.py).
+worker_class = "fallbackproject.gunicorn_worker.ChatThreadWorker"
 workers = web_workers()
-threads = web_threads()
+threads = threads_per_worker()
 # A worker holds no more connections than it has threads (set in when_ready,
 # once command-line flags are known), so it keeps no idle keep-alive
 # connections: each connection closes after its response and the next one waits
@@ -48,9 +57,45 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
 max_requests_jitter = 200
 
 
+# Shared by the master and its forked workers (fallbackproject/capacity.py).
+_board = capacity.Board()
+_worker_rows: dict[int, int] = {}  # worker age -> its row on the board
+_health: health_listener.HealthListener | None = None
+
+
 def when_ready(server) -> None:
-    """Before the workers start: connections per worker = its threads (see above)."""
+    """Before the workers start: connections per worker = its threads (see above),
+    and the liveness/readiness listener in this (master) process."""
+    global _health
     server.cfg.set("worker_connections", server.cfg.threads)
+    configured = os.environ.get("HEALTH_BIND")
+    address = health_listener.health_bind(
+        server.cfg.bind[0] if server.cfg.bind else bind, configured
+    )
+    if address is None:
+        return
+    try:
+        _health = health_listener.for_arbiter(server, address, _board).start()
+    except OSError as error:
+        if configured is not None:
+            raise  # the operator asked for this address: do not serve without it
+        # The implicit main port + 1 is taken: serve anyway, and say so.
+        server.log.error("No liveness/readiness listener at %s:%s (%s)", *address, error)
+        return
+    host, port = _health.address
+    server.log.info("Liveness and readiness at http://%s:%s/healthz and /readyz", host, port)
+
+
+def pre_fork(server, worker) -> None:
+    """A row on the board for the worker about to be forked (master)."""
+    _worker_rows[worker.age] = _board.claim()
+
+
+def post_fork(server, worker) -> None:
+    """In the new worker: its row on the board; the master's health socket is not its own."""
+    capacity.attach(_board, _worker_rows[worker.age])
+    if _health is not None:
+        _health.server.server_close()  # the child's copy of the socket only
 
 
 def on_starting(server) -> None:
@@ -78,6 +123,10 @@ def worker_exit(server, worker) -> None:
 
 
 def child_exit(server, worker) -> None:
-    """Live gauges of a dead worker stop counting (its counters stay summed)."""
+    """The dead worker's row leaves the board; its live gauges stop counting
+    (its counters stay summed)."""
+    row = _worker_rows.pop(worker.age, None)
+    if row is not None:
+        _board.release(row)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.mark_process_dead(worker.pid)

@@ -1,7 +1,8 @@
 """WSGI entry point (gunicorn fallbackproject.wsgi; runserver and run_demo load it too).
 
-`application` answers GET /healthz itself (fallbackproject/liveness.py) and hands
-everything else to Django; `django_application` is Django alone (bench/concurrency.py
+`application` answers GET /healthz itself (fallbackproject/liveness.py), admits
+chats to the worker's slots and answers GET /readyz (fallbackproject/admission.py),
+and hands everything else to Django; `django_application` is Django alone (bench/concurrency.py
 `--app django` measures the difference).
 """
 
@@ -10,7 +11,10 @@ import os
 
 import django
 
+from fallbackproject.admission import with_admission
+from fallbackproject.capacity import Slots
 from fallbackproject.liveness import with_liveness
+from fallbackproject.serving import web_queue, web_queue_s, web_threads
 from fallbackproject.wsgi_requests import CycleFreeWSGIHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fallbackproject.settings.production")
@@ -20,7 +24,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fallbackproject.settings.produc
 django.setup(set_prefix=False)
 
 django_application = CycleFreeWSGIHandler()
-application = with_liveness(django_application)
+chat_slots = Slots(web_threads(), web_queue(), web_queue_s())
+application = with_liveness(with_admission(django_application, chat_slots))
 
 # A serving process writes its buffered success counters on a timer too, so the
 # last answers before a quiet spell show in /api/status without another request.

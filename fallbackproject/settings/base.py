@@ -122,6 +122,20 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             },
         }
     )
+# Behind PgBouncer in transaction pooling (docs/operations.md, "PgBouncer"):
+# consecutive statements may run on different server connections, so nothing
+# may rely on session state. No server-side prepared statements (Django 5.2's
+# default for psycopg 3, pinned here so an OPTIONS override cannot turn them
+# on) and no server-side cursors (QuerySet.iterator);
+# no `options` startup parameter (PgBouncer refuses it: set statement_timeout on
+# the database or role instead); and routing reads its version row on each
+# request, because LISTEN/NOTIFY does not pass transaction pooling
+# (providers_app/engine/routing.py).
+DATABASE_BEHIND_PGBOUNCER = env.bool("DJANGO_DB_PGBOUNCER", default=False)
+if DATABASE_BEHIND_PGBOUNCER and DATABASES["default"]["ENGINE"] == "fallbackproject.db.postgresql":
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"]["OPTIONS"].pop("options", None)
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}

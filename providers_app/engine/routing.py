@@ -18,10 +18,12 @@ holds:
   change epoch, so a request costs no database round trip at all while nothing
   changes. A change is seen as soon as its notification arrives (well under a
   millisecond on one host), normally before the next request.
-- Otherwise (SQLite; PostgreSQL while the listener is not connected or has not
-  heard from the server for a while; or inside a transaction, which sees its
-  own uncommitted changes) each request reads the one-row version, which a
-  change moves in the same transaction: the next request sees it.
+- Otherwise (SQLite; PostgreSQL behind PgBouncer in transaction pooling
+  (DATABASE_BEHIND_PGBOUNCER), where LISTEN does not pass; PostgreSQL while
+  the listener is not connected or has not heard from the server for a while;
+  or inside a transaction, which sees its own uncommitted changes) each request
+  reads the one-row version, which a change moves in the same transaction: the
+  next request, on any machine, sees it.
 
 If the database cannot be read, the last snapshot this process saw is used
 and the failure is logged and counted: a request never fails because of it.
@@ -33,6 +35,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import DatabaseError, connections, router, transaction
 from django.db.models import F
 
@@ -144,7 +147,11 @@ def routing_table() -> RoutingTable:
 
 def _current_token() -> tuple:
     connection = connections[router.db_for_read(RoutingVersion)]
-    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+    if (
+        connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and not getattr(settings, "DATABASE_BEHIND_PGBOUNCER", False)
+    ):
         epoch = change_listener.epoch()
         if epoch is not None:
             return ("notified", epoch)
@@ -213,6 +220,7 @@ class ChangeListener:
         self._pid: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.pooler_detected = False  # see _behind_transaction_pooler
 
     def epoch(self) -> int | None:
         if self._pid != os.getpid():  # first use in this process (or a fork)
@@ -255,6 +263,14 @@ class ChangeListener:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(**params, autocommit=True) as conn:
+                    if _behind_transaction_pooler(conn, params):
+                        logger.warning(
+                            "routing change listener: the database is reached through a "
+                            "transaction pooler, where LISTEN does not work; set "
+                            "DJANGO_DB_PGBOUNCER=true. Reading the routing version per request."
+                        )
+                        self.pooler_detected = True
+                        return  # epoch() stays None: every request reads the version row
                     conn.execute(f"LISTEN {CHANNEL}")
                     # Anything before the LISTEN went unheard: count it as a change.
                     self._heard(live=True, changed=True)
@@ -267,6 +283,18 @@ class ChangeListener:
                 logger.warning("routing change listener disconnected (%s); retrying", error)
             self._heard(live=False, changed=True)
             self._stop.wait(self.RETRY_S)
+
+
+def _behind_transaction_pooler(conn, params: dict) -> bool:
+    """True when a second connection's statement runs on the same server process
+    as `conn`'s: two sessions straight to PostgreSQL never share one, while a
+    transaction pooler (PgBouncer) hands both the server connection it just got
+    back. A False is no proof of the contrary (a busy pooler may pick another)."""
+    import psycopg
+
+    ours = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    with psycopg.connect(**params, autocommit=True) as other:
+        return other.execute("SELECT pg_backend_pid()").fetchone()[0] == ours
 
 
 def _listener_params() -> dict:

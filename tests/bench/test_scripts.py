@@ -98,6 +98,7 @@ def _concurrency_result(**overrides):
         "chats_s": 64.0, "ideal": 64.0, "ratio": 1.0, "failed": 0, "added_p50": 20.0,
         "added_p99": 200.0, "healthz_p50": 1.7, "healthz_p99": 40.0, "rss": [110.0, 112.0],
         "pg_open": None, "pg_active": None, "cpu_ms": 4.0, "load": 2.0,
+        "refused": 0, "gen_cores": 0.3, "gen_procs": 4,
     }  # fmt: skip
     return {**result, **overrides}
 
@@ -114,3 +115,16 @@ def test_concurrency_rows_carry_the_ratio_to_litellms_row_and_the_target_verdict
     assert alone.rstrip(" |").endswith("-")
     slow_liveness = _concurrency_result(healthz_p99=101.0)
     assert "| NO |" in concurrency._row("SQLite", "ours", "stream", 256, slow_liveness, True, None)
+
+
+def test_the_concurrency_target_allows_503s_only_beyond_a_thousand_clients():
+    """1,024 clients: every chat answered (no 503), added p99 <= 1 s; 2,048:
+    graceful, i.e. 503s allowed but nothing failed and liveness kept."""
+    from bench import concurrency
+
+    overloaded = _concurrency_result(refused=500, ratio=0.4, added_p99=900.0)
+    assert not concurrency._meets_target(overloaded, 1024)
+    assert concurrency._meets_target(overloaded, 2048)
+    assert concurrency._meets_target(_concurrency_result(added_p99=900.0), 1024)
+    assert not concurrency._meets_target(_concurrency_result(added_p99=900.0), 256)
+    assert not concurrency._meets_target(_concurrency_result(failed=1), 2048)
