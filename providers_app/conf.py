@@ -31,6 +31,21 @@ DEFAULTS: dict[str, Any] = {
     # by this generous maximum, never by the attempt timeout; reaching it is not
     # the provider's failure.
     "STREAM_MAX_S": 600.0,
+    # What the client controls never counts against a provider (docs/engine.md,
+    # "The client's misfits"): an answer missing its response_format, or a
+    # non-streamed request asking more output than a provider produces in time,
+    # fails over at most this many times, then is the client's 422.
+    "MISFIT_FAILOVERS": 1,
+    # A healthy provider's output speed: a non-streamed request whose max_tokens
+    # takes longer than the attempt timeout at this speed, and times out, is the
+    # client's misfit (output_too_slow), not the provider's failure.
+    "EXPECTED_TOKENS_PER_S": 100.0,
+    # Bounded work per request (docs/engine.md, "Bounded work per request").
+    "SCHEMA_MAX_BYTES": 64 * 1024,  # a response_format json_schema, serialised
+    "SCHEMA_MAX_DEPTH": 64,  # its nesting (objects and arrays)
+    "STREAM_MAX_EVENT_BYTES": 1024 * 1024,  # one upstream stream event's data
+    # What one streamed answer may hold in memory (held back, or kept for rescue).
+    "STREAM_MAX_TEXT_BYTES": 8 * 1024 * 1024,
     # Breaker (per-provider overrides live on Provider)
     "BREAKER_WINDOW_S": 60,
     "BREAKER_FAILURE_THRESHOLD": 5,  # consecutive failures
@@ -101,11 +116,17 @@ POSITIVE = (
     "HEALTH_TIMEOUT_S",
     "HEALTH_FAILURE_THRESHOLD",
     "MAX_REQUEST_BYTES",
+    "EXPECTED_TOKENS_PER_S",
+    "SCHEMA_MAX_BYTES",
+    "SCHEMA_MAX_DEPTH",
+    "STREAM_MAX_EVENT_BYTES",
+    "STREAM_MAX_TEXT_BYTES",
     "USAGE_RETENTION_DAYS",
     "USAGE_BUFFER_MAX_ROWS",
     "BUDGET_OUTPUT_RESERVE",
 )
 NOT_NEGATIVE = (
+    "MISFIT_FAILOVERS",
     "MAX_INLINE_RETRY_AFTER_S",
     "BACKOFF_BASE_S",
     "RETRY_BUDGET_RATIO",

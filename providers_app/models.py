@@ -405,6 +405,14 @@ class CallCounters(models.Model):
     rate_limited = models.PositiveIntegerField("rate limited", default=0)
     not_permitted = models.PositiveIntegerField("not permitted", default=0)
     budget_refusals = models.PositiveIntegerField("retry-budget refusals", default=0)
+    # Requests, counted on the provider that answered them (selectors.call_stats
+    # defines them): at its first try, after retries on it, or after an earlier
+    # provider of the route failed or was skipped.
+    answered_first_try = models.PositiveIntegerField("answered at the first try", default=0)
+    answered_after_retries = models.PositiveIntegerField("answered after retries", default=0)
+    answered_by_fallback = models.PositiveIntegerField("answered by a fallback", default=0)
+    # Streams this provider cut after output that no other provider could finish.
+    interrupted = models.PositiveIntegerField("answers interrupted", default=0)
     latency_ms_sum = models.FloatField(
         "time to first output, sum (ms)",
         default=0,
@@ -481,6 +489,8 @@ class FailoverEvent(models.Model):
         PROVIDER_ENABLED = "provider_enabled", "Provider enabled for routing"
         PROVIDER_DISABLED = "provider_disabled", "Provider disabled for routing"
         HEALTH_CHECK_NOW = "health_check_now", "Health check run by hand"
+        # A provider or route added, edited or deleted through the admin's forms.
+        CONFIG_CHANGED = "config_changed", "Configuration changed"
 
     created_at = models.DateTimeField("time", auto_now_add=True, db_index=True)
     request_id = models.CharField("request id", max_length=64, blank=True, db_index=True)
@@ -655,16 +665,6 @@ class CallRollup(CallCounters):
 
     def __str__(self) -> str:
         return f"{self.provider_id} @ {self.period_start:%Y-%m-%d %H:%M}"
-
-
-class Dashboard(FailoverEvent):
-    """No data of its own: gives the admin a failover dashboard page at
-    `admin/providers_app/dashboard/`, listed on the admin index."""
-
-    class Meta:
-        proxy = True
-        verbose_name = "failover dashboard"
-        verbose_name_plural = "failover dashboard"
 
 
 class RoutingVersion(models.Model):

@@ -17,6 +17,7 @@ urlpatterns = [
     # The chatbot page, for signed-in users (session + CSRF).
     path("chat/", views.chat_page, name="chat"),
     path("chat/send", views.chat_send, name="chat-send"),
+    path("chat/progress/<str:progress_id>", views.chat_progress, name="chat-progress"),
     path("chat/login/", views.ChatLoginView.as_view(), name="chat-login"),
     path("chat/logout/", views.ChatLogoutView.as_view(), name="chat-logout"),
 ]

@@ -1,4 +1,4 @@
-"""Operations endpoints: Prometheus metrics. (The dashboard lives in the admin.)"""
+"""Operations endpoints: Prometheus metrics. (The dashboard's URLs: `dashboard/urls.py`.)"""
 
 from django.urls import path
 

@@ -245,6 +245,8 @@ CASES: list[Case] = [
          method="post", data=lambda w: {"post": "yes"}, nobody=True),
     Case("dashboard", f"{APP}_dashboard_changelist", _u(f"{APP}_dashboard_changelist"),
          ("view_failoverevent",), gate=SEE_EVENTS),
+    Case("dashboard-live", f"{APP}_dashboard_live", _u(f"{APP}_dashboard_live"),
+         ("view_failoverevent",), gate=SEE_EVENTS),
     Case("usage", f"{APP}_usagereport_changelist", _u(f"{APP}_usagereport_changelist"),
          ("view_failoverevent",), gate=SEE_EVENTS),
     Case("health-changelist", f"{APP}_healthcheckresult_changelist",

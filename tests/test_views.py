@@ -192,3 +192,39 @@ def test_sending_after_the_session_ended_is_a_json_401(browser, providers, prima
 def test_send_refuses_get_with_a_json_405(browser):
     response = browser.get("/chat/send")
     assert response.status_code == 405
+
+
+# --- progress: who is being asked while the page waits for the first word ----
+
+
+def test_the_page_can_ask_who_is_being_asked_now(browser, providers, primary, user_without_chat):
+    primary.set_fault("error", status=500)
+    progress_id = "0f4e2c9a-5b1d-4c7e-9a2b-3c4d5e6f7a8b"
+
+    assert browser.get(f"/chat/progress/{progress_id}").json() == {}  # nothing asked yet
+    response = send(browser, {"messages": HELLO, "progress_id": progress_id})
+    assert lines(response)[0]["provider"] == "secondary"
+
+    progress = browser.get(f"/chat/progress/{progress_id}")
+    assert progress.json() == {"provider": "secondary", "tried": ["primary", "secondary"]}
+    assert progress["Cache-Control"] == "no-store"
+    # another user's progress is not readable: the key is per user
+    user_without_chat.user_permissions.add(Permission.objects.get(codename="use_chat"))
+    other = Client()
+    other.force_login(user_without_chat)
+    assert other.get(f"/chat/progress/{progress_id}").json() == {}
+
+
+def test_progress_refuses_a_bad_id_and_a_user_without_the_chat(browser, user_without_chat):
+    bad = browser.get("/chat/progress/x!")
+    assert bad.status_code == 400
+    assert bad.json()["error"]["param"] == "progress_id"
+    outsider = Client()
+    outsider.force_login(user_without_chat)
+    assert outsider.get("/chat/progress/0f4e2c9a-5b1d").status_code == 403
+
+
+def test_a_bad_progress_id_does_not_stop_the_answer(browser, providers, primary):
+    response = send(browser, {"messages": HELLO, "progress_id": {"not": "a string"}})
+    assert response.status_code == 200
+    assert lines(response)[0]["provider"] == "primary"

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "axes",
     "providers_app",
+    "providers_app.dashboard",  # its own templates, static files and admin entry
 ]
 
 MIDDLEWARE = [
@@ -145,6 +146,9 @@ CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 # ---------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# 24-hour times and ISO dates on every screen, forms and read-only fields included
+# (Django's English formats say "Dec. 8, 2026, midnight").
+FORMAT_MODULE_PATH = ["fallbackproject.formats"]
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import requests
 
+from .cancel import Cancellation
 from .classify import (
     classify_response,
     content_filter_error,
@@ -26,7 +27,7 @@ from .classify import (
     request_id_from,
     unexpected_redirect_error,
 )
-from .errors import ProviderError
+from .errors import Category, ProviderError
 from .fit import answer_misfit
 from .normalise import FinishReason, normalise_finish_reason
 from .redaction import scrub_exact
@@ -40,7 +41,8 @@ from .schema import (
     ToolCall,
     ToolCallDelta,
 )
-from .streaming import StreamDecoder, run_stream
+from .sse import MAX_EVENT_BYTES
+from .streaming import MAX_TEXT_BYTES, StreamDecoder, run_stream
 from .timing import Deadline, StreamLimits
 from .transport import (
     MAX_BODY_BYTES,
@@ -116,7 +118,7 @@ class ProviderAdapter(ABC):
         result = self._completion_result(payload, meta, deadline)
         misfit = answer_misfit(request, result.text, result.tool_calls)
         if misfit:
-            raise self._malformed(misfit, meta)
+            raise self._malformed(misfit.reason, meta, category=misfit.category)
         return result
 
     def stream(
@@ -127,6 +129,9 @@ class ProviderAdapter(ABC):
         first_token_timeout: float,
         idle_timeout: float,
         max_duration: float | None = None,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+        max_text_bytes: int = MAX_TEXT_BYTES,
+        cancellation: Cancellation | None = None,
     ) -> Iterator[StreamDelta]:
         """Yield deltas as they arrive; closing the generator closes the response.
 
@@ -134,6 +139,9 @@ class ProviderAdapter(ABC):
         limited by ``idle_timeout`` and ``max_duration`` (see ``StreamLimits``).
         Raises ``ProviderError``; once output was yielded, the error carries
         ``output_produced=True`` and the ``partial_text`` already yielded.
+        Memory is capped: one event's data at ``max_event_bytes``, the answer at
+        ``max_text_bytes`` (``streaming.run_stream``). ``cancellation`` (the
+        client hung up) stops the read at once with ``ClientGone``.
         """
         clock = StreamLimits(
             timeout, first_token_s=first_token_timeout, idle_s=idle_timeout, max_s=max_duration
@@ -146,7 +154,15 @@ class ProviderAdapter(ABC):
             result = self._completion_result(self._read_json(response, meta, clock), meta, clock)
             deltas = _as_deltas(result)
         else:
-            deltas = run_stream(self._transport, response, decoder, clock)
+            deltas = run_stream(
+                self._transport,
+                response,
+                decoder,
+                clock,
+                max_event_bytes=max_event_bytes,
+                max_text_bytes=max_text_bytes,
+                cancellation=cancellation,
+            )
         yield from self._checked_stream(request, deltas)
 
     def _checked_stream(
@@ -174,7 +190,7 @@ class ProviderAdapter(ABC):
                     ]
                     misfit = answer_misfit(request, "".join(text), tool_calls)
                     if misfit:
-                        error = self._malformed(misfit)
+                        error = self._malformed(misfit.reason, category=misfit.category)
                         if any(text) or calls:
                             error.output_produced = True
                             error.partial_text = "".join(text)
@@ -252,12 +268,19 @@ class ProviderAdapter(ABC):
     def _scrub_output(self, text: str) -> str:
         return scrub_exact(text, (self.config.api_key,))
 
-    def _malformed(self, detail: str, meta: ResponseMeta | None = None) -> ProviderError:
+    def _malformed(
+        self,
+        detail: str,
+        meta: ResponseMeta | None = None,
+        *,
+        category: Category = Category.MALFORMED_RESPONSE,
+    ) -> ProviderError:
         return malformed_response_error(
             self.config.provider,
             detail,
             status_code=meta.status if meta else None,
             request_id=meta.request_id if meta else None,
+            category=category,
         )
 
     # -- the shared flow ---------------------------------------------------------

@@ -192,6 +192,7 @@ def classify_exception(
     """Map a ``requests``/``urllib3``/socket exception to transport, timeout or config."""
     fields: dict[str, Any] = {"provider": provider, "request_id": request_id}
     if isinstance(exc, requests.ConnectTimeout):
+        # The engine's decision reads this exact message: never the client's misfit.
         return provider_error(Category.TIMEOUT, "connect timed out", **fields)
     if isinstance(
         exc, requests.Timeout | urllib3.exceptions.TimeoutError | socket.timeout | TimeoutError
@@ -225,10 +226,17 @@ def truncated_stream_error(provider: str, *, request_id: str | None) -> Provider
 
 
 def malformed_response_error(
-    provider: str, detail: str, *, status_code: int | None = None, request_id: str | None = None
+    provider: str,
+    detail: str,
+    *,
+    status_code: int | None = None,
+    request_id: str | None = None,
+    category: Category = Category.MALFORMED_RESPONSE,
 ) -> ProviderError:
+    """A 2xx that is no usable answer (``category`` RESPONSE_FORMAT_UNMET: the
+    answer misses the client's own response_format, see ``fit.py``)."""
     return provider_error(
-        Category.MALFORMED_RESPONSE,
+        category,
         detail,
         provider=provider,
         status_code=status_code,

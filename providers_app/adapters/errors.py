@@ -39,6 +39,13 @@ class Category(StrEnum):
     MALFORMED_RESPONSE = "malformed_response"
     # Our own cap on a healthy stream's length (FALLBACK_STREAM_MAX_S), not a fault.
     STREAM_MAX_DURATION = "stream_max_duration"
+    # The client's misfits (DESIGN §4, §12): what the client controls never
+    # counts against a provider. An answer that misses the client's own
+    # response_format (json_object or json_schema) ...
+    RESPONSE_FORMAT_UNMET = "response_format_unmet"
+    # ... and a non-streamed request asking for more output than a provider can
+    # produce in its timeout, which then timed out (decision.client_misfit).
+    OUTPUT_TOO_SLOW = "output_too_slow"
 
 
 @dataclass(frozen=True)
@@ -57,11 +64,18 @@ class CategoryPolicy:
     breaker: BreakerEffect
     retry_only_if_hint_fits: bool = False
     failover_only_to_larger_window: bool = False
+    # The client's own misfit: failed over a bounded number of times
+    # (FALLBACK_MISFIT_FAILOVERS), never continued after output, and it ends as
+    # the client's error; breaker, cooldown and health are untouched.
+    client_misfit: bool = False
 
 
 _TRANSIENT = CategoryPolicy(retry_same=True, failover=True, breaker="failure")
 _CONFIG = CategoryPolicy(retry_same=False, failover=True, breaker="open_long")
 _CALLERS_FAULT = CategoryPolicy(retry_same=False, failover=False, breaker="ignore")
+_CLIENT_MISFIT = CategoryPolicy(
+    retry_same=False, failover=True, breaker="ignore", client_misfit=True
+)
 
 POLICY: dict[Category, CategoryPolicy] = {
     Category.TRANSPORT: _TRANSIENT,
@@ -90,6 +104,8 @@ POLICY: dict[Category, CategoryPolicy] = {
     Category.STREAM_MAX_DURATION: CategoryPolicy(
         retry_same=False, failover=False, breaker="ignore"
     ),
+    Category.RESPONSE_FORMAT_UNMET: _CLIENT_MISFIT,
+    Category.OUTPUT_TOO_SLOW: _CLIENT_MISFIT,
 }
 
 
@@ -183,14 +199,23 @@ def _rebuild_error(
 class ProviderTransportError(ProviderError):
     """Connect, DNS, TLS, reset or truncated body: no usable answer arrived."""
 
-    categories = frozenset({Category.TRANSPORT, Category.TIMEOUT, Category.STREAM_MAX_DURATION})
+    categories = frozenset(
+        {
+            Category.TRANSPORT,
+            Category.TIMEOUT,
+            Category.STREAM_MAX_DURATION,
+            Category.OUTPUT_TOO_SLOW,
+        }
+    )
     default_category = Category.TRANSPORT
 
 
 class ProviderTimeoutError(ProviderTransportError):
     """A connect, read, first-token, idle or whole-attempt time limit ran out."""
 
-    categories = frozenset({Category.TIMEOUT, Category.STREAM_MAX_DURATION})
+    categories = frozenset(
+        {Category.TIMEOUT, Category.STREAM_MAX_DURATION, Category.OUTPUT_TOO_SLOW}
+    )
     default_category = Category.TIMEOUT
 
 
@@ -246,7 +271,7 @@ class ProviderBadRequestError(ProviderError):
 class ProviderBadResponseError(ProviderError):
     """A 2xx whose body cannot be understood."""
 
-    categories = frozenset({Category.MALFORMED_RESPONSE})
+    categories = frozenset({Category.MALFORMED_RESPONSE, Category.RESPONSE_FORMAT_UNMET})
     default_category = Category.MALFORMED_RESPONSE
 
 
@@ -266,6 +291,8 @@ ERROR_CLASS: dict[Category, type[ProviderError]] = {
     Category.REQUEST_TOO_LARGE: ProviderBadRequestError,
     Category.MALFORMED_RESPONSE: ProviderBadResponseError,
     Category.STREAM_MAX_DURATION: ProviderTimeoutError,
+    Category.RESPONSE_FORMAT_UNMET: ProviderBadResponseError,
+    Category.OUTPUT_TOO_SLOW: ProviderTimeoutError,
 }
 
 

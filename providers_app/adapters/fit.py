@@ -1,23 +1,37 @@
-"""Does an answer fit the request? An answer that does not is a malformed response.
+"""Does an answer fit the request? Whose fault is it when it does not?
 
-One rule for every vendor, streamed or not: an answer with no text and no tool
-calls is not an answer; under ``response_format`` ``json_object``/``json_schema``
+One rule for every vendor, streamed or not. An answer with no text and no tool
+calls, or tool-call arguments that are not JSON, is the provider's
+``malformed_response``. Under ``response_format`` ``json_object``/``json_schema``
 the text must be JSON, and under a ``strict`` schema it must fit the client's
-original schema (not the vendor-reduced one). Tool-call arguments must be JSON.
-The engine fails such an answer over like any other ``malformed_response``.
+original schema (not the vendor-reduced one: the client asked for it, and the
+next provider of the route may enforce what this one only saw as a
+description). Missing the client's own format is the client's misfit,
+``response_format_unmet``: it may fail over, but it never counts against the
+provider (DESIGN §4, §12). The schema check itself is bounded work
+(``schema_check.py``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-import jsonschema
-
+from .errors import Category
 from .schema import ChatRequest, ToolCall
+from .schema_check import SchemaCheckTooLong, validate_answer
 
 
-def answer_misfit(request: ChatRequest, text: str, tool_calls: Sequence[ToolCall]) -> str | None:
+@dataclass(frozen=True)
+class Misfit:
+    """Why an answer does not fit, and which category of failure that is."""
+
+    reason: str
+    category: Category = Category.MALFORMED_RESPONSE
+
+
+def answer_misfit(request: ChatRequest, text: str, tool_calls: Sequence[ToolCall]) -> Misfit | None:
     """Why the answer does not fit ``request``, or None when it does.
 
     For a continuation (``request.continue_final``) the answer is the partial
@@ -28,25 +42,32 @@ def answer_misfit(request: ChatRequest, text: str, tool_calls: Sequence[ToolCall
     if prefill is not None:
         text = prefill + text
     if not text and not tool_calls:
-        return "the answer has no text and no tool calls"
+        return Misfit("the answer has no text and no tool calls")
     for call in tool_calls:
         try:
             json.loads(call.arguments or "{}")
         except ValueError:
-            return f"the arguments of tool call {call.name!r} are not JSON"
+            return Misfit(f"the arguments of tool call {call.name!r} are not JSON")
     form = request.response_format
     if form is None or tool_calls:
         return None
+    unmet = Category.RESPONSE_FORMAT_UNMET
     try:
         value = json.loads(text)
+    except RecursionError:  # the provider's oddity, not the client's
+        return Misfit("the answer is JSON nested too deep to read")
     except ValueError:
-        return f"the answer is not valid JSON under response_format {form.type}"
+        return Misfit(f"the answer is not valid JSON under response_format {form.type}", unmet)
     if form.type == "json_schema" and form.strict and form.schema is not None:
         try:
-            jsonschema.validate(value, dict(form.schema))
-        except jsonschema.ValidationError as error:
+            error = validate_answer(value, form.schema)
+        except SchemaCheckTooLong:
+            return Misfit("checking the answer against the schema took too many steps", unmet)
+        except Exception as exc:  # the client's schema cannot be applied (the API refuses most)
+            return Misfit(f"the schema cannot be applied ({type(exc).__name__})", unmet)
+        if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-            return f"the answer does not fit the strict schema at {where}: {error.validator}"
-        except jsonschema.SchemaError:
-            return None  # the client's own schema is broken: nothing to hold the answer to
+            return Misfit(
+                f"the answer does not fit the strict schema at {where}: {error.validator}", unmet
+            )
     return None

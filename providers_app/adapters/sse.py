@@ -21,10 +21,18 @@ from dataclasses import dataclass
 
 _END_OF_LINE = re.compile(rb"\r\n|\r|\n")
 MAX_LINE_BYTES = 4 * 1024 * 1024
+# One event's data (its ``data:`` lines, or a bare JSON object's lines): an event
+# that never ends must not grow a worker (the engine passes
+# FALLBACK_STREAM_MAX_EVENT_BYTES).
+MAX_EVENT_BYTES = 1024 * 1024
 
 
 class LineTooLongError(ValueError):
     """A line grew past ``MAX_LINE_BYTES``: not a stream this code can trust."""
+
+
+class EventTooLargeError(LineTooLongError):
+    """An event's data grew past its cap before the event ended."""
 
 
 class UnterminatedLine(str):
@@ -69,9 +77,13 @@ class SSEEvent:
 class SSEParser:
     """Feed lines one by one; get an ``SSEEvent`` back whenever one is complete."""
 
-    def __init__(self, *, accept_bare_json: bool = False) -> None:
+    def __init__(
+        self, *, accept_bare_json: bool = False, max_event_bytes: int = MAX_EVENT_BYTES
+    ) -> None:
         self.accept_bare_json = accept_bare_json
+        self.max_event_bytes = max_event_bytes
         self.comments = 0
+        self._size = 0  # bytes of the event being built
         self._data: list[str] = []
         self._event = ""
         self._id: str | None = None
@@ -89,6 +101,7 @@ class SSEParser:
         name, _, value = line.partition(":")
         value = value.removeprefix(" ")
         if name == "data":
+            self._grow(value)
             self._data.append(value)
         elif name == "event":
             self._event = value
@@ -111,7 +124,13 @@ class SSEParser:
         if (event := self.flush()) is not None:
             yield event
 
+    def _grow(self, line: str) -> None:
+        self._size += len(line.encode()) + 1
+        if self._size > self.max_event_bytes:
+            raise EventTooLargeError(f"stream event larger than {self.max_event_bytes} bytes")
+
     def _dispatch(self, *, terminated: bool = True) -> SSEEvent | None:
+        self._size = 0
         data, event, self._data, self._event = self._data, self._event, [], ""
         if not data:
             return None
@@ -123,9 +142,11 @@ class SSEParser:
         return not self._data and line.lstrip().startswith("{")
 
     def _feed_bare_json(self, line: str) -> SSEEvent | None:
+        self._grow(line)
         self._json_lines.append(line)
         if self._json_depth.feed(line) > 0:
             return None
+        self._size = 0
         data = "\n".join(self._json_lines)
         self._json_lines = []
         self._json_depth = _JsonDepth()

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Literal
 
 import requests
 
+from .cancel import Cancellation, ClientGone
 from .classify import (
     UndecodableEventError,
     classify_stream_error,
@@ -37,10 +38,18 @@ from .errors import Category, ProviderError, ProviderTimeoutError
 from .normalise import FinishReason, normalise_finish_reason, token_count
 from .redaction import scrub_exact
 from .schema import StreamDelta, ToolCallDelta
-from .sse import LineTooLongError, SSEEvent, SSEParser, UnterminatedLine, iter_lines
+from .sse import (
+    MAX_EVENT_BYTES,
+    MAX_LINE_BYTES,
+    LineTooLongError,
+    SSEEvent,
+    SSEParser,
+    UnterminatedLine,
+    iter_lines,
+)
 from .timing import StreamLimits
 from .tool_ids import client_tool_id
-from .transport import TRANSPORT_EXCEPTIONS, ResponseMeta, Transport, detached
+from .transport import TRANSPORT_EXCEPTIONS, ResponseMeta, Transport, abort, detached
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +59,23 @@ logger = logging.getLogger(__name__)
 # a row is no longer a glitch but a stream this code cannot follow, and guessing
 # on would hand the client a mangled answer as a success.
 MAX_UNDECODABLE_IN_A_ROW = 3
+
+# What one streamed answer may hold in memory: its text and tool-call arguments
+# (kept for a rescue, held back, checked against the response_format), each
+# delta counted with DELTA_OVERHEAD_BYTES for the objects around it. The engine
+# passes FALLBACK_STREAM_MAX_TEXT_BYTES. Past it the stream is a
+# malformed_response: no model writes that much within a max_tokens, so an
+# upstream that does is broken or hostile (the provider's failure).
+MAX_TEXT_BYTES = 8 * 1024 * 1024
+DELTA_OVERHEAD_BYTES = 256
+
+
+def held_bytes(delta: StreamDelta) -> int:
+    """What keeping ``delta`` costs, as the stream's text cap counts it."""
+    size = DELTA_OVERHEAD_BYTES + len(delta.text.encode())
+    for piece in delta.tool_calls:
+        size += len(piece.arguments.encode()) + len(piece.name or "")
+    return size
 
 
 class StreamDecoder(ABC):
@@ -224,15 +250,39 @@ def run_stream(
     response: requests.Response,
     decoder: StreamDecoder,
     clock: StreamLimits,
+    *,
+    max_event_bytes: int = MAX_EVENT_BYTES,
+    max_text_bytes: int = MAX_TEXT_BYTES,
+    cancellation: Cancellation | None = None,
 ) -> Iterator[StreamDelta]:
-    """Yield the decoded deltas of an open 2xx ``response``; always close it."""
+    """Yield the decoded deltas of an open 2xx ``response``; always close it.
+
+    An event's data past ``max_event_bytes`` or an answer past
+    ``max_text_bytes`` (see ``held_bytes``) ends the stream as a malformed_response.
+    A ``cancellation`` (the client hung up) aborts the read at once and raises
+    ``ClientGone``.
+    """
     produced: list[str] = []
+    held = 0
     skipped = _SkippedEvents(transport.provider, decoder)
+    cancellation = cancellation or Cancellation()
+    unregister = cancellation.on_cancel(lambda: abort(response))
     try:
-        lines = iter_lines(transport.iter_chunks(response, clock))
-        for item in _framed(lines, decoder):
+        lines = iter_lines(
+            transport.iter_chunks(response, clock),
+            max_line_bytes=min(MAX_LINE_BYTES, max_event_bytes),
+        )
+        for item in _framed(lines, decoder, max_event_bytes):
+            cancellation.raise_if_cancelled()
             try:
                 for delta in decoder.feed(_payload(item, decoder)):
+                    held += held_bytes(delta)
+                    if held > max_text_bytes:
+                        raise malformed_response_error(
+                            transport.provider,
+                            f"the answer is larger than {max_text_bytes} bytes",
+                            request_id=decoder.request_id,
+                        )
                     if delta.is_output:
                         clock.mark_output()
                         produced.append(delta.text)
@@ -247,6 +297,8 @@ def run_stream(
             skipped.raise_if_they_were_the_end()
             raise truncated_stream_error(transport.provider, request_id=decoder.request_id)
         yield decoder.final()
+    except _once_cancelled(cancellation):
+        raise ClientGone("the client went away") from None
     except ProviderError as failure:
         error = (
             _max_duration_reached(transport.provider, clock, decoder)
@@ -254,9 +306,9 @@ def run_stream(
             else failure
         )
         raise _committed(error, produced, decoder) from None
-    except LineTooLongError:
+    except LineTooLongError as exc:  # a line, or an event's data, past its cap
         error = malformed_response_error(
-            transport.provider, "stream line too long", request_id=decoder.request_id
+            transport.provider, str(exc), request_id=decoder.request_id
         )
         raise _committed(error, produced, decoder) from None
     except TRANSPORT_EXCEPTIONS as exc:
@@ -267,6 +319,7 @@ def run_stream(
         raise _committed(error, produced, decoder) from detached(exc)
     finally:
         # An abandoned generator (GeneratorExit) lands here too: drop the connection.
+        unregister()
         response.close()
     if decoder.skipped_events:
         logger.warning(
@@ -283,10 +336,18 @@ def run_stream(
     )
 
 
-def _framed(lines: Iterable[str], decoder: StreamDecoder) -> Iterator[Any]:
+def _once_cancelled(cancellation: Cancellation) -> tuple[type[BaseException], ...]:
+    """Once the client is gone every error is the hang-up's (the abort caused it)."""
+    return (Exception,) if cancellation.cancelled else ()
+
+
+def _framed(lines: Iterable[str], decoder: StreamDecoder, max_event_bytes: int) -> Iterator[Any]:
     """SSE events, or the non-blank lines of an NDJSON stream (decoded in ``_payload``)."""
     if decoder.framing == "sse":
-        yield from SSEParser(accept_bare_json=decoder.accept_bare_json).events(lines)
+        parser = SSEParser(
+            accept_bare_json=decoder.accept_bare_json, max_event_bytes=max_event_bytes
+        )
+        yield from parser.events(lines)
         return
     yield from (line for line in lines if line.strip())
 

@@ -209,6 +209,15 @@ def release(response: requests.Response, *, fully_read: bool) -> None:
         response.close()
 
 
+def abort(response: requests.Response) -> None:
+    """Stop a read blocked on ``response`` from another thread: shutting the socket
+    down wakes the reader (closing it would not)."""
+    sock = _socket_of(response)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 def _arm_socket_timeout(response: requests.Response, seconds: float) -> None:
     """Re-arm the socket's timeout so one blocking read cannot outlive the limit."""
     sock = _socket_of(response)

@@ -1,6 +1,6 @@
 """Admin: providers in drag-and-drop order with operator actions, routes, client keys,
-read-only history and the failover dashboard (one module each; importing this
-package registers them all).
+read-only history (one module each; importing this package registers them
+all). The failover dashboard registers its own entry (`providers_app.dashboard.admin`).
 
 Every view and action asks a Django permission (who holds which is written down
 in docs/operations.md "Authorisation"): operator actions need
@@ -13,7 +13,7 @@ from django.contrib import admin
 from django.urls import reverse_lazy
 
 from .client_keys import ClientKeyAdmin
-from .history import DashboardAdmin, FailoverEventAdmin, HealthCheckResultAdmin
+from .history import FailoverEventAdmin, HealthCheckResultAdmin
 from .providers import OPERATIONS, ProviderAdmin, offered_operations
 from .routes import RouteAdmin
 from .usage import UsageReportAdmin
@@ -32,7 +32,6 @@ admin.site.enable_nav_sidebar = False
 __all__ = [
     "OPERATIONS",
     "ClientKeyAdmin",
-    "DashboardAdmin",
     "FailoverEventAdmin",
     "HealthCheckResultAdmin",
     "ProviderAdmin",

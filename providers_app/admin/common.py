@@ -1,17 +1,19 @@
 """What every admin screen of the app shares: the stylesheet, the breaker badge,
 per-action permissions, read-only history and the request id of an operator action."""
 
+import json
+
 from django.contrib import admin
+from django.contrib.admin.models import LogEntry
 from django.core.exceptions import PermissionDenied
 from django.http import (
     HttpRequest,
 )
 from django.utils.html import format_html
 
-from ..admin_charts import STATE_COLOURS
-from ..models import (
-    BreakerState,
-)
+from ..dashboard.colours import STATE_COLOURS
+from ..models import BreakerState, Provider
+from ..services.providers import config_change_record
 
 
 class ScreenMedia:
@@ -26,6 +28,40 @@ def state_badge(breaker: BreakerState) -> str:
         STATE_COLOURS.get(breaker.state, "#616161"),
         breaker.get_state_display(),
     )
+
+
+class ConfigChangeEventsMixin:
+    """Every add, edit or delete through this admin's forms is also a `manual`
+    event (reason `config_changed`, with who and which fields), so configuration
+    changes are drawn on the dashboard and listed in the event log. Operator
+    actions write their own events (services.operator), not this one."""
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        message = self.construct_change_message(request, form, formsets, add=not change)
+        if change and not message:
+            return  # saved without a change
+        detail = LogEntry(change_message=json.dumps(message)).get_change_message()
+        self._config_event(request, form.instance, "changed" if change else "added", detail)
+
+    def delete_model(self, request, obj):
+        self._config_event(request, obj, "deleted", "", deleted=True)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self._config_event(request, obj, "deleted", "", deleted=True)
+        super().delete_queryset(request, queryset)
+
+    def _config_event(self, request, obj, verb: str, detail: str, *, deleted=False) -> None:
+        is_provider = isinstance(obj, Provider)
+        config_change_record(
+            actor=request.user,
+            what=f"{obj._meta.verbose_name} {obj} {verb}",
+            detail=detail,
+            provider_id=obj.pk if is_provider and not deleted else None,
+            route="" if is_provider else str(obj),
+        )
 
 
 class ActionPermissionMixin:

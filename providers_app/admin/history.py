@@ -1,16 +1,12 @@
-"""Read-only history: failover events, health-check results, and the dashboard."""
+"""Read-only history: failover events and health-check results.
+
+The dashboard is its own package, `providers_app.dashboard`."""
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html
 
-from .. import ops_views
-from ..models import (
-    Dashboard,
-    FailoverEvent,
-    HealthCheckResult,
-)
+from ..models import FailoverEvent, HealthCheckResult
 from ..timefmt import milliseconds_text, moment_html
 from .common import ReadOnlyAdmin, ScreenMedia
 
@@ -83,40 +79,6 @@ class FailoverEventAdmin(ReadOnlyAdmin):
             "dashboard_url": reverse(f"{self.admin_site.name}:providers_app_dashboard_changelist"),
         }
         return super().changelist_view(request, extra_context)
-
-
-@admin.register(Dashboard)
-class DashboardAdmin(admin.ModelAdmin):
-    """Charts of the failover history: one read-only page, for whoever may read events."""
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        # Whoever may read the events (view, or change, as Django's own check).
-        return request.user.has_perm("providers_app.view_failoverevent") or request.user.has_perm(
-            "providers_app.change_failoverevent"
-        )
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def get_urls(self):
-        return [
-            path(
-                "",
-                self.admin_site.admin_view(self.changelist_view),
-                name="providers_app_dashboard_changelist",
-            )
-        ]
-
-    def changelist_view(self, request, extra_context=None):
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        return ops_views.dashboard_page(request, admin_site=self.admin_site, opts=self.opts)
 
 
 @admin.register(HealthCheckResult)

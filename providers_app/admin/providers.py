@@ -39,6 +39,8 @@ from django.http import (
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.functional import lazy
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
@@ -57,20 +59,44 @@ from ..services import operator
 from ..services.providers import provider_capabilities, provider_continuation
 from ..services.routes import RouteOrderError, route_default_append, route_move, route_reorder
 from ..timefmt import moment_html
-from .common import ActionPermissionMixin, ScreenMedia, request_id_of, state_badge
+from .common import (
+    ActionPermissionMixin,
+    ConfigChangeEventsMixin,
+    ScreenMedia,
+    request_id_of,
+    state_badge,
+)
+from .provider_page import provider_page_status
 
 FORCE_OPEN_DEFAULT = timedelta(hours=1)
 ROUTE_PARAM = "route"  # the list's route switcher: ?route=NAME
 
 
+TIME_INPUT_FORMAT = "%Y-%m-%d %H:%M"
+TIME_INPUT_PATTERN = r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?"
+
+
 class ForceOpenForm(forms.Form):
     """When a maintenance drain ends: a time, or never (until someone resets it)."""
 
+    # A text field, not the browser's datetime picker: that one shows the
+    # browser's locale ("12/07/2026, 12:45 AM"); every screen here reads
+    # 24-hour time in the site's time zone (timefmt), so the form does too.
     until = forms.DateTimeField(
         label="Forced open until",
         required=False,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        help_text="Server time (UTC). After this the breaker closes by itself.",
+        input_formats=[TIME_INPUT_FORMAT, "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"],
+        widget=forms.DateTimeInput(
+            format=TIME_INPUT_FORMAT,
+            attrs={"placeholder": "YYYY-MM-DD HH:MM", "pattern": TIME_INPUT_PATTERN, "size": 16},
+        ),
+        help_text=lazy(
+            lambda: (
+                f"24-hour time, {timezone.get_current_timezone_name()}. "
+                "After this the breaker closes by itself."
+            ),
+            str,
+        )(),
     )
     no_expiry = forms.BooleanField(
         label="No expiry: stay open until an admin resets or closes it", required=False
@@ -145,7 +171,9 @@ _drag_handle.short_description = "drag"
 
 
 @admin.register(Provider)
-class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin):
+class ProviderAdmin(
+    ConfigChangeEventsMixin, ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin
+):
     form = ProviderAdminForm
 
     class Media(ScreenMedia):
@@ -499,7 +527,10 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
             state_badge(breaker),
             moment_html(breaker.opened_at, now=now),
             moment_html(breaker.open_until, now=now),
-            moment_html(breaker.cooldown_until, now=now),
+            # an expired cooldown is none: "-", not "until 23:38:58 (4 min ago)"
+            moment_html(
+                breaker.cooldown_until if _active(breaker.cooldown_until, now) else None, now=now
+            ),
             breaker.consecutive_failures,
             breaker.generation,
             breaker.last_error or "-",
@@ -577,6 +608,10 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
             or provider.breaker.state != BreakerState.State.FORCED_OPEN,
             "can_operate": self.has_operate_permission(request),
             "dashboard_url": reverse(f"{self.admin_site.name}:providers_app_dashboard_changelist"),
+            "provider_status": provider
+            and provider_page_status(
+                provider, now=get_clock().now(), admin_site_name=self.admin_site.name
+            ),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -671,3 +706,7 @@ class ProviderAdmin(ActionPermissionMixin, SortableAdminMixin, admin.ModelAdmin)
             "original": providers[0] if not from_changelist else None,
         }
         return TemplateResponse(request, "admin/providers_app/provider/force_open.html", context)
+
+
+def _active(until, now) -> bool:
+    return until is not None and until > now

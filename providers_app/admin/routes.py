@@ -16,7 +16,7 @@ from ..models import (
     Route,
     RouteMember,
 )
-from .common import ActionPermissionMixin, state_badge
+from .common import ActionPermissionMixin, ConfigChangeEventsMixin, ScreenMedia, state_badge
 
 
 class RouteMemberFormSet(CustomInlineFormSet):
@@ -61,6 +61,7 @@ class RouteMemberFormSet(CustomInlineFormSet):
 class RouteMemberInline(SortableTabularInline):
     """The route's providers, dragged into order; each member's breaker beside it."""
 
+    Media = ScreenMedia  # admin.css: a readable "position 1" label
     model = RouteMember
     formset = RouteMemberFormSet
     # The same order the Providers page shows with this route chosen (its ↑/↓
@@ -101,7 +102,9 @@ class RouteMemberInline(SortableTabularInline):
 
 
 @admin.register(Route)
-class RouteAdmin(ActionPermissionMixin, SortableAdminBase, admin.ModelAdmin):
+class RouteAdmin(
+    ConfigChangeEventsMixin, ActionPermissionMixin, SortableAdminBase, admin.ModelAdmin
+):
     """Named routes: what a client sends as `model`, and the providers it tries in order.
 
     Saving the route (its members' order included) bumps the routing version,

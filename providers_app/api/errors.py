@@ -90,8 +90,13 @@ _REQUEST_FAILED: dict[str, tuple[int, str, str | None]] = {
     Category.CONTEXT_LENGTH: (400, "context_length_exceeded", "context_length_exceeded"),
     Category.CONTENT_FILTER: (400, "content_filter", "content_filter"),
     Category.REQUEST_TOO_LARGE: (413, "request_too_large", "request_too_large"),
+    # The client's misfits (DESIGN §4): no provider is at fault, so no 5xx.
+    Category.RESPONSE_FORMAT_UNMET: (422, INVALID_REQUEST, "response_format_unmet"),
+    Category.OUTPUT_TOO_SLOW: (422, INVALID_REQUEST, "output_too_slow"),
 }
 _PARAM_OF: dict[str, str] = {
+    Category.RESPONSE_FORMAT_UNMET: "response_format",
+    Category.OUTPUT_TOO_SLOW: "max_tokens",
     Category.CONTEXT_LENGTH: "messages",
     Category.CONTENT_FILTER: "messages",
     Category.REQUEST_TOO_LARGE: "messages",
@@ -215,7 +220,11 @@ def _request_failed(error: RequestFailed) -> ApiError:
     )
     # The upstream message is about the caller's own request and already scrubbed
     # of secrets by the adapter; it is what the caller needs to fix it.
-    message = f"{error.provider} refused the request ({error.category}): {error.error.message}"
+    message = (
+        error.error.message
+        if error.error.policy.client_misfit
+        else f"{error.provider} refused the request ({error.category}): {error.error.message}"
+    )
     return ApiError(
         status,
         message,

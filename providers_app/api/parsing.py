@@ -27,6 +27,8 @@ from ..adapters.schema import (
     ToolChoice,
     valid_base64,
 )
+from ..adapters.schema_check import schema_problem
+from ..conf import get_setting
 from .errors import ApiError, bad_request
 
 # OpenAI's `developer` role is the newer name of `system`.
@@ -464,6 +466,7 @@ def _response_format(value: Any) -> ResponseFormat | None:
     schema = spec.get("schema")
     if not isinstance(schema, dict):
         raise bad_request(f"{where}.schema must be a JSON schema object.", param=f"{where}.schema")
+    _check_schema(schema, f"{where}.schema")
     strict = spec.get("strict")
     if strict is not None and not isinstance(strict, bool):
         raise bad_request(f"{where}.strict must be true or false.", param=f"{where}.strict")
@@ -472,6 +475,24 @@ def _response_format(value: Any) -> ResponseFormat | None:
         raise bad_request(f"{where}.description must be a string.", param=f"{where}.description")
     return ResponseFormat(
         "json_schema", schema=schema, name=name, strict=bool(strict), description=description
+    )
+
+
+def _check_schema(schema: dict[str, Any], where: str) -> None:
+    """A schema the answer could not be checked against, or that would cost the
+    worker unbounded work, is refused before any call (adapters/schema_check.py)."""
+    problem = schema_problem(
+        schema,
+        max_bytes=get_setting("SCHEMA_MAX_BYTES"),
+        max_depth=get_setting("SCHEMA_MAX_DEPTH"),
+    )
+    if problem is None:
+        return
+    inside = "" if problem.where in ("", "(root)", "(schema)") else f".{problem.where}"
+    raise bad_request(
+        f"{where}{inside} is refused: {problem.message}.",
+        param=f"{where}{inside}",
+        code="invalid_schema",
     )
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 
+from ..adapters.cancel import ClientGone
 from ..adapters.schema import ToolCallDelta
 from ..engine.fallback import ChatStream, StreamChunk, StreamInterrupted
 from .errors import stream_error_payload
@@ -89,6 +90,8 @@ def _relay(
                 yield tool_call(piece)
             tally.add(chunk)
         yield end(tally)
+    except ClientGone:
+        return  # nobody is reading: the engine released the provider
     except Exception as failure:  # StreamInterrupted, or a bug of ours mid-stream
         if not isinstance(failure, StreamInterrupted):
             logger.exception("stream failed request_id=%s", stream.request_id)
@@ -166,9 +169,15 @@ class StreamBody:
     """A response body that abandons the engine stream when the response is closed
     early (Django calls `close()` on it when the client goes away or finishes)."""
 
-    def __init__(self, events: Iterator[bytes], stream: ChatStream) -> None:
+    def __init__(
+        self,
+        events: Iterator[bytes],
+        stream: ChatStream,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
         self._events = events
         self._stream = stream
+        self._on_close = on_close
 
     def __iter__(self) -> Iterator[bytes]:
         return self
@@ -181,12 +190,20 @@ class StreamBody:
         if close is not None:
             close()  # runs the relay's finally if it started
         self._stream.close()  # a no-op once the engine settled the stream
+        if self._on_close is not None:
+            self._on_close()
 
 
 def streaming_response(
-    stream: ChatStream, events: Iterator[bytes], *, content_type: str
+    stream: ChatStream,
+    events: Iterator[bytes],
+    *,
+    content_type: str,
+    on_close: Callable[[], None] | None = None,
 ) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(StreamBody(events, stream), content_type=content_type)
+    response = StreamingHttpResponse(
+        StreamBody(events, stream, on_close), content_type=content_type
+    )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx would otherwise hold the chunks back
     for name, value in fallback_headers(stream).items():

@@ -22,6 +22,7 @@ from .auth import (
     require_staff_or_client_key,
 )
 from .errors import ApiError, api_error_for, json_errors, model_not_found
+from .hangup import HangupWatch
 from .parsing import load_json_object, parse_chat_request, read_body, request_id_from
 from .rendering import completion_body, fallback_headers, model_list_body, status_body
 from .streaming import openai_sse, streaming_response
@@ -42,21 +43,31 @@ def chat_completions(request: HttpRequest) -> HttpResponse:
     options = chat.engine_options()
     options["route"] = route  # resolved once, here: the engine walks this very route
     options["key_name"] = key.name
+    watch = None
     if chat.stream:
         call, options["hold_back"] = fallback.stream, chat.hold_back
+        watch = HangupWatch(request.META)  # stops the upstream read when the client goes
+        options["cancellation"] = watch.cancellation
     else:
         call = fallback.complete
     # Known before the engine runs, so that even a bug of ours answers with it.
     request.fallback_request_id = request_id_from(request) or uuid.uuid4().hex
+    outcome = None
     try:
         outcome = call(chat.messages, request_id=request.fallback_request_id, **options)
     except fallback.FallbackError as error:
         raise api_error_for(error) from error
+    except fallback.ClientGone:
+        return HttpResponse(status=499)  # nginx's "client closed request": nobody reads it
+    finally:
+        if watch is not None and not isinstance(outcome, fallback.ChatStream):
+            watch.stop()  # else the stream's body stops it when it closes
     if isinstance(outcome, fallback.ChatStream):
         return streaming_response(
             outcome,
             openai_sse(outcome, include_usage=chat.include_usage),
             content_type="text/event-stream; charset=utf-8",
+            on_close=watch.stop if watch else None,
         )
     response = JsonResponse(completion_body(outcome))
     for name, value in fallback_headers(outcome).items():

@@ -39,6 +39,10 @@ FIELDS = (
     "rate_limited",
     "not_permitted",
     "budget_refusals",
+    "answered_first_try",
+    "answered_after_retries",
+    "answered_by_fallback",
+    "interrupted",
     "latency_ms_sum",  # time to first output (selectors.call_stats names both)
     "total_ms_sum",  # total time
 )

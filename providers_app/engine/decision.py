@@ -9,6 +9,13 @@ left, whether the attempt was a half-open probe, whether output already reached
 the client (then the answer is continued elsewhere or the stream stops; never a
 retry), whether this failure opened the breaker, and the retry budget.
 
+Whose fault a failure is, is judged here too (`client_misfit`): what the
+client controls never counts against shared state (DESIGN §4, §12). An answer
+that misses the client's own response_format, or a timeout of a non-streamed
+request that asks for more output than a provider can produce in its time, may
+fail over FALLBACK_MISFIT_FAILOVERS times, never continues a stream, and ends
+as the client's error; breaker, cooldown and health are untouched.
+
 The other rules of conduct live here too, so that one module says how a
 request spends its deadline: the share a provider may use while others wait
 (`provider_time_left_s`), how long one attempt may take (`attempt_timeout_s`),
@@ -24,10 +31,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ..adapters.errors import Category, ProviderError
+from ..adapters.errors import Category, ProviderError, provider_error
 from ..conf import get_setting
 
 _random = random.Random()
+CONNECT_TIMED_OUT = "connect timed out"  # adapters.classify's message: never the client's
 
 # Without a hint, a rate-limited provider is skipped for this long by every process.
 RATE_LIMIT_COOLDOWN_S = 1.0
@@ -71,6 +79,7 @@ def decide(
     breaker_opened: bool = False,
     budget_allows: Callable[[], bool] | None = None,
     failover_on_content_filter: bool | None = None,
+    earlier_misfits: int = 0,
 ) -> Decision:
     """The one retry / fail over / stop decision.
 
@@ -79,8 +88,11 @@ def decide(
     `attempt_timeout_s`). `budget_allows` is asked last, only when a retry is
     otherwise allowed, because a refusal is counted. `failover_on_content_filter`
     is the route's choice (None: FALLBACK_FAILOVER_ON_CONTENT_FILTER).
+    `earlier_misfits` counts the client misfits this request already had.
     """
     policy = error.policy
+    if policy.client_misfit:
+        return _after_misfit(error, output_sent=output_sent, earlier=earlier_misfits)
     category = error.category
     can_fail_over = policy.failover
     if category == Category.CONTENT_FILTER:
@@ -126,6 +138,49 @@ def decide(
         why,
         cooldown_s=cooldown,
         only_larger_window=policy.failover_only_to_larger_window,
+    )
+
+
+def _after_misfit(error: ProviderError, *, output_sent: bool, earlier: int) -> Decision:
+    """The client's own misfit: another provider may meet the request, a few
+    times; a retry here would not, a cooldown would punish the provider, and a
+    continuation cannot turn a wrong answer into a right one."""
+    if output_sent:
+        return Decision(Action.STOP, f"{error.category}: the answer already sent cannot be fixed")
+    allowed = get_setting("MISFIT_FAILOVERS")
+    if earlier >= allowed:
+        return Decision(Action.STOP, f"{error.category} after {allowed} failover(s) for it")
+    return Decision(Action.FAIL_OVER, f"{error.category}: the client's misfit, try the next")
+
+
+def client_misfit(
+    error: ProviderError, *, max_tokens: int | None, streamed: bool, attempt_timeout_s: float
+) -> ProviderError:
+    """The error as the decision judges it: a timeout may be the client's misfit.
+
+    A silent provider and a request asking more than any provider can do in time
+    look alike from here: a non-streamed answer arrives whole, or not at all.
+    The rule: a non-streamed attempt that timed out after connecting, for a
+    request whose `max_tokens` takes longer than the attempt's timeout at
+    FALLBACK_EXPECTED_TOKENS_PER_S, is the client's (`output_too_slow`). A
+    silent provider is still caught by every other request (a streamed one
+    misses its first-token limit) and by the health checks.
+    """
+    if (
+        error.category != Category.TIMEOUT
+        or streamed
+        or max_tokens is None
+        or error.message == CONNECT_TIMED_OUT
+        or max_tokens <= attempt_timeout_s * get_setting("EXPECTED_TOKENS_PER_S")
+    ):
+        return error
+    return provider_error(
+        Category.OUTPUT_TOO_SLOW,
+        f"the request asks for up to {max_tokens} output tokens, more than a provider "
+        f"produces in its {attempt_timeout_s:g}s timeout ({error.message}); stream it "
+        "(stream: true) or lower max_tokens",
+        provider=error.provider,
+        request_id=error.request_id,
     )
 
 

@@ -10,10 +10,11 @@ transition was recorded).
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..adapters.base import ChatRequest, ChatResult, Message
+from ..adapters.cancel import Cancellation, ClientGone  # noqa: F401  (public: see stream())
 from ..adapters.schema import message_from_dict
 from . import metrics
 from .hold_back import hold_back_where_nobody_continues
@@ -32,7 +33,7 @@ from .outcomes import (  # noqa: F401  (the engine's public names live here)
 from .probe import ProbeOutcome, provider_probe  # noqa: F401
 from .route_run import RouteRun, record_answer
 from .routing import ResolvedRoute, routing_table
-from .streams import ChatStream, open_held_stream, open_stream
+from .streams import ChatStream, open_held_stream, open_stream, with_cancellation
 
 logger = logging.getLogger("providers_app.fallback")
 
@@ -127,6 +128,8 @@ def stream(
     hold_back: bool = False,
     route: ResolvedRoute | None = None,
     model: str | None = None,
+    cancellation: Cancellation | None = None,
+    on_attempt: Callable[[str], None] | None = None,
     key_name: str = "",
     **options: Any,
 ) -> "ChatStream":
@@ -143,18 +146,29 @@ def stream(
     may hold back every stream on it (`Route.hold_back`), or only the streams
     no provider behind could continue (`Route.auto_hold_back`, engine/hold_back.py).
     `route` and `model` as for `complete()`.
+
+    `cancellation` (set when the client hangs up) stops the upstream read at
+    once, held back or not; `ClientGone` is raised instead of an answer.
+
+    `on_attempt(provider name)` is called as each provider's turn starts, before
+    the commit point (the chat page's "waiting for secondary").
     """
     route = route or route_for(model, request_id=request_id)
     run = RouteRun(
-        build_request(messages, **options), request_id, deadline_s, route, key_name=key_name
+        build_request(messages, **options),
+        request_id,
+        deadline_s,
+        route,
+        on_attempt=on_attempt,
+        key_name=key_name,
     )
     hold_back = hold_back or route.hold_back
     opener = open_held_stream if hold_back else open_stream
     if not hold_back and route.auto_hold_back:
         opener = hold_back_where_nobody_continues(route.entries)
     try:
-        routed = run.run(opener)
+        routed = run.run(with_cancellation(opener, cancellation))
     except BaseException:
         run.settle_budgets()
         raise
-    return ChatStream(run, routed)
+    return ChatStream(run, routed, cancellation)

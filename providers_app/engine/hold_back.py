@@ -10,6 +10,7 @@ token: it becomes the time to the end of the answer.
 from collections.abc import Callable, Sequence
 
 from ..adapters.base import ChatRequest, ProviderAdapter
+from ..adapters.cancel import Cancellation
 from ..adapters.continuation import NONE
 from ..selectors import RouteEntry
 from .capabilities import entry_continuation
@@ -24,11 +25,17 @@ def hold_back_where_nobody_continues(entries: Sequence[RouteEntry]) -> Opener:
     names = [entry.name for entry in entries]
     continuable = [entry_continuation(entry) != NONE for entry in entries]
 
-    def open_(adapter: ProviderAdapter, request: ChatRequest, timeout: float) -> OpenedStream:
+    def open_(
+        adapter: ProviderAdapter,
+        request: ChatRequest,
+        timeout: float,
+        cancellation: Cancellation | None = None,
+    ) -> OpenedStream:
         name = adapter.config.provider
         position = names.index(name) if name in names else len(names)
         if any(continuable[position + 1 :]):
-            return open_stream(adapter, request, timeout)
-        return open_held_stream(adapter, request, timeout)
+            return open_stream(adapter, request, timeout, cancellation)
+        return open_held_stream(adapter, request, timeout, cancellation)
 
+    open_.streams = True  # type: ignore[attr-defined]  (see streams.open_stream)
     return open_

@@ -34,6 +34,12 @@ REQUESTS = Counter(
     "Chat requests by final outcome, provider and route.",
     ["provider", "outcome", "route"],
 )
+# Answered requests by how they were answered (selectors.call_stats.ANSWERED_HOW).
+ANSWERS = Counter(
+    "fallback_answers_total",
+    "Answered requests by provider, route and how: first_try, after_retries, fallback.",
+    ["provider", "route", "how"],
+)
 FAILOVERS = Counter(
     "fallback_failovers_total",
     "Moves to the next provider.",

@@ -7,6 +7,7 @@ one FailoverEvent; skipping a provider whose breaker is open writes nothing (its
 transition was recorded).
 """
 
+import functools
 import logging
 import math
 import uuid
@@ -17,11 +18,13 @@ from decimal import Decimal
 from typing import Generic, TypeVar
 
 from ..adapters.base import ChatRequest, ProviderAdapter
+from ..adapters.cancel import ClientGone
 from ..adapters.errors import Category, ProviderBadResponseError, ProviderError, provider_error
 from ..adapters.timing import Deadline
 from ..conf import get_setting
 from ..models import FailoverEvent
 from ..selectors import RouteEntry
+from ..selectors.call_stats import answered_how
 from . import budgets, counters, metrics, usage
 from .adapter_pool import adapter_for_entry
 from .breaker import (
@@ -42,6 +45,7 @@ from .decision import (
     Action,
     Decision,
     attempt_timeout_s,
+    client_misfit,
     decide,
     may_start_attempt,
     provider_time_left_s,
@@ -88,6 +92,17 @@ class _PendingFailover:
     latency_ms: float
 
 
+@dataclass
+class _ProviderAttempts:
+    """One provider's attempts within one request, as the decision needs them."""
+
+    entry: RouteEntry
+    permit: Permit
+    budget_allows: Callable[[], bool]
+    opened: bool = False  # a failure opened the breaker: no retry here
+    decision: Decision | None = None  # the last one
+
+
 class _ProviderFailed(Exception):
     """One provider failed for this request; `decision` says what happens next."""
 
@@ -119,6 +134,9 @@ class RouteRun:
     key_name: str = ""  # the client key's name, for usage and budgets ("" in-process)
     # The budgets' reservations (engine/budgets.py); a continuation shares its stream's.
     admission: Admission | None = None
+    # Told the name of each provider as its turn starts (the chat page shows
+    # "waiting for secondary"); never allowed to break the request.
+    on_attempt: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
         self.request_id = self.request_id or uuid.uuid4().hex
@@ -136,6 +154,7 @@ class RouteRun:
         self._pending: _PendingFailover | None = None
         self._others_waiting = False
         self._failed_ids: dict[str, int] = {}
+        self._misfit_errors: list[ProviderError] = []
 
     def run(self, call: Callable[[ProviderAdapter, ChatRequest, float], T]) -> Routed[T]:
         too_small: list[tuple[str, int | None]] = []  # (provider, window) too small
@@ -165,6 +184,7 @@ class RouteRun:
                 if isinstance(permission, Permit):
                     breaker_release(permit=permission)
                 continue
+            self._announce(entry)
             try:
                 return self._call_provider(entry, permission, call)
             except _ProviderFailed as failed:
@@ -180,13 +200,15 @@ class RouteRun:
                         )
                     continue
                 if decision.action is Action.STOP:
+                    if error.policy.client_misfit:
+                        error = self._misfit_error()
                     raise RequestFailed(
                         error, request_id=self.request_id, attempts=self.attempts
                     ) from error
                 if decision.only_larger_window:
                     too_small.append((entry.name, entry.context_window))
                     context_error = error
-            except FallbackError:
+            except (FallbackError, ClientGone):
                 raise
             except Exception as exc:  # a bug of ours around the call (permit released)
                 self._internal_error(entry, exc, where="attempt")
@@ -197,6 +219,11 @@ class RouteRun:
                 + "; ".join(f"{r.provider}: {r.reason}" for r in self.failures + self.skipped)
                 + ")",
                 request_id=self.request_id,
+            )
+        if self._misfit_errors and len(self._misfit_errors) == len(self.failures):
+            # Every provider that answered missed what the client asked: the client's error.
+            raise RequestFailed(
+                self._misfit_error(), request_id=self.request_id, attempts=self.attempts
             )
         if context_error is not None and not any(
             f.reason != Category.CONTEXT_LENGTH for f in self.failures
@@ -209,10 +236,24 @@ class RouteRun:
             )
         raise self._all_failed()
 
-    def finished(self, entry: RouteEntry) -> None:
+    def _announce(self, entry: RouteEntry) -> None:
+        if self.on_attempt is None:
+            return
+        try:
+            self.on_attempt(entry.name)
+        except Exception:  # a listener's bug must not cost the request
+            logger.exception("on_attempt listener failed request_id=%s", self.request_id)
+
+    def finished(self, entry: RouteEntry, *, rescued: bool = False) -> None:
+        """Count the answer: on /metrics and on the provider's buckets, under one
+        `how` (selectors.call_stats.answered_how defines it)."""
         metrics.REQUESTS.labels(
             provider=entry.name, outcome="success", route=self.resolved.name
         ).inc()
+        passed_by = {r.provider for r in (*self.failures, *self.skipped)} - {entry.name}
+        how = answered_how(attempts=self.attempts, passed_by=bool(passed_by) or rescued)
+        metrics.ANSWERS.labels(provider=entry.name, route=self.resolved.name, how=how).inc()
+        counters.count(entry.id, **{f"answered_{how}": 1})
 
     def bill(
         self,
@@ -283,60 +324,44 @@ class RouteRun:
         call: Callable[[ProviderAdapter, ChatRequest, float], T],
     ) -> Routed[T]:
         clock = get_clock()
-        opened = False
-        decisions: list[Decision] = []
-        budget_allows = retry_budget_check(entry.id, entry.name)
-
-        def judge(error: ProviderError, attempt: int) -> Decision:
-            decision = decide(
-                error,
-                attempt=attempt,
-                max_attempts=entry.max_attempts,
-                time_left_s=self._provider_time_left(),
-                probe=permit.is_probe,
-                breaker_opened=opened,
-                budget_allows=budget_allows,
-                failover_on_content_filter=self.resolved.failover_on_content_filter,
-            )
-            if decision.cooldown_s:
-                breaker_cool_down(provider_id=entry.id, seconds=decision.cooldown_s)
-            decisions.append(decision)
-            return decision
-
+        attempts = _ProviderAttempts(entry, permit, retry_budget_check(entry.id, entry.name))
+        streamed = _streams(call)
         started = clock.monotonic()
         try:
+            judge = functools.partial(self._judge, attempts)
             for attempt in retrying_for(provider_name=entry.name, judge=judge):
                 with attempt:
                     number = attempt.retry_state.attempt_number
                     counters.count(entry.id, **{"first_attempts" if number == 1 else "retries": 1})
                     self.attempts += 1
                     attempt_started = clock.monotonic()
+                    timeout = self._attempt_timeout(entry)
                     try:
-                        value = _call_adapter(
-                            entry, call, self.request, self._attempt_timeout(entry)
+                        value = _call_adapter(entry, call, self.request, timeout)
+                    except ProviderError as raised:
+                        error = client_misfit(
+                            raised,
+                            max_tokens=self.request.max_tokens,
+                            streamed=streamed,
+                            attempt_timeout_s=timeout,
                         )
-                    except ProviderError as error:
-                        if error.output_produced:  # a held-back stream cut after output
-                            self.bill_failed(entry, error)
+                        if raised.output_produced:  # a held-back stream cut after output
+                            self.bill_failed(entry, raised)
                         elapsed = clock.monotonic() - attempt_started
                         metrics.ATTEMPT_LATENCY.labels(entry.name, error.category).observe(elapsed)
-                        opened = breaker_record_failure(entry=entry, permit=permit, error=error)
-                        raise
+                        attempts.opened = breaker_record_failure(
+                            entry=entry, permit=permit, error=error
+                        )
+                        if error is raised:
+                            raise
+                        raise error from raised
                     latency = clock.monotonic() - attempt_started
                     metrics.ATTEMPT_LATENCY.labels(entry.name, "success").observe(latency)
                     return Routed(entry, permit, value, latency, attempt_started)
         except ProviderError as error:
-            decision = decisions[-1]
-            retry_at = (
-                clock.now() + timedelta(seconds=decision.cooldown_s)
-                if decision.cooldown_s
-                else None
-            )
-            self.failures.append(
-                ProviderReason(
-                    entry.name, error.category, error.status_code, error.message, retry_at
-                )
-            )
+            decision = attempts.decision  # tenacity asked `judge` before it stopped
+            if decision is None:  # pragma: no cover
+                raise
             self._failed_ids[entry.name] = entry.id
             self._pending = _PendingFailover(
                 entry,
@@ -351,6 +376,52 @@ class RouteRun:
             breaker_release(permit=permit)
             raise
         raise AssertionError("tenacity returned without an outcome")  # pragma: no cover
+
+    def _judge(self, attempts: "_ProviderAttempts", error: ProviderError, number: int) -> Decision:
+        """What `decide()` says about one failed attempt (tenacity's callbacks ask),
+        applied at once."""
+        entry = attempts.entry
+        decision = decide(
+            error,
+            attempt=number,
+            max_attempts=entry.max_attempts,
+            time_left_s=self._provider_time_left(),
+            probe=attempts.permit.is_probe,
+            breaker_opened=attempts.opened,
+            budget_allows=attempts.budget_allows,
+            failover_on_content_filter=self.resolved.failover_on_content_filter,
+            earlier_misfits=self.misfits(),
+        )
+        attempts.decision = decision
+        self.apply(entry, error, decision)
+        return decision
+
+    def apply(self, entry: RouteEntry, error: ProviderError, decision: Decision) -> None:
+        """Do what a Decision says about `entry`'s failure: the one place that does.
+
+        Every action may cool the provider down (shared by every process). A
+        retry is then tenacity's to wait out; any other action (fail over,
+        stop, continue elsewhere) ends this provider's part in the request, and
+        its reason is kept for the caller's error and the failover event.
+        """
+        if decision.cooldown_s:
+            breaker_cool_down(provider_id=entry.id, seconds=decision.cooldown_s)
+        if decision.action is Action.RETRY:
+            return
+        retry_at = (
+            get_clock().now() + timedelta(seconds=decision.cooldown_s)
+            if decision.cooldown_s
+            else None
+        )
+        self.failures.append(
+            ProviderReason(entry.name, error.category, error.status_code, error.message, retry_at)
+        )
+        if error.policy.client_misfit:
+            self._misfit_errors.append(error)
+
+    def misfits(self) -> int:
+        """The client misfits this request had so far (decide() bounds their failovers)."""
+        return len(self._misfit_errors)
 
     def _provider_time_left(self) -> float:
         return provider_time_left_s(self.deadline.remaining(), others_waiting=self._others_waiting)
@@ -421,6 +492,22 @@ class RouteRun:
         metrics.REQUESTS.labels(provider="", outcome="all_failed", route=self.resolved.name).inc()
         return AllProvidersFailed(reasons, retry_after_s=retry_after, request_id=self.request_id)
 
+    def _misfit_error(self) -> ProviderError:
+        """The client's error after its misfits, naming every provider's."""
+        last = self._misfit_errors[-1]
+        detail = "; ".join(f"{e.provider}: {e.message}" for e in self._misfit_errors)
+        return provider_error(
+            last.category,
+            f"No answer met the request ({detail}).",
+            provider=last.provider,
+            request_id=last.request_id,
+        )
+
+
+def _streams(call: Callable) -> bool:
+    """Whether `call` opens a stream (engine.streams' openers set `streams`)."""
+    return bool(getattr(getattr(call, "func", call), "streams", False))
+
 
 def _dearest_prices(entries) -> tuple[Decimal, Decimal]:
     """The highest input and output prices on the route: what a budget reserves at."""
@@ -456,7 +543,7 @@ def _call_adapter(
     """One attempt; whatever the adapter raises leaves as a ProviderError."""
     try:
         return call(adapter_for_entry(entry), request, timeout)
-    except ProviderError:
+    except (ProviderError, ClientGone):
         raise
     except Exception as exc:
         raise unexpected_failure(exc, entry) from exc

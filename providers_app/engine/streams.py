@@ -1,16 +1,18 @@
 """Streams: opening one up to its first output, and the committed ChatStream that
 relays it, rescued mid-answer by a provider that can continue it."""
 
+import functools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from ..adapters.base import ChatRequest, ProviderAdapter, StreamDelta
+from ..adapters.cancel import Cancellation, ClientGone
 from ..adapters.errors import Category, ProviderBadResponseError, ProviderError
 from ..conf import get_setting
 from ..models import FailoverEvent
 from ..selectors import RouteEntry
-from . import metrics
+from . import counters, metrics
 from .breaker import (
     breaker_record_failure,
     breaker_release,
@@ -44,14 +46,23 @@ class OpenedStream:
     first_output_s: float | None = None
 
 
-def open_stream(adapter: ProviderAdapter, request: ChatRequest, timeout: float) -> OpenedStream:
-    """Read until the first model output; preamble events are held back."""
+def open_stream(
+    adapter: ProviderAdapter,
+    request: ChatRequest,
+    timeout: float,
+    cancellation: Cancellation | None = None,
+) -> OpenedStream:
+    """Read until the first model output; preamble events are held back.
+    `cancellation` (the client hung up) stops the upstream read at once."""
     deltas = adapter.stream(
         request,
         timeout=timeout,
         first_token_timeout=min(get_setting("STREAM_FIRST_TOKEN_S"), timeout),
         idle_timeout=get_setting("STREAM_IDLE_S"),
         max_duration=get_setting("STREAM_MAX_S"),
+        max_event_bytes=get_setting("STREAM_MAX_EVENT_BYTES"),
+        max_text_bytes=get_setting("STREAM_MAX_TEXT_BYTES"),
+        cancellation=cancellation,
     )
     if request.continue_final:  # an echo is cut, a restarted answer refused
         deltas = spliced(
@@ -75,15 +86,30 @@ def open_stream(adapter: ProviderAdapter, request: ChatRequest, timeout: float) 
 
 
 def open_held_stream(
-    adapter: ProviderAdapter, request: ChatRequest, timeout: float
+    adapter: ProviderAdapter,
+    request: ChatRequest,
+    timeout: float,
+    cancellation: Cancellation | None = None,
 ) -> OpenedStream:
     """Read the whole stream before anything reaches the client (hold-back)."""
     clock = get_clock()
     started = clock.monotonic()
-    opened = open_stream(adapter, request, timeout)
+    opened = open_stream(adapter, request, timeout, cancellation)
     first_output_s = clock.monotonic() - started
     rest = list(opened.rest)  # a failure anywhere is this attempt's failure
     return replace(opened, rest=iter(rest), first_output_s=first_output_s)
+
+
+def with_cancellation(opener, cancellation: Cancellation | None):
+    """`opener` bound to the request's hang-up `cancellation`, when it has one."""
+    if cancellation is None:
+        return opener
+    return functools.partial(opener, cancellation=cancellation)
+
+
+# The route's judgement of a timeout depends on it (decision.client_misfit).
+open_stream.streams = True  # type: ignore[attr-defined]
+open_held_stream.streams = True  # type: ignore[attr-defined]
 
 
 class ChatStream:
@@ -100,8 +126,14 @@ class ChatStream:
     answer and whose streams were cut (docs/engine.md, "Mid-stream rescue").
     """
 
-    def __init__(self, route: "RouteRun", routed: "Routed[OpenedStream]"):
+    def __init__(
+        self,
+        route: "RouteRun",
+        routed: "Routed[OpenedStream]",
+        cancellation: Cancellation | None = None,
+    ):
         self._route = route
+        self._cancellation = cancellation
         self._current = routed
         opened = routed.value
         self.provider = routed.entry.name
@@ -127,6 +159,10 @@ class ChatStream:
                 try:
                     yield from self._relay_current()
                     return
+                except ClientGone:  # the client hung up: not the provider's outcome
+                    self._settled = True
+                    breaker_release(permit=self._current.permit)
+                    raise
                 except ProviderError as error:
                     entry, permit = self._current.entry, self._current.permit
                     self._settled = True
@@ -140,6 +176,7 @@ class ChatStream:
                         metrics.REQUESTS.labels(
                             provider=entry.name, outcome="interrupted", route=self.route
                         ).inc()
+                        counters.count(entry.id, interrupted=1)
                         logger.warning(
                             "stream interrupted after output provider=%s category=%s "
                             "request_id=%s", entry.name, error.category, self.request_id,
@@ -179,6 +216,7 @@ class ChatStream:
             tool_calls_sent=self._tool_calls_sent,
             failover_on_content_filter=self._route.resolved.failover_on_content_filter,
         )
+        self._route.apply(cut, error, decision)
         if decision.action is not Action.CONTINUE:
             logger.info(
                 "stream not continued provider=%s why=%s request_id=%s",
@@ -198,7 +236,7 @@ class ChatStream:
                 key_name=self._route.key_name,
                 admission=self._route.admission,
             )
-            routed = route.run(open_stream)
+            routed = route.run(with_cancellation(open_stream, self._cancellation))
         except FallbackError as failed:  # nobody capable, or every candidate failed
             logger.warning(
                 "stream not continued provider=%s: %s request_id=%s",
@@ -245,7 +283,7 @@ class ChatStream:
             latency = opened.first_output_s or self._current.latency_s
             total = get_clock().monotonic() - self._current.started
             record_answer(entry, permit, latency_s=latency, total_s=total)
-            self._route.finished(entry)
+            self._route.finished(entry, rescued=bool(self.continued_from))
             self._meter.bill(self._route, entry, failed_attempt=False)
         else:  # the client went away mid-stream: not the provider's fault
             breaker_release(permit=permit)
@@ -321,7 +359,7 @@ def _classified(deltas: Iterator[StreamDelta], entry: RouteEntry) -> Iterator[St
     """The adapter's deltas, with anything it raises classified (see `unexpected_failure`)."""
     try:
         yield from deltas
-    except ProviderError:
+    except (ProviderError, ClientGone):
         raise
     except Exception as exc:
         raise unexpected_failure(exc, entry) from exc

@@ -24,6 +24,30 @@ surface that shows them (docs/operations.md, "Latency: two definitions"):
 
 The breaker's own window (`engine.counters.window_counts`) deliberately leaves
 rate-limited calls out: a 429 says "busy", and must not trip the breaker.
+
+Requests, as the callers saw them (`RequestStats`, the dashboard's first panel;
+`DEFINITIONS` holds the wording the page shows):
+
+- answered at the first try: the first provider the request reached answered
+  its first attempt;
+- answered after retries: that provider answered, after retrying itself;
+- answered by a fallback: an earlier provider of the route failed or was
+  skipped (open, cooling down), or a cut stream was finished by another;
+- failed: no provider answered (`all_failed` events, their count summed), or a
+  stream was cut after output and nobody could finish it (`interrupted`);
+- requests = answered + failed, by construction. A request refused before any
+  provider (bad input, an unknown route, a prompt too long everywhere) is a
+  client error, not a request here.
+
+/metrics counts the same: `fallback_requests_total{outcome}` (success,
+all_failed, interrupted) and `fallback_answers_total{how}`.
+
+Each provider's view: attempts and answered (above), failures (attempts that
+failed, rate limits apart), the requests it gave up on by reason (its
+`failover` events), `skipped` (requests that passed it by while its breaker was
+open, forced open, half-open with every probe slot taken, or cooling down:
+`fallback_skips_total` for those reasons), and its share of the answers
+(requests it answered out of all answered requests).
 """
 
 from __future__ import annotations
@@ -48,6 +72,9 @@ SUCCESS_RATE_PLACES = 4
 # The span of one `CallRollup` row: short enough for a one-hour chart to draw a
 # line, long enough that seven days stay a few thousand rows per provider.
 ROLLUP_PERIOD = timedelta(minutes=5)
+# One-second buckets outlive their period by this much before the roll-up
+# replaces them, so a span finer than ROLLUP_PERIOD can be drawn this far back.
+FINE_HISTORY = timedelta(minutes=15)
 
 
 def hour_of(moment: datetime) -> datetime:
@@ -104,9 +131,45 @@ _SUMMED = (
     "failures",
     "rate_limited",
     "retries",
+    "not_permitted",
+    "answered_first_try",
+    "answered_after_retries",
+    "answered_by_fallback",
+    "interrupted",
     "latency_ms_sum",
     "total_ms_sum",
 )
+
+# How an answered request was answered: `answered_<how>` columns, the `how` label.
+ANSWERED_HOW = ("first_try", "after_retries", "by_fallback")
+# Skip reasons counted as `skipped` (`not_permitted` columns): the breaker said no.
+BREAKER_SKIP_REASONS = ("open", "forced_open", "half_open_busy", "cooldown")
+
+
+def answered_how(*, attempts: int, passed_by: bool) -> str:
+    """How a request was answered: `passed_by` when an earlier provider failed or
+    was skipped (or a cut stream was finished elsewhere); else by the attempts."""
+    if passed_by:
+        return "by_fallback"
+    return "first_try" if attempts <= 1 else "after_retries"
+
+
+# The definitions the dashboard shows, beside its figures.
+DEFINITIONS: dict[str, str] = {
+    "requests": "Requests = answered + failed. Client errors (bad input, unknown route) "
+    "are not requests here.",
+    "answered_first_try": "The first provider reached answered its first attempt.",
+    "answered_after_retries": "The first provider reached answered after retrying.",
+    "answered_by_fallback": "An earlier provider failed or was skipped (open, cooling down), "
+    "or a cut stream was finished by another provider.",
+    "failed": "No provider answered, or a stream was cut after output and nobody finished it.",
+    "attempts": "Calls that reached the provider: answered + failures + rate limited.",
+    "failures": "Attempts that failed (rate limits apart).",
+    "gave_up": "Requests the provider did not answer and passed on (or failed), by reason.",
+    "skipped": "Requests that passed the provider by without a call: breaker open, forced "
+    "open, half-open with every probe slot taken, or cooling down after a rate limit.",
+    "share": "Requests the provider answered, out of all answered requests.",
+}
 
 
 def _merged(first: Mapping[str, float], second: Mapping[str, float]) -> dict[str, float]:
@@ -169,9 +232,25 @@ class CallStats:
             total_histogram=_merged(self.total_histogram, other.total_histogram),
         )
 
+    not_permitted: int = 0
+    answered_first_try: int = 0
+    answered_after_retries: int = 0
+    answered_by_fallback: int = 0
+    interrupted: int = 0
+
     @property
     def answered(self) -> int:
         return self.successes + self.slow_calls
+
+    @property
+    def skipped(self) -> int:
+        """Requests that passed this provider by: its breaker said no (BREAKER_SKIP_REASONS)."""
+        return self.not_permitted
+
+    @property
+    def requests_answered(self) -> int:
+        """Requests this provider answered (one answered call each)."""
+        return self.answered_first_try + self.answered_after_retries + self.answered_by_fallback
 
     @property
     def attempts(self) -> int:
@@ -205,6 +284,46 @@ class CallStats:
         return histogram_quantile(0.95, self.total_histogram)
 
 
+@dataclass(frozen=True)
+class RequestStats:
+    """Requests as the callers saw them over a span (the module's docstring defines each)."""
+
+    answered_first_try: int = 0
+    answered_after_retries: int = 0
+    answered_by_fallback: int = 0
+    all_failed: int = 0  # no provider answered
+    interrupted: int = 0  # cut after output, nobody finished it
+
+    @classmethod
+    def of(cls, calls: CallStats, *, all_failed: int) -> RequestStats:
+        """From every provider's calls summed, and the `all_failed` events' count."""
+        return cls(
+            calls.answered_first_try,
+            calls.answered_after_retries,
+            calls.answered_by_fallback,
+            all_failed,
+            calls.interrupted,
+        )
+
+    @property
+    def answered(self) -> int:
+        return self.answered_first_try + self.answered_after_retries + self.answered_by_fallback
+
+    @property
+    def failed(self) -> int:
+        return self.all_failed + self.interrupted
+
+    @property
+    def requests(self) -> int:
+        return self.answered + self.failed
+
+    def share_of_answers(self, calls: CallStats) -> float | None:
+        """A provider's share of the answered requests, a fraction; None with none answered."""
+        if not self.answered:
+            return None
+        return round(calls.requests_answered / self.answered, SUCCESS_RATE_PLACES)
+
+
 def call_stats_by_provider(rows: QuerySet) -> dict[int, CallStats]:
     """{provider id: CallStats} summed over `CallCounters` rows (one query)."""
     sums = rows.values("provider_id").annotate(**{name: Sum(name) for name in _SUMMED}).order_by()
@@ -227,7 +346,8 @@ def call_stats_by_span(
     or a `CallBucket` row not rolled up for good yet (the current minutes, which
     are then as fresh as the event log). Rows that are not final only repeat
     buckets that still exist and are left out. `span` is a multiple of
-    ROLLUP_PERIOD, so a period never straddles two spans.
+    ROLLUP_PERIOD, so a period never straddles two spans, or (the live range)
+    finer over at most FINE_HISTORY, which only buckets cover.
     """
     # Imported here: engine.metrics imports this module before the app registry is ready.
     from ..models import CallBucket, CallRollup

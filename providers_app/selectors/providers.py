@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.db.models import Q
+
 from ..models import CallBucket, FailoverEvent, Provider, RouteMember
 from .call_stats import CallStats, call_stats_by_provider, call_stats_total
 
@@ -125,4 +127,14 @@ def provider_last_continuation_off(*, provider_id: int) -> FailoverEvent | None:
         )
         .order_by("-created_at", "-id")
         .first()
+    )
+
+
+def provider_recent_events(*, provider_id: int, limit: int = 10) -> list[FailoverEvent]:
+    """The provider's latest events, newest first: failovers from or to it, its
+    breaker transitions, health-check streaks and operator actions."""
+    return list(
+        FailoverEvent.objects.filter(Q(provider_id=provider_id) | Q(to_provider_id=provider_id))
+        .select_related("provider", "to_provider", "actor")
+        .order_by("-created_at", "-id")[:limit]
     )

@@ -3,6 +3,8 @@
 Order is a route's (services/routes.py): a provider has none of its own, and the
 file says the order only in each route's "providers" list."""
 
+import logging
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -11,8 +13,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from ..engine.capabilities import capabilities_in_force, continuation_in_force
-from ..models import BreakerState, HealthCheckSchedule, Provider, Route
+from ..engine.events import failover_event_record
+from ..models import BreakerState, FailoverEvent, HealthCheckSchedule, Provider, Route
 from ..selectors.routing import CAPABILITY_FIELDS, PROVIDER_CONFIG_FIELDS
+
+logger = logging.getLogger("providers_app.operator")
 
 EXPORT_VERSION = 1
 CONFIG_FIELDS = PROVIDER_CONFIG_FIELDS
@@ -55,6 +60,27 @@ def provider_continuation(*, provider: Provider) -> str:
         model=provider.model,
         continuation=provider.continuation,
     )
+
+
+def config_change_record(
+    *, actor, what: str, detail: str, provider_id: int | None = None, route: str = ""
+) -> None:
+    """An operator added, edited or deleted a provider or a route: one audited
+    `manual` event (reason `config_changed`) naming who, what and which fields,
+    so the dashboard draws it at its time. `what`: "provider alpha changed"."""
+    failover_event_record(
+        kind=FailoverEvent.Kind.MANUAL,
+        provider_id=provider_id,
+        reason=FailoverEvent.ManualReason.CONFIG_CHANGED,
+        detail=f"{what}: {detail}"[:500] if detail else what,
+        request_id=f"operator-{uuid.uuid4().hex[:16]}",
+        route=route,
+        actor=actor,
+    )
+    logger.warning(
+        "manual_action action=config_changed actor=%s what=%s",
+        getattr(actor, "get_username", lambda: actor)(), what,
+    )  # fmt: skip
 
 
 def provider_state_rows_create(*, provider: Provider) -> None:

@@ -114,24 +114,30 @@ def test_gemini_schema_keeps_its_subset_and_turns_const_into_enum():
 # -- answers that do not fit the request ----------------------------------------
 
 
+UNMET = Category.RESPONSE_FORMAT_UNMET
+
+
 @pytest.mark.parametrize(
-    ("request_format", "content", "detail"),
+    ("request_format", "content", "detail", "category"),
     [
-        (None, "", "no text and no tool calls"),
-        (ResponseFormat("json_object"), "Sure! Here it is: {", "not valid JSON"),
-        (STRICT, '{"town": "Oslo"}', "does not fit the strict schema"),
+        (None, "", "no text and no tool calls", Category.MALFORMED_RESPONSE),
+        (ResponseFormat("json_object"), "Sure! Here it is: {", "not valid JSON", UNMET),
+        (STRICT, '{"town": "Oslo"}', "does not fit the strict schema", UNMET),
     ],
 )
-def test_an_answer_that_does_not_fit_is_a_malformed_response(
-    make_adapter, request_format, content, detail
+def test_an_answer_that_does_not_fit_fails_over_and_only_a_broken_one_counts(
+    make_adapter, request_format, content, detail, category
 ):
+    """An empty answer is the provider's fault; missing the client's own format
+    is the client's misfit: it fails over but the breaker ignores it."""
     adapter = make_adapter("openai")
     request = ChatRequest(messages=ASK, response_format=request_format)
     with pytest.raises(ProviderError) as raised:
         _complete(adapter, request, _openai_reply(content))
-    assert raised.value.category == Category.MALFORMED_RESPONSE
+    assert raised.value.category == category
     assert detail in raised.value.message
     assert raised.value.policy.failover
+    assert (raised.value.policy.breaker == "ignore") is (category == UNMET)
 
 
 def test_a_non_strict_schema_only_needs_json(make_adapter):
@@ -143,7 +149,7 @@ def test_a_non_strict_schema_only_needs_json(make_adapter):
     assert result.text == "{}"
 
 
-def test_a_streamed_answer_that_is_not_json_under_json_mode_is_malformed(make_adapter):
+def test_a_streamed_answer_that_is_not_json_under_json_mode_misses_the_format(make_adapter):
     adapter = make_adapter("openai")
     chunk = {"id": "c", "choices": [{"delta": {"content": "not json"}, "finish_reason": "stop"}]}
     body = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n"
@@ -151,7 +157,7 @@ def test_a_streamed_answer_that_is_not_json_under_json_mode_is_malformed(make_ad
         _stream(
             adapter, ChatRequest(messages=ASK, response_format=ResponseFormat("json_object")), body
         )
-    assert raised.value.category == Category.MALFORMED_RESPONSE
+    assert raised.value.category == Category.RESPONSE_FORMAT_UNMET
     assert raised.value.output_produced is True
     assert raised.value.partial_text == "not json"
 

@@ -37,6 +37,10 @@ DESIGN_TABLE = {
     "request_too_large": (False, False, "ignore"),
     "malformed_response": (True, True, "failure"),
     "stream_max_duration": (False, False, "ignore"),
+    # The client's misfits (DESIGN §4, §12): another provider may meet the
+    # request, but the breaker never hears of it.
+    "response_format_unmet": (False, True, "ignore"),
+    "output_too_slow": (False, True, "ignore"),
 }
 
 

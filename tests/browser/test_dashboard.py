@@ -1,6 +1,8 @@
 """The failover dashboard in Chromium, as an admin: every range renders with data,
-chosen from the range selector, at 1366 px with nothing overlapping, overflowing
-or clipped, and no JavaScript errors (the `screen_for` fixture fails on any)."""
+chosen from the range selector, at 375, 1366 and 1920 px with nothing
+overlapping, overflowing or clipped, and no JavaScript errors (the `screen_for`
+fixture fails on any); it refreshes itself, marks "now" and the events, keeps
+one colour per provider, and its chart text stays readable at every width."""
 
 from datetime import timedelta
 
@@ -12,7 +14,14 @@ from providers_app.models import CallBucket, CallRollup, FailoverEvent
 from providers_app.selectors.call_stats import period_of
 
 URL = reverse("admin:providers_app_dashboard_changelist")
-RANGES = {"1h": "Last hour", "6h": "Last 6 hours", "24h": "Last 24 hours", "7d": "Last 7 days"}
+RANGES = {
+    "15m": "Last 15 minutes",
+    "1h": "Last hour",
+    "6h": "Last 6 hours",
+    "24h": "Last 24 hours",
+    "7d": "Last 7 days",
+}
+WIDTHS = (375, 1366, 1920)
 
 # Every <text> of every chart inside its SVG's viewBox: a clipped label ("econdary",
 # ".0000 ms", "Wed 0") sticks out of it.
@@ -52,7 +61,8 @@ def a_week_of_history(transactional_db):
         for provider, first_ms, total_ms in ((primary, 300, 2500), (secondary, 9000, 24000)):
             CallRollup.objects.create(
                 provider=provider, period_start=period, successes=9, failures=1,
-                first_attempts=10, latency_ms_sum=9 * first_ms, total_ms_sum=9 * total_ms,
+                first_attempts=10, answered_first_try=9, latency_ms_sum=9 * first_ms,
+                total_ms_sum=9 * total_ms,
                 latency_histogram={"500" if first_ms < 500 else "10000": 9},
                 total_histogram={"5000" if total_ms < 5000 else "45000": 9}, final=True,
             )  # fmt: skip
@@ -61,9 +71,10 @@ def a_week_of_history(transactional_db):
         moment = now - timedelta(minutes=minute, seconds=5)
         CallBucket.objects.create(provider=primary, bucket_start=moment, successes=1,
                                   failures=minute % 7 == 0, first_attempts=1,
+                                  answered_first_try=1,
                                   latency_ms_sum=250, total_ms_sum=3000)  # fmt: skip
         CallBucket.objects.create(provider=secondary, bucket_start=moment, successes=1,
-                                  first_attempts=1, latency_ms_sum=12000,
+                                  first_attempts=1, answered_by_fallback=1, latency_ms_sum=12000,
                                   total_ms_sum=30000)  # fmt: skip
     for hours in (0.2, 0.7, 3, 5, 20, 50, 100, 150):
         _event("failover", now - timedelta(hours=hours), primary, reason="server_error",
@@ -74,10 +85,30 @@ def a_week_of_history(transactional_db):
     return primary, secondary
 
 
-def test_the_dashboard_renders_each_range_with_data(screen_for, admin_user, a_week_of_history):
-    screen = screen_for(admin_user)
+# The rendered size of the smallest chart label, and the chart's share of the page width.
+_CHART_TEXT = """() => {
+  const sizes = [...document.querySelectorAll("svg.chart text")]
+    .map((t) => t.getBoundingClientRect().height).filter((h) => h > 0);
+  const chart = document.querySelector("svg.chart").getBoundingClientRect().width;
+  return { smallest: Math.min(...sizes), chartShare: chart / window.innerWidth };
+}"""
+
+
+def _wait_for_refresh(page, after: int = 0) -> int:
+    """Wait until the live body was swapped in more than `after` times; the count."""
+    page.wait_for_function(
+        f"Number(document.getElementById('dashboard-body').dataset.refreshed || 0) > {after}"
+    )
+    return int(page.locator("#dashboard-body").get_attribute("data-refreshed"))
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_dashboard_renders_each_range_with_data(
+    screen_for, admin_user, a_week_of_history, width
+):
+    screen = screen_for(admin_user, width=width)
     page = screen.go(URL)
-    shown = "24h"  # the default
+    shown = "15m"  # the default: the live view
 
     for key, label in RANGES.items():
         if key != shown:  # chosen from the range selector
@@ -86,15 +117,91 @@ def test_the_dashboard_renders_each_range_with_data(screen_for, admin_user, a_we
                     "link", name=label, exact=True
                 ).click()
             shown = key
+        _wait_for_refresh(page)  # drawn at this screen's width
         dashboard = page.locator("#failover-dashboard")
         assert dashboard.get_attribute("data-range") == key
         assert page.locator(".dashboard-ranges strong").inner_text() == label
-        assert page.locator("#chart-failovers rect.bar").count() >= 1, key
+        if key != "15m":  # the week's failovers are older than 15 minutes
+            assert page.locator("#chart-failovers rect.bar").count() >= 1, key
         for chart in ("success-rate", "first-output", "total-time"):
             assert page.locator(f"#chart-{chart} polyline").count() >= 2, (key, chart)
-        opened = page.locator('#chart-breaker rect[data-state="open"]')
-        assert opened.count() == 1, key
-        assert opened.bounding_box()["width"] >= 3, key  # a two-minute outage, visible
+        assert page.locator("#chart-answers rect.bar").count() >= 1, key
+        if key != "15m":
+            opened = page.locator('#chart-breaker rect[data-state="open"]')
+            assert opened.count() == 1, key
+            assert opened.bounding_box()["width"] >= 3, key  # a two-minute outage, visible
+            # the opening and the closing, marked on every chart, linking to their events
+            assert page.locator("#chart-answers a.mark").count() == 2, key
+        assert page.locator("#chart-answers .now-marker").count() == 1
         assert screen.layout_problems() == [], key
         assert page.evaluate(_CLIPPED_TEXT) == [], key
-        screen.shot(f"dashboard-{key}")
+        text = page.evaluate(_CHART_TEXT)
+        assert text["smallest"] >= 9, (key, text)  # 11 px labels, not 5 px
+        if width == 1920:
+            assert text["chartShare"] > 0.8, text  # the width is used
+        screen.shot(f"dashboard-{key}-{width}")
+
+
+def test_the_live_view_refreshes_itself_without_reloading(
+    screen_for, admin_user, a_week_of_history
+):
+    primary, secondary = a_week_of_history
+    screen = screen_for(admin_user, width=1366)
+    page = screen.go(URL)
+    refreshed = _wait_for_refresh(page)
+    page.evaluate("window.stillTheSamePage = true")
+    before = page.locator('#provider-table tr[data-provider="secondary-with-a-long-name"] '
+                          'td[data-metric="answered"]').inner_text()  # fmt: skip
+
+    CallBucket.objects.create(provider=secondary, bucket_start=timezone.now(), shard=7,
+                              successes=40, answered_by_fallback=40, first_attempts=40,
+                              latency_ms_sum=400, total_ms_sum=800)  # fmt: skip
+    _event("breaker_opened", timezone.now(), primary, reason="consecutive_failures")
+    _wait_for_refresh(page, after=refreshed)
+
+    assert page.evaluate("window.stillTheSamePage") is True  # no reload
+    after = page.locator('#provider-table tr[data-provider="secondary-with-a-long-name"] '
+                         'td[data-metric="answered"]').inner_text()  # fmt: skip
+    assert int(after) == int(before) + 40
+    by_fallback = page.locator('#callers-view [data-metric="answered_by_fallback"] strong')
+    assert int(by_fallback.inner_text()) == 15 + 40  # the fixture's quarter hour, and these
+    mark = page.locator('#chart-answers a.mark[data-kind="breaker_opened"]').last
+    assert "/admin/providers_app/failoverevent/" in mark.get_attribute("href")
+    screen.shot("dashboard-live-refreshed")
+
+
+def test_each_provider_keeps_one_colour_and_never_a_state_colour(
+    screen_for, admin_user, a_week_of_history
+):
+    from providers_app.dashboard.colours import STATE_COLOURS
+
+    screen = screen_for(admin_user, width=1366)
+    colours = {}
+    for key in ("15m", "24h"):
+        page = screen.go(f"{URL}?range={key}")
+        _wait_for_refresh(page)
+        for row in page.locator("#provider-table tr[data-provider]").all():
+            name, colour = row.get_attribute("data-provider"), row.get_attribute("data-colour")
+            assert colours.setdefault(name, colour) == colour, (key, name)
+            lines = page.locator(f'#chart-success-rate circle[data-provider="{name}"]')
+            assert {lines.nth(i).get_attribute("fill") for i in range(lines.count())} == {colour}
+    assert len(set(colours.values())) == 2
+    assert not set(colours.values()) & {c.lower() for c in STATE_COLOURS.values()}
+
+
+def test_dashboard_text_has_a_contrast_of_at_least_4_5(screen_for, admin_user, a_week_of_history):
+    from tests.browser.test_console import _CONTRAST
+
+    screen = screen_for(admin_user, width=1366)
+    page = screen.go(f"{URL}?range=1h")
+    _wait_for_refresh(page)
+    low = []
+    for element in page.locator(
+        "#failover-dashboard :is(p, li, td, th, dt, dd, h2, a, strong, span):not(svg *):visible"
+    ).all():
+        if not element.inner_text().strip():
+            continue
+        ratio = page.evaluate(_CONTRAST, element.element_handle())
+        if ratio < 4.5:
+            low.append((element.inner_text()[:30], round(ratio, 2)))
+    assert low == []

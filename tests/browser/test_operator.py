@@ -115,7 +115,7 @@ def test_force_open_with_expiry_drains_then_reset_brings_it_back(
     assert status["open_until"] is not None
     answer = _chat_answer(screen)
     assert answer["provider"] == "secondary"
-    assert "skipped primary" in answer["meta"]
+    assert "passed by primary (switched off for maintenance)" in answer["meta"]
 
     page.locator(".operator-buttons").get_by_role("button", name="Reset breaker").click()
 

@@ -3,7 +3,7 @@
 import pytest
 
 from providers_app.adapters.errors import Category, ProviderError, provider_error
-from providers_app.engine.decision import Action, decide, window_may_fit
+from providers_app.engine.decision import Action, client_misfit, decide, window_may_fit
 
 
 def _error(category: Category, **fields) -> ProviderError:
@@ -149,3 +149,48 @@ def test_a_first_provider_never_takes_the_whole_deadline_while_others_wait():
 def test_a_timeout_fails_over_without_retrying_the_silent_provider():
     decision = _decide(_error(Category.TIMEOUT))
     assert decision.action is Action.FAIL_OVER
+
+
+# -- the client's misfits (DESIGN §4, §12) -----------------------------------------
+
+MISFITS = (Category.RESPONSE_FORMAT_UNMET, Category.OUTPUT_TOO_SLOW)
+
+
+@pytest.mark.parametrize("category", MISFITS)
+def test_a_misfit_fails_over_a_bounded_number_of_times_and_never_cools_down(category, settings):
+    settings.FALLBACK_MISFIT_FAILOVERS = 2
+    error = _error(category, retry_after=30.0)
+    first, second, third = (_decide(error, earlier_misfits=n) for n in (0, 1, 2))
+    assert (first.action, second.action, third.action) == (
+        Action.FAIL_OVER,
+        Action.FAIL_OVER,
+        Action.STOP,
+    )
+    assert {first.cooldown_s, second.cooldown_s, third.cooldown_s} == {None}
+    assert error.policy.breaker == "ignore"
+
+
+@pytest.mark.parametrize("category", MISFITS)
+def test_a_misfit_after_output_is_never_continued(category):
+    assert _decide(_error(category), output_sent=True).action is Action.STOP
+
+
+@pytest.mark.parametrize(
+    ("message", "max_tokens", "streamed", "timeout", "client_s"),
+    [
+        ("read timed out", 60000, False, 30.0, True),  # 600 s of output at 100 tokens/s
+        ("read timed out", 3000, False, 30.0, False),  # fits 30 s: a silent provider
+        ("read timed out", None, False, 30.0, False),  # the client asked nothing special
+        ("read timed out", 60000, True, 30.0, False),  # streams have a first-token limit
+        ("connect timed out", 60000, False, 30.0, False),  # never the client's
+    ],
+)
+def test_a_timeout_is_the_clients_only_when_it_asked_more_than_the_time_allows(
+    message, max_tokens, streamed, timeout, client_s
+):
+    error = provider_error(Category.TIMEOUT, message, provider="p")
+    judged = client_misfit(
+        error, max_tokens=max_tokens, streamed=streamed, attempt_timeout_s=timeout
+    )
+    assert (judged.category == Category.OUTPUT_TOO_SLOW) is client_s
+    assert (judged is error) is not client_s

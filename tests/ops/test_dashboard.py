@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 import pytest
 from django.urls import reverse
 
-from providers_app import admin_charts
+from providers_app.dashboard import charts as admin_charts
 from providers_app.models import BreakerState, CallBucket, CallRollup, FailoverEvent
 from providers_app.selectors.call_stats import histogram_quantile
 from providers_app.services.housekeeping import call_counters_roll_up
@@ -95,6 +95,7 @@ def history(make_provider, fake_clock):
 
 
 def _render(client, **params) -> _Elements:
+    params.setdefault("range", "24h")
     response = client.get(reverse(URL), params)
     assert response.status_code == 200
     parser = _Elements()
@@ -241,7 +242,7 @@ def _bucket(provider, moment, **counts) -> CallBucket:
 
 @pytest.mark.parametrize(
     ("range_key", "bins", "minutes"),
-    [("1h", 12, 5), ("6h", 24, 15), ("24h", 24, 60), ("7d", 168, 60)],
+    [("15m", 60, 0.25), ("1h", 12, 5), ("6h", 24, 15), ("24h", 24, 60), ("7d", 168, 60)],
 )
 def test_each_range_has_its_bins_and_draws_the_failovers_in_it(
     operator_client, make_provider, fake_clock, range_key, bins, minutes
@@ -264,10 +265,11 @@ def test_each_range_has_its_bins_and_draws_the_failovers_in_it(
     assert bar["data-start"] == expected_bin.isoformat()
 
 
-def test_an_unknown_range_shows_the_last_24_hours(operator_client, make_provider, fake_clock):
+def test_the_dashboard_opens_on_the_live_15_minutes(operator_client, make_provider, fake_clock):
     fake_clock.set(NOW)
+    assert operator_client.get(reverse(URL)).context["range_key"] == "15m"
     response = operator_client.get(reverse(URL), {"range": "1y"})
-    assert response.context["range_key"] == "24h"
+    assert response.context["range_key"] == "15m"
 
 
 def _figures(client, range_key="1h") -> dict[str, str]:
@@ -297,7 +299,7 @@ def test_figures_include_the_minutes_not_rolled_up_yet(operator_client, make_pro
     # The roll-up changes nothing: every call is counted once, rolled up or not.
     call_counters_roll_up(now=NOW)
     assert _figures(operator_client) == before
-    fake_clock.set(NOW + timedelta(minutes=10))
+    fake_clock.set(NOW + timedelta(minutes=20))  # past the buckets' FINE_HISTORY
     call_counters_roll_up()
     assert CallRollup.objects.filter(final=True).count() == 2
     assert not CallBucket.objects.exists()
@@ -393,7 +395,7 @@ _CHAR = 7
 
 @pytest.mark.parametrize("range_key", ["1h", "6h", "24h", "7d"])
 def test_time_labels_stay_inside_the_chart(range_key):
-    from providers_app.selectors.dashboard import dashboard_window
+    from providers_app.dashboard.reads import dashboard_window
 
     window = dashboard_window(range_key, now=NOW + timedelta(minutes=59))
     ticks = admin_charts.time_ticks(window)
@@ -447,3 +449,48 @@ def test_each_route_shows_its_failovers_continuations_and_all_failed_requests(
         "chat": {"failovers": "3", "continuations": "1", "all_failed": "0"},
         "docs": {"failovers": "0", "continuations": "0", "all_failed": "2"},
     }
+
+
+# --- annotations: transitions, manual actions and configuration changes -----
+
+
+def test_transitions_actions_and_config_changes_are_drawn_at_their_time_and_link_to_their_event(
+    admin_client, admin_user, make_provider, fake_clock
+):
+    from django.utils import timezone
+
+    from providers_app.admin_forms import provider_version
+    from providers_app.services.operator import operator_breaker_force_open
+    from tests.factories import provider_admin_form
+
+    fake_clock.set(timezone.now())  # events are stamped by the database's clock
+    primary = make_provider(name="primary")
+    opened = FailoverEvent.objects.create(
+        kind="breaker_opened", provider=primary, reason="consecutive_failures"
+    )
+    operator_breaker_force_open(provider_id=primary.pk, until=None, actor=admin_user)
+    primary.refresh_from_db()
+    edited = admin_client.post(
+        reverse("admin:providers_app_provider_change", args=[primary.pk]),
+        provider_admin_form(
+            name="primary", model="gpt-4o", version=provider_version(primary.updated_at)
+        ),
+    )
+    assert edited.status_code == 302, edited.context["adminform"].form.errors
+    config = FailoverEvent.objects.get(reason="config_changed")
+    assert (config.kind, config.actor, config.provider) == ("manual", admin_user, primary)
+    assert "Model" in config.detail or "model" in config.detail
+
+    fake_clock.set(timezone.now())
+    response = admin_client.get(reverse(URL))
+    content = response.content.decode()
+    forced = FailoverEvent.objects.get(reason="force_open")
+    for event in (opened, forced, config):
+        link = reverse("admin:providers_app_failoverevent_change", args=[event.pk])
+        # on every time chart, a mark at its time, linking to its event
+        assert content.count(f'href="{link}"') == 6, event.kind
+    marks = {m.event_id: m for m in response.context["dashboard"].marks}
+    assert f"by {admin_user.get_username()}" in marks[forced.pk].title
+    assert f"by {admin_user.get_username()}" in marks[config.pk].title
+    assert marks[opened.pk].x <= marks[forced.pk].x <= marks[config.pk].x
+    assert 'class="now-marker"' in content

@@ -55,7 +55,9 @@ def _rates(client) -> dict[str, dict[str, float | None]]:
     status = client.get("/api/status").json()["providers"]
     api = {p["name"]: p["recent"]["success_rate"] for p in status}
 
-    page = client.get(reverse("admin:providers_app_dashboard_changelist")).context["dashboard"]
+    page = client.get(
+        reverse("admin:providers_app_dashboard_changelist"), {"range": "24h"}
+    ).context["dashboard"]
     dashboard = {row.name: row.total.success_rate for row in page.traffic}
     shown = {row.name: row.success_rate_percent for row in page.traffic}
 
@@ -175,4 +177,107 @@ def test_a_streamed_call_falls_in_the_same_buckets_on_the_dashboard_and_on_metri
     content = page.content.decode()
     assert "Time to first output per provider" in content
     assert "Total time per provider" in content
+    process_state_reset()
+
+
+# --- requests as the callers saw them: the dashboard agrees with /metrics ----
+
+
+def _samples(client) -> dict[tuple[str, tuple], float]:
+    """{(sample name, sorted labels): value} of every sample on /metrics."""
+    text = client.get("/metrics").content.decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _delta(before, after, name: str, **labels) -> float:
+    """The increase of every sample `name` whose labels include `labels`, added up."""
+
+    def total(samples):
+        return sum(
+            value
+            for (sample, found), value in samples.items()
+            if sample == name and set(labels.items()) <= set(found)
+        )
+
+    return total(after) - total(before)
+
+
+def test_the_dashboard_agrees_with_metrics_on_requests_answers_and_skips(
+    staff_client, make_provider, primary, secondary, fake_clock
+):
+    """Real requests through the engine: answered at the first try, after a retry,
+    by the secondary (the primary failing, then skipped while open), and failed.
+    The live range shows the same counts as /metrics over the same minutes, and
+    requests = answered + failed."""
+    from django.utils import timezone
+
+    from providers_app.engine import fallback
+    from providers_app.engine.events import all_failed_events
+    from providers_app.testing import process_state_reset
+
+    process_state_reset()
+    # Events are stamped by the database's clock: the engine's starts at the same moment.
+    fake_clock.set(timezone.now())
+    make_provider(name="agree-primary", base_url=primary.base_url, max_attempts=2)
+    make_provider(name="agree-secondary", base_url=secondary.base_url, max_attempts=1)
+    before = _samples(staff_client)
+    ask = [{"role": "user", "content": "hello"}]
+
+    for _ in range(3):
+        fallback.complete(ask)  # first try
+    primary.set_fault("sequence", steps=[{"mode": "error"}, {"mode": "ok"}])
+    fallback.complete(ask)  # after a retry
+    primary.set_fault("error")
+    for _ in range(8):  # failing, until its breaker opens; then skipped
+        fake_clock.advance(1)
+        fallback.complete(ask)
+    secondary.set_fault("error")
+    for _ in range(2):
+        fake_clock.advance(1)
+        with pytest.raises(fallback.AllProvidersFailed):
+            fallback.complete(ask)
+    counters.flush_pending()
+    all_failed_events.flush()
+    after = _samples(staff_client)
+    # The window ends at the engine's now: past the events too (stamped by the database clock).
+    fake_clock.set(max(fake_clock.now(), timezone.now()))
+
+    page = staff_client.get(reverse("admin:providers_app_dashboard_changelist"))
+    assert page.context["range_key"] == "15m"
+    dashboard = page.context["dashboard"]
+    requests = dashboard.requests
+    metric = lambda name, **labels: int(_delta(before, after, name, **labels))  # noqa: E731
+
+    assert requests.answered_first_try == metric("fallback_answers_total", how="first_try") == 3
+    assert requests.answered_after_retries == metric(
+        "fallback_answers_total", how="after_retries"
+    ) == 1  # fmt: skip
+    assert requests.answered_by_fallback == metric(
+        "fallback_answers_total", how="by_fallback"
+    ) == 8  # fmt: skip
+    assert requests.answered == metric("fallback_requests_total", outcome="success") == 12
+    assert requests.failed == metric("fallback_requests_total", outcome="all_failed") == 2
+    assert requests.requests == requests.answered + requests.failed == 14
+
+    rows = {row.name: row for row in dashboard.traffic}
+    skipped = sum(
+        metric("fallback_skips_total", provider="agree-primary", reason=reason)
+        for reason in ("open", "forced_open", "half_open_busy", "cooldown")
+    )
+    assert skipped > 0  # the breaker opened, and requests passed it by
+    assert rows["agree-primary"].total.skipped == skipped
+    assert rows["agree-secondary"].share == round(8 / 12, 4)
+    assert rows["agree-primary"].share == round(4 / 12, 4)
+    gave_up = dict((reason, count) for reason, count, _ in rows["agree-primary"].gave_up)
+    assert gave_up["server_error"] == metric(
+        "fallback_failovers_total", from_provider="agree-primary", reason="server_error"
+    )  # fmt: skip
+
+    html = page.content.decode()
+    assert 'data-metric="requests"' in html
+    assert "Requests = answered + failed" in html
     process_state_reset()

@@ -43,7 +43,7 @@
     const footer = document.createElement("footer");
     footer.className = "meta";
     bubble.appendChild(footer);
-    if (meta) describe(footer, meta);
+    if (meta) describe(footer, meta, true);  // a kept turn is a finished answer
     log.appendChild(bubble);
     reveal(bubble);
     return { bubble, body, footer };
@@ -58,7 +58,8 @@
   }
 
   // "answered by secondary (model) · 2 attempts · failed over from primary (server_error)"
-  function describe(footer, meta) {
+  // `complete`: the answer has ended; only then can it be said there was no failover.
+  function describe(footer, meta, complete) {
     footer.replaceChildren();
     const who = document.createElement("span");
     who.className = "provider";
@@ -68,15 +69,15 @@
     footer.append(" · " + meta.attempts + (meta.attempts === 1 ? " attempt" : " attempts"));
     const failed = meta.failed || [];
     const skipped = meta.skipped || [];
-    const list = (items) => items.map((p) => p.provider + " (" + p.reason + ")").join(", ");
+    const list = (items) => items.map((p) => p.provider + " (" + plainReason(p.reason) + ")").join(", ");
     const badge = document.createElement("span");
     if (failed.length || skipped.length) {
       badge.className = "badge failover";
-      badge.textContent = "failover";
+      badge.textContent = "switched to " + meta.provider;
       footer.append(" · ", badge);
       if (failed.length) footer.append(" from " + list(failed));
-      if (skipped.length) footer.append((failed.length ? "; " : " ") + "skipped " + list(skipped));
-    } else {
+      if (skipped.length) footer.append(" · passed by " + list(skipped));
+    } else if (complete) {
       badge.className = "badge ok";
       badge.textContent = "no failover";
       footer.append(" · ", badge);
@@ -96,6 +97,16 @@
     note.setAttribute("role", "alert");
     note.textContent = problem.message;
     view.bubble.appendChild(note);
+    if (problem.lines && problem.lines.length) {
+      const list = document.createElement("ul");
+      list.className = "reasons";
+      for (const line of problem.lines) {
+        const item = document.createElement("li");
+        item.textContent = line;
+        list.appendChild(item);
+      }
+      view.bubble.appendChild(list);
+    }
     if (problem.detail) {
       const detail = document.createElement("p");
       detail.className = "detail";
@@ -118,7 +129,29 @@
     reveal(view.bubble);
   }
 
-  const reasonText = (reason) => String(reason || "unknown").replace(/_/g, " ");
+  // Why a provider did not answer, in words for people who use the chat (no
+  // breaker vocabulary: "open" or "cooldown" mean nothing to them).
+  const PLAIN_REASONS = {
+    open: "temporarily unavailable",
+    forced_open: "switched off for maintenance",
+    half_open_busy: "temporarily unavailable",
+    cooldown: "busy",
+    rate_limit: "busy",
+    overloaded: "overloaded",
+    timeout: "took too long",
+    transport: "could not be reached",
+    server_error: "had an error",
+    malformed_response: "sent an unreadable answer",
+    auth: "is not set up correctly",
+    permission: "is not set up correctly",
+    not_found: "is not set up correctly",
+    quota_exhausted: "has used up its quota",
+    context_window: "cannot take a conversation this long",
+    context_length: "cannot take a conversation this long",
+    deadline: "was not tried in time",
+    breaker_store_unavailable: "temporarily unavailable",
+  };
+  const plainReason = (reason) => PLAIN_REASONS[reason] || "could not answer";
 
   // The JSON error of a refused request (503 when every provider failed, 401, ...).
   async function problemOf(response) {
@@ -135,10 +168,9 @@
         message: providers.length
           ? "No provider could answer just now."
           : "No provider is switched on, so nobody can answer.",
-        detail: [
-          providers.map((p) => p.provider + ": " + reasonText(p.reason)).join(" · "),
-          wait > 0 ? "Providers may be back in about " + wait + " s." : "",
-        ].filter(Boolean).join(" "),
+        // One line per provider, then when to try again: never run together.
+        lines: providers.map((p) => p.provider + " " + plainReason(p.reason) + "."),
+        detail: wait > 0 ? "Try again in about " + wait + " s." : "",
       };
     }
     if (response.status === 401) {
@@ -149,6 +181,62 @@
     }
     return { message: error.message || "The request failed (HTTP " + response.status + ")." };
   }
+
+  // Until the first word arrives: "waiting for primary… 4 s", counting, then
+  // "switched to secondary · waiting 2 s" when the request moves on. The page
+  // starts with the provider that should answer first (the route's first whose
+  // breaker admits requests) and asks the server who is being asked now
+  // (/chat/progress/<id>) every 700 ms.
+  function waitFor(view, progressId) {
+    const status = document.createElement("p");
+    status.className = "waiting";
+    status.setAttribute("role", "status");
+    let provider = root.dataset.firstProvider || "";
+    let switched = false;
+    let since = Date.now();
+    let stopped = false;
+    const show = () => {
+      const seconds = Math.floor((Date.now() - since) / 1000);
+      const who = provider || "an answer";
+      status.textContent = switched
+        ? "switched to " + provider + " \u00b7 waiting\u2026 " + seconds + " s"
+        : "waiting for " + who + "\u2026 " + seconds + " s";
+    };
+    const poll = async () => {
+      if (stopped || !progressId) return;
+      try {
+        const response = await fetch(root.dataset.progressUrl.replace("ID", progressId), {
+          headers: { Accept: "application/json" },
+        });
+        const now = response.ok ? await response.json() : {};
+        if (!stopped && now.provider && now.provider !== provider) {
+          switched = (now.tried || []).length > 1 || (provider !== "" && now.provider !== provider);
+          provider = now.provider;
+          since = Date.now();
+          show();
+        }
+      } catch (ignored) {
+        // Progress is a courtesy: the answer itself still arrives.
+      }
+    };
+    show();
+    view.bubble.insertBefore(status, view.footer);
+    const timer = window.setInterval(show, 1000);
+    const poller = window.setInterval(poll, 700);
+    return {
+      stop() {
+        stopped = true;
+        window.clearInterval(timer);
+        window.clearInterval(poller);
+        status.remove();
+      },
+    };
+  }
+
+  const newProgressId = () =>
+    window.crypto && crypto.randomUUID
+      ? crypto.randomUUID()
+      : Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 12);
 
   class Problem extends Error {
     constructor(problem) {
@@ -173,11 +261,16 @@
     let answer = "";
     const calls = [];
     let finished = false;
+    const progressId = newProgressId();
+    const waiting = waitFor(view, progressId);
     try {
       const response = await fetch(root.dataset.sendUrl, {
         method: "POST",
         headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-        body: JSON.stringify({ messages: turns.map((t) => ({ role: t.role, content: t.content })) }),
+        body: JSON.stringify({
+          messages: turns.map((t) => ({ role: t.role, content: t.content })),
+          progress_id: progressId,
+        }),
       });
       if (!response.ok) throw new Problem(await problemOf(response));
       const reader = response.body.getReader();
@@ -194,7 +287,8 @@
           const event = JSON.parse(line);
           if (event.type === "meta") {
             meta = event;
-            describe(view.footer, meta);
+            waiting.stop();
+            describe(view.footer, meta, false);
           } else if (event.type === "delta") {
             answer += event.text;
             view.body.textContent = answer + describeCalls(calls);
@@ -208,13 +302,14 @@
             reveal(view.bubble);
           } else if (event.type === "done") {
             finished = true;
+            if (meta) describe(view.footer, meta, true);
             if (meta && event.continued_from && event.continued_from.length) {
               // Another provider finished the answer after the first one's stream was cut.
               meta = Object.assign({}, meta, {
                 finishedBy: event.provider,
                 continuedFrom: event.continued_from,
               });
-              describe(view.footer, meta);
+              describe(view.footer, meta, true);
             }
           } else if (event.type === "error") {
             throw new Problem({
@@ -240,6 +335,7 @@
         submit(text);
       });
     } finally {
+      waiting.stop();
       view.bubble.classList.remove("pending");
     }
   }

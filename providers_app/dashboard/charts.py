@@ -1,6 +1,6 @@
 """The dashboard's presentation: SVG geometry and colours of its charts.
 
-`selectors.dashboard` gives the numbers; this module places them in SVG user
+`dashboard.reads` gives the numbers; this module places them in SVG user
 units for the template to draw as inline SVG, so nothing is fetched and no
 JavaScript is built. Success rates arrive as fractions and are drawn as %.
 
@@ -12,42 +12,27 @@ log scale, so one slow provider does not flatten the others into the floor.
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from .models import BreakerState
-from .selectors.call_stats import CallStats, floor_to
-from .selectors.dashboard import (
+from django.utils import timezone
+
+from ..models import BreakerState
+from ..selectors.call_stats import CallStats, RequestStats, floor_to
+from ..selectors.providers import ProviderStatus
+from .colours import STATE_COLOURS, provider_colour, reason_colour, state_colour
+from .reads import (
+    Annotation,
     DashboardData,
     KindTotal,
-    ProviderTraffic,
     RouteEvents,
     Segment,
     Window,
 )
-from .selectors.providers import ProviderStatus
 
 State = BreakerState.State
-
-STATE_COLOURS: dict[str, str] = {
-    State.CLOSED: "#2e7d32",
-    State.HALF_OPEN: "#ef6c00",
-    State.OPEN: "#c62828",
-    State.FORCED_OPEN: "#6a1b9a",
-    State.NEVER_TRIP: "#616161",
-}
-PALETTE = (
-    "#1565c0",
-    "#c62828",
-    "#2e7d32",
-    "#ef6c00",
-    "#6a1b9a",
-    "#00838f",
-    "#ad1457",
-    "#4e342e",
-    "#9e9d24",
-    "#546e7a",
-)
 
 # Chart geometry, in SVG user units (the SVG is drawn about one unit per pixel).
 WIDTH = 960
@@ -61,6 +46,33 @@ AXIS_HEIGHT = 22
 LANE_HEIGHT = 22
 LANE_GAP = 6
 PLOT_WIDTH = WIDTH - PLOT_LEFT - PLOT_RIGHT
+# The page draws its charts at the width the browser has for them (the live
+# refresh sends it), so one SVG unit is one CSS pixel and labels stay 11 px from
+# a 375 px phone to a 1920 px screen.
+MIN_WIDTH, MAX_WIDTH = 280, 2400
+_width: ContextVar[int] = ContextVar("dashboard_chart_width", default=WIDTH)
+
+
+def chart_width() -> int:
+    return _width.get()
+
+
+def _plot_width() -> int:
+    return chart_width() - PLOT_LEFT - PLOT_RIGHT
+
+
+@contextmanager
+def drawing_width(width: int | None):
+    """Draw the charts inside at `width` units (clamped; None: the default)."""
+    token = _width.set(WIDTH if width is None else max(MIN_WIDTH, min(MAX_WIDTH, width)))
+    try:
+        yield
+    finally:
+        _width.reset(token)
+
+
+# Labelled time ticks at least this far apart; closer, the interval doubles.
+MIN_TICK_GAP = 64
 LANE_LABEL_CHARS = 16
 # A breaker state shorter than this still shows (a two-minute outage is 0.2
 # units wide in seven days): at least this wide, drawn over the closed state.
@@ -69,6 +81,7 @@ MIN_SEGMENT_WIDTH = 4.0
 LATENCY_FLOOR_MS = 10.0
 # Time labels: how often, and how, per range.
 TIME_TICKS: dict[str, tuple[timedelta, str]] = {
+    "15m": (timedelta(minutes=2), "%H:%M"),
     "1h": (timedelta(minutes=10), "%H:%M"),
     "6h": (timedelta(hours=1), "%H:%M"),
     "24h": (timedelta(hours=3), "%H:%M"),
@@ -76,6 +89,11 @@ TIME_TICKS: dict[str, tuple[timedelta, str]] = {
 }
 # Half a label's width (11 px text) from an edge, a label is anchored at its end.
 _EDGE_MARGIN = 36
+
+
+def _moment(value: datetime) -> str:
+    """The one time format of the dashboard: 24-hour, the site's time zone."""
+    return f"{timezone.localtime(value):%Y-%m-%d %H:%M:%S}"
 
 
 def percent(rate: float | None) -> float | None:
@@ -100,6 +118,13 @@ class TrafficRow:
     colour: str
     total: CallStats
     by_bin: dict[datetime, CallStats]
+    # the requests it gave up on, by reason (reason, count, colour), most first
+    gave_up: tuple[tuple[str, int, str], ...] = ()
+    share: float | None = None  # of the answered requests, a fraction
+
+    @property
+    def share_percent(self) -> float | None:
+        return percent(self.share)
 
     @property
     def success_rate_percent(self) -> float | None:
@@ -170,6 +195,23 @@ class Rect:
 
 
 @dataclass(frozen=True)
+class Mark:
+    """An event drawn at its time on every time chart, linking to it in the event log."""
+
+    x: float
+    event_id: int
+    colour: str
+    title: str
+    kind: str
+    reason: str
+
+    @property
+    def flag(self) -> str:
+        """SVG points of the small triangle atop the mark's line."""
+        return f"{self.x - 4:.2f},0 {self.x + 4:.2f},0 {self.x:.2f},6"
+
+
+@dataclass(frozen=True)
 class Lane:
     label: str
     short_label: str
@@ -196,9 +238,11 @@ class Chart:
     lanes: tuple[Lane, ...] = ()
     legend: tuple[Legend, ...] = ()
     empty: bool = False
-    width: int = WIDTH
+    marks: tuple[Mark, ...] = ()
+    now_x: float | None = None  # the "now" marker
+    width: int = field(default_factory=chart_width)
     plot_left: int = PLOT_LEFT
-    plot_right: int = WIDTH - PLOT_RIGHT
+    plot_right: int = field(default_factory=lambda: chart_width() - PLOT_RIGHT)
     axis_y: float = PLOT_TOP + PLOT_HEIGHT
     dot_radius: float = 2.5
 
@@ -229,7 +273,7 @@ def _axis_end(window: Window) -> datetime:
 def _x_of(window: Window, moment: datetime) -> float:
     span = (_axis_end(window) - window.start).total_seconds()
     offset = (moment - window.start).total_seconds() / span
-    return round(PLOT_LEFT + max(0.0, min(1.0, offset)) * PLOT_WIDTH, 2)
+    return round(PLOT_LEFT + max(0.0, min(1.0, offset)) * _plot_width(), 2)
 
 
 def _bin_x(window: Window, start: datetime) -> tuple[float, float]:
@@ -252,6 +296,9 @@ def time_ticks(window: Window) -> tuple[Tick, ...]:
     clipped: a label near an edge is anchored at its start or end instead of
     its middle."""
     every, fmt = TIME_TICKS.get(window.key, (timedelta(hours=3), "%H:%M"))
+    span = _axis_end(window) - window.start
+    while _plot_width() * (every / span) < MIN_TICK_GAP and every < span:
+        every *= 2
     moment = floor_to(window.start, every) if every < timedelta(days=1) else window.start
     if every >= timedelta(days=1):
         moment = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -262,9 +309,9 @@ def time_ticks(window: Window) -> tuple[Tick, ...]:
             anchor = "middle"
             if x - PLOT_LEFT < _EDGE_MARGIN:
                 anchor = "start"
-            elif WIDTH - x < _EDGE_MARGIN:
+            elif chart_width() - x < _EDGE_MARGIN:
                 anchor = "end"
-            ticks.append(Tick(x, moment.strftime(fmt), anchor))
+            ticks.append(Tick(x, timezone.localtime(moment).strftime(fmt), anchor))
         moment += every
     return tuple(ticks)
 
@@ -286,11 +333,50 @@ def _log_ticks(top: float) -> tuple[Tick, ...]:
 
 
 def failover_chart(window: Window, by_bin: Mapping[datetime, Counter]) -> Chart:
+    """Failovers per bin, stacked by reason (the biggest reason at the bottom)."""
     reasons = Counter()
     for counts in by_bin.values():
         reasons.update(counts)
     order = [reason for reason, _ in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))]
-    colours = {reason: PALETTE[i % len(PALETTE)] for i, reason in enumerate(order)}
+    return _stacked_chart(window, by_bin, order, {r: reason_colour(r) for r in order})
+
+
+# The colour of "no answer" in the answers chart: near-black, no state's, no provider's.
+NO_ANSWER = "no answer"
+NO_ANSWER_COLOUR = "#212121"
+
+
+def answers_chart(
+    window: Window, traffic: Sequence[TrafficRow], failed_by_bin: Mapping[datetime, int]
+) -> Chart:
+    """Requests per bin as the callers saw them: stacked by the provider that
+    answered (in route order), then the ones no provider answered."""
+    by_bin: dict[datetime, Counter] = {}
+    for start in window.bins:
+        counts = Counter()
+        for entry in traffic:
+            stats = entry.by_bin.get(start)
+            if stats is not None and stats.requests_answered:
+                counts[entry.name] = stats.requests_answered
+        failed = failed_by_bin.get(start, 0) + sum(
+            e.by_bin[start].interrupted for e in traffic if start in e.by_bin
+        )
+        if failed:
+            counts[NO_ANSWER] = failed
+        by_bin[start] = counts
+    order = [entry.name for entry in traffic] + [NO_ANSWER]
+    colours = {entry.name: entry.colour for entry in traffic} | {NO_ANSWER: NO_ANSWER_COLOUR}
+    return _stacked_chart(window, by_bin, order, colours)
+
+
+def _stacked_chart(
+    window: Window, by_bin: Mapping[datetime, Counter], order: Sequence[str], colours: dict
+) -> Chart:
+    """Bars per bin, one block per key in `order` (the legend gives each key's total)."""
+    totals = Counter()
+    for counts in by_bin.values():
+        totals.update(counts)
+    order = [key for key in order if totals[key]]
     top = nice_ceiling(max((sum(c.values()) for c in by_bin.values()), default=0))
     bars = []
     for start in window.bins:
@@ -319,7 +405,7 @@ def failover_chart(window: Window, by_bin: Mapping[datetime, Counter]) -> Chart:
         x_ticks=time_ticks(window),
         y_ticks=_value_ticks(top, "", whole=True),
         bars=tuple(bars),
-        legend=tuple(Legend(r, colours[r], str(reasons[r])) for r in order),
+        legend=tuple(Legend(r, colours[r], str(totals[r])) for r in order),
         empty=not bars,
     )
 
@@ -360,7 +446,7 @@ def _series_chart(
                         x,
                         y,
                         entry.colour,
-                        f"{entry.name} {one.metric} {start:%Y-%m-%d %H:%M}: {label(value)}",
+                        f"{entry.name} {one.metric} {_moment(start)}: {label(value)}",
                         entry.name,
                         start,
                         round(value, 3),
@@ -434,14 +520,14 @@ def _lane_rects(window: Window, segments: Sequence[Segment], y: float) -> tuple[
         width = end - x
         if s.state != State.CLOSED and width < MIN_SEGMENT_WIDTH:
             width = MIN_SEGMENT_WIDTH
-            x = min(x, WIDTH - PLOT_RIGHT - width)
+            x = min(x, chart_width() - PLOT_RIGHT - width)
         rects.append(
             Rect(
                 x=round(x, 2),
                 y=y,
                 width=round(max(width, 0.5), 2),
                 height=LANE_HEIGHT,
-                colour=STATE_COLOURS.get(s.state, "#616161"),
+                colour=state_colour(s.state),
                 state=s.state,
                 start=s.start,
                 end=s.end,
@@ -480,43 +566,115 @@ def breaker_chart(
 # ---------------------------------------------------------------------------
 
 
+# Annotations: manual events in a dark slate; transitions in their state's colour.
+MANUAL_MARK_COLOUR = "#37474f"
+TRANSITION_STATES = {
+    "breaker_opened": State.OPEN,
+    "breaker_half_open": State.HALF_OPEN,
+    "breaker_closed": State.CLOSED,
+}
+
+
+def _marks(window: Window, found: Sequence[Annotation]) -> tuple[Mark, ...]:
+    marks = []
+    for note in found:
+        if note.kind in TRANSITION_STATES:
+            colour = state_colour(TRANSITION_STATES[note.kind])
+            what = note.kind.replace("_", " ")
+        else:
+            colour = MANUAL_MARK_COLOUR
+            what = f"{note.reason.replace('_', ' ') or 'manual'}" + (
+                f" by {note.actor}" if note.actor else ""
+            )
+        title = f"{_moment(note.at)} {what}" + (f": {note.provider}" if note.provider else "")
+        if note.detail:
+            title += f" ({note.detail[:120]})"
+        marks.append(
+            Mark(_x_of(window, note.at), note.event_id, colour, title, note.kind, note.reason)
+        )
+    return tuple(marks)
+
+
 @dataclass(frozen=True)
 class DashboardPage:
     window: Window
     totals: tuple[KindTotal, ...]
     routes: list[RouteEvents]
     traffic: list[TrafficRow]
+    requests: RequestStats
+    answers: Chart
     failovers: Chart
     success_rate: Chart
     first_output: Chart
     total_time: Chart
     breaker: Chart
+    marks: tuple[Mark, ...] = ()
 
     @property
     def bin_label(self) -> str:
-        """ "5 minutes", "hour": what one bin spans, for "per ..." in headings."""
-        minutes = int(self.window.bin.total_seconds() // 60)
+        """ "15 seconds", "5 minutes", "hour": what one bin spans, for "per ..." in headings."""
+        seconds = int(self.window.bin.total_seconds())
+        if seconds < 60:
+            return f"{seconds} seconds"
+        minutes = seconds // 60
         return "hour" if minutes == 60 else f"{minutes} minutes"
 
+    @property
+    def requests_percent(self) -> dict[str, float | None]:
+        """Each callers' figure as a share of the requests (None with no requests)."""
+        total = self.requests.requests
+        names = ("answered_first_try", "answered_after_retries", "answered_by_fallback", "failed")
+        return {n: (100.0 * getattr(self.requests, n) / total if total else None) for n in names}
 
-def _rows(traffic: Sequence[ProviderTraffic]) -> list[TrafficRow]:
-    return [
-        TrafficRow(t.name, t.enabled, PALETTE[i % len(PALETTE)], t.total, t.by_bin)
-        for i, t in enumerate(traffic)
-    ]
+
+def _rows(data: DashboardData) -> list[TrafficRow]:
+    rows = []
+    for t in data.traffic:
+        gave_up = data.gave_up.get(t.provider.id, Counter())
+        rows.append(
+            TrafficRow(
+                t.name,
+                t.enabled,
+                provider_colour(t.provider.id),
+                t.total,
+                t.by_bin,
+                gave_up=tuple(
+                    (reason, count, reason_colour(reason))
+                    for reason, count in sorted(gave_up.items(), key=lambda kv: (-kv[1], kv[0]))
+                ),
+                share=data.requests.share_of_answers(t.total),
+            )
+        )
+    return rows
 
 
-def dashboard_charts(data: DashboardData) -> DashboardPage:
-    """The charts of the dashboard's data, ready for the template."""
-    rows = _rows(data.traffic)
-    return DashboardPage(
-        window=data.window,
-        totals=data.totals,
-        routes=data.routes,
-        traffic=rows,
-        failovers=failover_chart(data.window, data.failovers_by_bin),
-        success_rate=success_rate_chart(data.window, rows),
-        first_output=first_output_chart(data.window, rows),
-        total_time=total_time_chart(data.window, rows),
-        breaker=breaker_chart(data.window, data.timelines),
-    )
+def _annotated(chart: Chart, marks: tuple[Mark, ...], now_x: float) -> Chart:
+    return replace(chart, marks=marks, now_x=now_x)
+
+
+def dashboard_charts(data: DashboardData, *, width: int | None = None) -> DashboardPage:
+    """The charts of the dashboard's data, ready for the template, `width` units
+    wide (the browser's width for them, in CSS pixels; None: the default)."""
+    with drawing_width(width):
+        window = data.window
+        rows = _rows(data)
+        marks = _marks(window, data.annotations)
+        now_x = _x_of(window, window.end)
+
+        def annotated(chart: Chart) -> Chart:
+            return _annotated(chart, marks, now_x)
+
+        return DashboardPage(
+            window=window,
+            totals=data.totals,
+            routes=data.routes,
+            traffic=rows,
+            requests=data.requests,
+            answers=annotated(answers_chart(window, rows, data.all_failed_by_bin)),
+            failovers=annotated(failover_chart(window, data.failovers_by_bin)),
+            success_rate=annotated(success_rate_chart(window, rows)),
+            first_output=annotated(first_output_chart(window, rows)),
+            total_time=annotated(total_time_chart(window, rows)),
+            breaker=annotated(breaker_chart(window, data.timelines)),
+            marks=marks,
+        )

@@ -1,4 +1,5 @@
-"""The failover dashboard's data: what happened over the last hour, 6 hours, 24 hours or 7 days.
+"""The failover dashboard's data: what happened over the last 15 minutes (the
+live view, 15 s bins), hour, 6 hours, 24 hours or 7 days.
 
 Sources, all in the database so every process draws the same picture:
 
@@ -11,6 +12,11 @@ Sources, all in the database so every process draws the same picture:
   read as `CallStats`, the same definition /api/status and /metrics use;
 - per route: the failovers, continuations and all-failed requests its events
   name, for every route (a route with none shows zeros);
+- requests as the callers saw them (`RequestStats`) and each provider's
+  attempts, failures, requests it gave up on by reason (its `failover`
+  events), skips and share of the answers: `selectors.call_stats` defines each;
+- annotations: breaker transitions and manual events (operator actions,
+  reorders, configuration changes), each with its time, who and its id;
 - breaker state over time: the transition events (`breaker_opened`,
   `breaker_half_open`, `breaker_closed`) and the operator's `manual` events
   that set a state (reset, force open, force closed, never trip).
@@ -18,7 +24,7 @@ Sources, all in the database so every process draws the same picture:
 Traffic is keyed by provider id (`ProviderTraffic.provider`); another dimension
 (a route) would key `call_stats_by_span` and `ProviderTraffic` the same way.
 
-Plain data only: the admin's `admin_charts` turns it into SVG geometry and colours.
+Plain data only: `dashboard.charts` turns it into SVG geometry and colours.
 """
 
 from collections import Counter, defaultdict
@@ -26,11 +32,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.db.models import Q, Sum
-from django.db.models.functions import TruncHour, TruncMinute
+from django.db.models.functions import TruncHour, TruncMinute, TruncSecond
 
 from ..models import BreakerState, FailoverEvent, Route
-from .call_stats import ROLLUP_PERIOD, CallStats, call_stats_by_span, floor_to
-from .providers import ProviderStatus, provider_status_list
+from ..selectors.call_stats import (
+    ROLLUP_PERIOD,
+    CallStats,
+    RequestStats,
+    call_stats_by_span,
+    floor_to,
+)
+from ..selectors.providers import ProviderStatus, provider_status_list
 
 Kind = FailoverEvent.Kind
 State = BreakerState.State
@@ -44,19 +56,23 @@ class Range:
     key: str
     label: str
     span: timedelta
-    bin: timedelta  # a multiple of the rollup period that divides a day
+    # a multiple of the rollup period that divides a day, or finer over at most
+    # FINE_HISTORY (the one-second buckets still exist)
+    bin: timedelta
 
 
 RANGES: dict[str, Range] = {
     r.key: r
     for r in (
+        # Live: 15 s bins, so a 30 s outage is two bins (one-second buckets only).
+        Range("15m", "Last 15 minutes", timedelta(minutes=15), timedelta(seconds=15)),
         Range("1h", "Last hour", timedelta(hours=1), ROLLUP_PERIOD),
         Range("6h", "Last 6 hours", timedelta(hours=6), timedelta(minutes=15)),
         Range("24h", "Last 24 hours", timedelta(hours=24), timedelta(hours=1)),
         Range("7d", "Last 7 days", timedelta(days=7), timedelta(hours=1)),
     )
 }
-DEFAULT_RANGE = "24h"
+DEFAULT_RANGE = "15m"
 
 TRANSITION_STATE = {
     Kind.BREAKER_OPENED: State.OPEN,
@@ -105,12 +121,15 @@ def dashboard_window(range_key: str, *, now: datetime) -> Window:
     return Window(chosen.key, bins, chosen.bin, now)
 
 
-def failovers_by_bin(window: Window) -> dict[datetime, Counter]:
-    """{bin start: Counter(reason -> failovers)} over the window."""
-    truncate = TruncHour if window.bin >= timedelta(hours=1) else TruncMinute
+def failovers_by_bin(window: Window, kind: str = Kind.FAILOVER) -> dict[datetime, Counter]:
+    """{bin start: Counter(reason -> events)} of one kind (failovers) over the window."""
+    if window.bin >= timedelta(hours=1):
+        truncate = TruncHour
+    else:
+        truncate = TruncMinute if window.bin >= timedelta(minutes=1) else TruncSecond
     rows = (
         FailoverEvent.objects.filter(
-            kind=Kind.FAILOVER, created_at__gte=window.start, created_at__lte=window.end
+            kind=kind, created_at__gte=window.start, created_at__lte=window.end
         )
         .annotate(moment=truncate("created_at", tzinfo=UTC))
         .values("moment", "reason")
@@ -290,6 +309,79 @@ def events_by_route(window: Window) -> list[RouteEvents]:
     ]
 
 
+def gave_up_by_provider(window: Window) -> dict[int, Counter]:
+    """{provider id: Counter(reason -> requests)}: the requests each provider did
+    not answer and passed on (or failed), from its `failover` events."""
+    rows = (
+        FailoverEvent.objects.filter(
+            kind=Kind.FAILOVER, created_at__gte=window.start, created_at__lte=window.end
+        )
+        .exclude(provider=None)
+        .values("provider_id", "reason")
+        .annotate(total=Sum("count"))
+        .order_by()
+    )
+    result: dict[int, Counter] = defaultdict(Counter)
+    for row in rows:
+        result[row["provider_id"]][row["reason"] or "unknown"] += row["total"]
+    return result
+
+
+def all_failed_count(window: Window) -> int:
+    """Requests no provider answered (the `all_failed` events' count summed)."""
+    total = FailoverEvent.objects.filter(
+        kind=Kind.ALL_FAILED, created_at__gte=window.start, created_at__lte=window.end
+    ).aggregate(total=Sum("count"))["total"]
+    return total or 0
+
+
+# The events drawn on the charts at their time: breaker transitions and whatever
+# an operator did (actions, reorders, configuration changes).
+ANNOTATION_KINDS = (
+    Kind.BREAKER_OPENED,
+    Kind.BREAKER_HALF_OPEN,
+    Kind.BREAKER_CLOSED,
+    Kind.MANUAL,
+)
+# Enough to mark a busy week; the newest are kept.
+MAX_ANNOTATIONS = 200
+
+
+@dataclass(frozen=True)
+class Annotation:
+    event_id: int
+    at: datetime
+    kind: str
+    reason: str
+    provider: str
+    actor: str  # who, for manual events ("" otherwise)
+    detail: str
+
+
+def annotations(window: Window) -> list[Annotation]:
+    """Breaker transitions and manual events in the window, oldest first."""
+    rows = (
+        FailoverEvent.objects.filter(
+            kind__in=ANNOTATION_KINDS, created_at__gte=window.start, created_at__lte=window.end
+        )
+        .select_related("provider", "actor")
+        .order_by("-created_at", "-id")[:MAX_ANNOTATIONS]
+    )
+    found = [
+        Annotation(
+            event_id=event.pk,
+            at=event.created_at,
+            kind=event.kind,
+            reason=event.reason,
+            provider=event.provider.name if event.provider else "",
+            actor=event.actor.get_username() if event.actor else "",
+            detail=event.detail,
+        )
+        for event in rows
+    ]
+    return found[::-1]
+
+
 @dataclass(frozen=True)
 class DashboardData:
     window: Window
@@ -297,19 +389,32 @@ class DashboardData:
     routes: list[RouteEvents]
     traffic: list[ProviderTraffic]
     failovers_by_bin: dict[datetime, Counter]
-    # (provider, its current state, its states over the window), in priority order
+    # (provider, its current state, its states over the window), in route order
     timelines: list[tuple[ProviderStatus, str, list[Segment]]]
+    requests: RequestStats = field(default_factory=RequestStats)
+    all_failed_by_bin: dict[datetime, int] = field(default_factory=dict)
+    gave_up: dict[int, Counter] = field(default_factory=dict)
+    annotations: list[Annotation] = field(default_factory=list)
 
 
 def dashboard_data(*, range_key: str = DEFAULT_RANGE, now: datetime) -> DashboardData:
     window = dashboard_window(range_key, now=now)
     providers = provider_status_list(now=now)
     timelines = [(p, p.state, breaker_segments(window, p.id, p.state)) for p in providers]
+    traffic = traffic_by_provider(window, providers)
+    every_call = sum((t.total for t in traffic), CallStats())
     return DashboardData(
         window=window,
         totals=totals(window),
         routes=events_by_route(window),
-        traffic=traffic_by_provider(window, providers),
+        traffic=traffic,
         failovers_by_bin=failovers_by_bin(window),
         timelines=timelines,
+        requests=RequestStats.of(every_call, all_failed=all_failed_count(window)),
+        gave_up=gave_up_by_provider(window),
+        all_failed_by_bin={
+            start: sum(counts.values())
+            for start, counts in failovers_by_bin(window, Kind.ALL_FAILED).items()
+        },
+        annotations=annotations(window),
     )
