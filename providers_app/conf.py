@@ -82,6 +82,14 @@ DEFAULTS: dict[str, Any] = {
     "ALERT_WINDOW_S": 300.0,
     "ALERT_MIN_REQUESTS": 20,
     "ALERT_TIMEOUT_S": 5.0,  # one webhook POST
+    # Usage ledger (engine/usage.py): days of per-day rows kept, and how many
+    # rows a process buffers through a database outage before dropping (counted).
+    "USAGE_RETENTION_DAYS": 400,
+    "USAGE_BUFFER_MAX_ROWS": 10000,
+    # Budgets (engine/budgets.py): the answer tokens reserved for a request that
+    # sets no max_tokens, and how long a process keeps the limits it read.
+    "BUDGET_OUTPUT_RESERVE": 1000,
+    "BUDGET_CACHE_S": 5.0,
     "MAX_REQUEST_BYTES": 1024 * 1024,
     # Outbound policy (providers_app/outbound.py): which environment variables a
     # provider may send as its key, and to which hosts. The built-in deny list
@@ -144,6 +152,9 @@ POSITIVE = (
     "KEY_CONCURRENT_REQUESTS",
     "KEY_REQUESTS_PER_MINUTE",
     "LIMIT_LEASE_S",
+    "USAGE_RETENTION_DAYS",
+    "USAGE_BUFFER_MAX_ROWS",
+    "BUDGET_OUTPUT_RESERVE",
 )
 NOT_NEGATIVE = (
     "MISFIT_FAILOVERS",
@@ -153,6 +164,7 @@ NOT_NEGATIVE = (
     "RETRY_BUDGET_MIN",
     "BREAKER_LEASE_EXTRA_S",
     "ALERT_MIN_REQUESTS",
+    "BUDGET_CACHE_S",
 )
 PERCENTAGES = ("BREAKER_FAILURE_RATE", "BREAKER_SLOW_CALL_RATE", "ALERT_FAILOVER_RATE")
 

@@ -2,6 +2,7 @@
 
 import re
 import uuid
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -217,6 +218,36 @@ class Provider(models.Model):
         help_text="How this server continues a cut answer (the mid-stream rescue): "
         'docs/vendors.md, "Continuing a partial answer". Set to none automatically '
         "when the provider refuses a continuation (an event says so).",
+    )
+    # Prices in US dollars per million tokens (docs/usage.md). Empty: not priced,
+    # so the usage is counted and its cost is 0.
+    price_input_per_mtok = models.DecimalField(
+        "input price ($ per million tokens)",
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="What the vendor bills per million prompt tokens. Empty: not priced.",
+    )
+    price_cached_input_per_mtok = models.DecimalField(
+        "cached input price ($ per million tokens)",
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="Per million prompt tokens read from the vendor's cache, where it bills "
+        "them apart. Empty: cached tokens cost the input price.",
+    )
+    price_output_per_mtok = models.DecimalField(
+        "output price ($ per million tokens)",
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="Per million generated tokens (reasoning tokens included). Empty: not priced.",
     )
     created_at = models.DateTimeField("created", auto_now_add=True)
     updated_at = models.DateTimeField("updated", auto_now=True)
@@ -627,6 +658,24 @@ class ClientKey(models.Model):
     )
     created_at = models.DateTimeField("created", auto_now_add=True)
     last_used_at = models.DateTimeField("last used", null=True, blank=True)
+    tokens_per_minute = models.PositiveIntegerField(
+        "tokens per minute",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Budget: this key's prompt and answer tokens per UTC minute, across "
+        "every process (docs/usage.md, Budgets). Over it: 429. Empty: no limit.",
+    )
+    monthly_spend_limit_usd = models.DecimalField(
+        "monthly spend limit ($)",
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="Budget: this key's US dollars per calendar month (UTC) at the "
+        "providers' prices. Over it: 429 until the month ends. Empty: no limit.",
+    )
     revoked_at = models.DateTimeField("revoked", null=True, blank=True)
 
     class Meta:
@@ -752,6 +801,24 @@ class Route(models.Model):
         help_text="Hold back a provider's stream only when no provider behind it on this "
         "route can continue a cut answer; stream live otherwise (docs/engine.md, "
         "Automatic hold-back: the first token then comes at the end of the answer).",
+    )
+    tokens_per_minute = models.PositiveIntegerField(
+        "tokens per minute",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Budget: the route's prompt and answer tokens per UTC minute, across "
+        "every process (docs/usage.md, Budgets). Over it: 429. Empty: no limit.",
+    )
+    monthly_spend_limit_usd = models.DecimalField(
+        "monthly spend limit ($)",
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="Budget: the route's US dollars per calendar month (UTC) at the "
+        "providers' prices. Over it: 429 until the month ends. Empty: no limit.",
     )
     providers = models.ManyToManyField(
         Provider, through="RouteMember", related_name="routes", verbose_name="providers"
@@ -990,3 +1057,80 @@ class LimitCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.kind} {self.used}"
+
+
+class UsageLedger(models.Model):
+    """Tokens and spend of one (day, provider, route, client key), sharded by process.
+
+    Written from each process's buffer (engine/usage.py) at most every
+    FALLBACK_COUNTER_FLUSH_S; housekeeping folds the shards of past days into
+    shard 0 and prunes days older than FALLBACK_USAGE_RETENTION_DAYS. Names, not
+    foreign keys: the ledger outlives a deleted provider, route or key. Money is
+    in nano-dollars (10^-9 USD), integers, so sums are exact.
+    """
+
+    day = models.DateField("day (UTC)")
+    provider = models.CharField("provider", max_length=100)
+    route = models.CharField("route", max_length=100, blank=True)
+    key_name = models.CharField("client key", max_length=100, blank=True)
+    shard = models.PositiveSmallIntegerField("shard", default=0)
+    calls = models.BigIntegerField("answered calls", default=0)
+    estimated_calls = models.BigIntegerField("calls with estimated tokens", default=0)
+    failed_attempts = models.BigIntegerField("billed failed attempts", default=0)
+    input_tokens = models.BigIntegerField("input tokens", default=0)
+    cached_input_tokens = models.BigIntegerField("cached input tokens", default=0)
+    output_tokens = models.BigIntegerField("output tokens", default=0)
+    cost_nusd = models.BigIntegerField("cost (nano-dollars)", default=0)
+    failed_cost_nusd = models.BigIntegerField("cost of failed attempts (nano-dollars)", default=0)
+    failover_extra_nusd = models.BigIntegerField(
+        "failover cost (nano-dollars)",
+        default=0,
+        help_text="Cost of the answers minus what the route's first provider would have billed.",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "provider", "route", "key_name", "shard"],
+                name="usage_ledger_unique",
+            ),
+        ]
+        indexes = [models.Index(fields=["day"])]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.provider} {self.route} {self.key_name}"
+
+
+class UsageReport(UsageLedger):
+    """No data of its own: gives the admin a "Usage and cost" page at
+    `admin/providers_app/usagereport/`, listed on the admin index."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "usage and cost"
+        verbose_name_plural = "usage and cost"
+
+
+class BudgetCounter(models.Model):
+    """How much of one budget a window has used, shared by every process.
+
+    `scope` is "key" or "route", `name` the key's or route's name, `kind`
+    "tokens" (per minute, `used` in tokens) or "spend" (per month, `used` in
+    nano-dollars). Changed only by conditional UPDATEs (engine/budgets.py).
+    """
+
+    scope = models.CharField("scope", max_length=8)
+    name = models.CharField("name", max_length=100)
+    kind = models.CharField("kind", max_length=8)
+    window_start = models.DateTimeField("window start")
+    used = models.BigIntegerField("used", default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scope", "name", "kind", "window_start"], name="budget_counter_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.name} {self.kind} @ {self.window_start:%Y-%m-%d %H:%M}"

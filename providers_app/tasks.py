@@ -34,7 +34,9 @@ def check_provider_health(provider_id: int) -> bool:
 
 @shared_task(name="providers_app.tasks.roll_up_call_counters", ignore_result=True)
 def roll_up_call_counters() -> int:
-    """Hourly rows for the charts; prunes the one-second buckets of finished hours."""
+    """Hourly rows for the charts; prunes the one-second buckets of finished hours;
+    folds the usage ledger's shards of finished days."""
+    housekeeping.usage_ledger_roll_up()
     return housekeeping.call_counters_roll_up().hours
 
 

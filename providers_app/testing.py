@@ -6,7 +6,7 @@ def process_state_reset() -> None:
     all-failed events or sampled traces, no remembered routing snapshot, no pooled adapters, no
     recently validated client keys."""
     from .api.auth import recent_keys
-    from .engine import counters, routing
+    from .engine import budgets, counters, routing
     from .engine.adapter_pool import adapter_pool_clear
     from .engine.events import all_failed_events
     from .engine.tracing import trace_buffer
@@ -17,6 +17,7 @@ def process_state_reset() -> None:
     routing.routing_snapshot_forget()
     adapter_pool_clear()
     recent_keys.clear()
+    budgets.forget_limits()
 
 
 def breaker_state_set(*providers, state: str, **fields) -> int:

@@ -266,6 +266,8 @@ CASES: list[Case] = [
          ("view_failoverevent",), gate=SEE_EVENTS),
     Case("dashboard-live", f"{APP}_dashboard_live", _u(f"{APP}_dashboard_live"),
          ("view_failoverevent",), gate=SEE_EVENTS),
+    Case("usage", f"{APP}_usagereport_changelist", _u(f"{APP}_usagereport_changelist"),
+         ("view_failoverevent",), gate=SEE_EVENTS),
     Case("health-changelist", f"{APP}_healthcheckresult_changelist",
          _u(f"{APP}_healthcheckresult_changelist"), ("view_healthcheckresult",), gate=SEE_HEALTH),
     Case("health-change-get", f"{APP}_healthcheckresult_change",

@@ -17,12 +17,13 @@ from urllib.parse import quote
 
 from .base import ChatRequest, Completion, Message, ProviderAdapter, StreamDelta
 from .json_schemas import anthropic_schema
-from .normalise import ANTHROPIC_FINISH_REASONS, dig, token_count
+from .normalise import ANTHROPIC_FINISH_REASONS, dig
 from .schema import ImagePart, ToolCall
 from .sse import SSEEvent
 from .streaming import StreamDecoder
 from .tool_ids import client_tool_id, outbound_id
 from .transport import HttpCall, ResponseMeta
+from .usage import anthropic_usage
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024
@@ -149,11 +150,7 @@ class AnthropicStreamDecoder(StreamDecoder):
         if kind == "message_start":
             self.response_id = dig(payload, "message", "id")
             usage = dig(payload, "message", "usage") or {}
-            self.update(
-                model=dig(payload, "message", "model"),
-                input_tokens=usage.get("input_tokens"),
-                output_tokens=usage.get("output_tokens"),
-            )
+            self.update(model=dig(payload, "message", "model"), **anthropic_usage(usage))
         elif kind == "content_block_start":
             block = payload.get("content_block") or {}
             if block.get("type") == "tool_use":
@@ -176,7 +173,8 @@ class AnthropicStreamDecoder(StreamDecoder):
             if isinstance(stop_reason, str) and stop_reason:
                 self.raw_finish_reason = stop_reason
             # output_tokens here is cumulative: the latest value is the total.
-            self.update(output_tokens=dig(payload, "usage", "output_tokens"))
+            # (Newer API versions repeat the input counts here; older ones do not.)
+            self.update(**anthropic_usage(payload.get("usage")))
         elif kind == "message_stop":
             self.done = True
         # ping, content_block_start/stop and event types added later: nothing to do.
@@ -247,8 +245,7 @@ class AnthropicAdapter(ProviderAdapter):
             text=text,
             tool_calls=calls,
             raw_finish_reason=payload.get("stop_reason"),
-            input_tokens=token_count(usage.get("input_tokens")),
-            output_tokens=token_count(usage.get("output_tokens")),
+            **anthropic_usage(usage),
             model=payload.get("model"),
             request_id=payload.get("id"),
         )

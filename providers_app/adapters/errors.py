@@ -150,6 +150,10 @@ class ProviderError(Exception):
         self.retry_after = retry_after
         self.request_id = request_id
         self.should_retry = should_retry
+        # Usage the vendor reported before a stream failed (adapters/streaming.py).
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.cached_input_tokens: int | None = None
         self.output_produced = output_produced
         self.partial_text = partial_text
         super().__init__(self.message)

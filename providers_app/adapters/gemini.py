@@ -20,12 +20,13 @@ from .base import ChatRequest, Completion, Message, ProviderAdapter, StreamDelta
 from .capabilities import GEMINI_3
 from .classify import content_filter_error
 from .json_schemas import gemini_schema
-from .normalise import GEMINI_FINISH_REASONS, dig, token_count
+from .normalise import GEMINI_FINISH_REASONS, dig
 from .schema import ImagePart, ToolCall
 from .sse import SSEEvent
 from .streaming import StreamDecoder
 from .tool_ids import client_tool_id, outbound_id
 from .transport import HttpCall, ResponseMeta
+from .usage import gemini_usage
 
 _ROLES = {"user": "user", "assistant": "model"}
 _MODES = {"none": "NONE", "auto": "AUTO", "required": "ANY"}
@@ -157,11 +158,7 @@ class GeminiStreamDecoder(StreamDecoder):
         if reason:
             raise content_filter_error(self.provider, reason, request_id=self.request_id)
         usage = response.get("usageMetadata") or {}
-        self.update(
-            model=response.get("modelVersion"),
-            input_tokens=usage.get("promptTokenCount"),
-            output_tokens=usage.get("candidatesTokenCount"),
-        )
+        self.update(model=response.get("modelVersion"), **gemini_usage(usage))
         self.request_id = self.request_id or response.get("responseId")
         self.response_id = self.response_id or response.get("responseId")
         text = candidate_text(response)
@@ -248,8 +245,7 @@ class GeminiAdapter(ProviderAdapter):
             text=candidate_text(payload),
             tool_calls=calls,
             raw_finish_reason=candidate.get("finishReason"),
-            input_tokens=token_count(usage.get("promptTokenCount")),
-            output_tokens=token_count(usage.get("candidatesTokenCount")),
+            **gemini_usage(usage),
             model=payload.get("modelVersion"),
             request_id=payload.get("responseId"),
         )

@@ -15,12 +15,13 @@ from typing import Any
 
 from .base import ChatRequest, Completion, Message, ProviderAdapter, StreamDelta
 from .classify import model_not_listed_error
-from .normalise import OLLAMA_FINISH_REASONS, dig, token_count
+from .normalise import OLLAMA_FINISH_REASONS, dig
 from .openai import arguments_text, openai_tool
 from .schema import ToolCall
 from .streaming import StreamDecoder
 from .tool_ids import client_tool_id, outbound_id
 from .transport import HttpCall, ResponseMeta
+from .usage import ollama_usage
 
 
 def ollama_message(message: Message) -> dict[str, Any]:
@@ -77,9 +78,7 @@ class OllamaStreamDecoder(StreamDecoder):
             )
         if item.get("done") is True:
             self.raw_finish_reason = item.get("done_reason") or "stop"
-            self.update(
-                input_tokens=item.get("prompt_eval_count"), output_tokens=item.get("eval_count")
-            )
+            self.update(**ollama_usage(item))
             self.done = True
 
 
@@ -136,8 +135,7 @@ class OllamaAdapter(ProviderAdapter):
             text=text,
             tool_calls=calls,
             raw_finish_reason=payload.get("done_reason") or ("stop" if payload.get("done") else ""),
-            input_tokens=token_count(payload.get("prompt_eval_count")),
-            output_tokens=token_count(payload.get("eval_count")),
+            **ollama_usage(payload),
             model=payload.get("model"),
         )
 

@@ -24,12 +24,13 @@ from .base import ChatRequest, Completion, Message, ProviderAdapter, StreamDelta
 from .classify import content_filter_error, model_not_listed_error
 from .continuation import NONE, openai_continuation
 from .errors import Category, provider_error
-from .normalise import OPENAI_FINISH_REASONS, dig, token_count
+from .normalise import OPENAI_FINISH_REASONS, dig
 from .schema import ImagePart, ResponseFormat, Tool, ToolCall, ToolChoice
 from .sse import SSEEvent
 from .streaming import StreamDecoder
 from .tool_ids import client_tool_id, outbound_id
 from .transport import HttpCall, ResponseMeta
+from .usage import openai_usage
 
 # -- the OpenAI request shape, shared with the simulator and the API rendering ---
 
@@ -117,11 +118,7 @@ class OpenAIStreamDecoder(StreamDecoder):
         if item.event == "error" or chunk.get("error"):
             raise self.in_band_error(chunk)
         usage = chunk.get("usage") or dig(chunk, "x_groq", "usage") or {}
-        self.update(
-            model=chunk.get("model"),
-            input_tokens=dig(usage, "prompt_tokens"),
-            output_tokens=dig(usage, "completion_tokens"),
-        )
+        self.update(model=chunk.get("model"), **openai_usage(usage))
         self.response_id = self.response_id or chunk.get("id")
         choice = dig(chunk, "choices", 0)
         if not isinstance(choice, dict):
@@ -251,8 +248,7 @@ class OpenAIAdapter(ProviderAdapter):
             text=text,
             tool_calls=calls,
             raw_finish_reason=choice.get("finish_reason"),
-            input_tokens=token_count(usage.get("prompt_tokens")),
-            output_tokens=token_count(usage.get("completion_tokens")),
+            **openai_usage(usage),
             model=payload.get("model") or None,
             request_id=payload.get("id"),
         )

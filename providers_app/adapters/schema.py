@@ -257,6 +257,7 @@ class ChatResult:
     latency_s: float
     raw_finish_reason: str | None = None  # the vendor's own word, for logs
     tool_calls: tuple[ToolCall, ...] = ()
+    cached_input_tokens: int | None = None  # part of input_tokens billed as cached
 
 
 @dataclass(frozen=True)
@@ -271,6 +272,7 @@ class StreamDelta:
     skipped_events: int = 0
     raw_finish_reason: str | None = None
     tool_calls: tuple[ToolCallDelta, ...] = ()
+    cached_input_tokens: int | None = None
 
     @property
     def is_output(self) -> bool:
@@ -304,3 +306,4 @@ class Completion:
     model: str | None
     request_id: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
+    cached_input_tokens: int | None = None

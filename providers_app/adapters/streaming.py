@@ -112,6 +112,7 @@ class StreamDecoder(ABC):
         self.raw_finish_reason: str | None = None
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
+        self.cached_input_tokens: int | None = None
         self.skipped_events = 0  # undecodable events run_stream skipped
 
     @abstractmethod
@@ -177,7 +178,12 @@ class StreamDecoder(ABC):
         return StreamDelta(tool_calls=(piece,), model=self.model, request_id=self.request_id)
 
     def update(
-        self, *, model: Any = None, input_tokens: Any = None, output_tokens: Any = None
+        self,
+        *,
+        model: Any = None,
+        input_tokens: Any = None,
+        output_tokens: Any = None,
+        cached_input_tokens: Any = None,
     ) -> None:
         """Keep the latest non-empty model name and token counts seen in the stream."""
         if isinstance(model, str) and model:
@@ -186,6 +192,8 @@ class StreamDecoder(ABC):
             self.input_tokens = input_tokens
         if token_count(output_tokens) is not None:
             self.output_tokens = output_tokens
+        if token_count(cached_input_tokens) is not None:
+            self.cached_input_tokens = cached_input_tokens
 
     def load_json(self, data: str, *, terminated: bool = True) -> Any:
         try:
@@ -229,6 +237,7 @@ class StreamDecoder(ABC):
             finish_reason=finish.value,
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
+            cached_input_tokens=self.cached_input_tokens,
             model=self.model,
             request_id=self.request_id,
             raw_finish_reason=self.raw_finish_reason,
@@ -360,6 +369,11 @@ def _committed(error: ProviderError, produced: list[str], decoder: StreamDecoder
     if produced:
         error.output_produced = True
         error.partial_text = "".join(produced)
+    # What the vendor had reported when the stream broke (Anthropic sends the
+    # input count first): a cut stream is billed too (docs/usage.md).
+    error.input_tokens = decoder.input_tokens
+    error.output_tokens = decoder.output_tokens
+    error.cached_input_tokens = decoder.cached_input_tokens
     error.request_id = error.request_id or decoder.request_id
     return error
 

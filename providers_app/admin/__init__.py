@@ -18,6 +18,7 @@ from .history import FailoverEventAdmin, HealthCheckResultAdmin
 from .providers import OPERATIONS, ProviderAdmin, offered_operations
 from .routes import RouteAdmin
 from .traces import RequestTraceAdmin
+from .usage import UsageReportAdmin
 
 PRODUCT_NAME = "LLM fallback"
 
@@ -40,5 +41,6 @@ __all__ = [
     "ProviderAdmin",
     "RequestTraceAdmin",
     "RouteAdmin",
+    "UsageReportAdmin",
     "offered_operations",
 ]

@@ -37,7 +37,7 @@ class ClientKeyAdmin(ActionPermissionMixin, admin.ModelAdmin):
         "last_used_at",
         "revoked_at",
     )
-    fields = ("name", "routes", *LIMIT_FIELDS)
+    fields = ("name", "routes", *LIMIT_FIELDS, "tokens_per_minute", "monthly_spend_limit_usd")
     filter_horizontal = ("routes",)
 
     def get_readonly_fields(self, request, obj=None):

@@ -217,6 +217,16 @@ class ProviderAdmin(
         (None, {"fields": ("name", "kind", "base_url", "model", "api_key_env", "enabled")}),
         ("Per request", {"fields": ("timeout_s", "max_attempts", "context_window", "extra")}),
         (
+            "Prices (US dollars per million tokens)",
+            {
+                "fields": (
+                    "price_input_per_mtok",
+                    "price_cached_input_per_mtok",
+                    "price_output_per_mtok",
+                )
+            },
+        ),
+        (
             "Breaker overrides (empty: the FALLBACK_BREAKER_* default)",
             {
                 "classes": ("collapse",),

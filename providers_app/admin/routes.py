@@ -129,6 +129,8 @@ class RouteAdmin(
         "failover_on_content_filter",
         "hold_back",
         "auto_hold_back",
+        "tokens_per_minute",
+        "monthly_spend_limit_usd",
     )
 
     def get_queryset(self, request):

@@ -17,6 +17,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from ..adapters.errors import Category
+from ..engine.budgets import BudgetExceeded
 from ..engine.fallback import (
     AllProvidersFailed,
     CapabilityMissing,
@@ -119,9 +120,30 @@ def _api_error_for(error: FallbackError) -> ApiError:
         return _capability_missing(error)
     if isinstance(error, RouteNotFound):
         return model_not_found(error.name)
+    if isinstance(error, BudgetExceeded):
+        return budget_exceeded(error)
     # StreamInterrupted is only raised while iterating, never before output.
     logger.error("unexpected engine error %r request_id=%s", error, error.request_id)
     return ApiError(502, "The upstream failed.", error_type="upstream_error", code="upstream_error")
+
+
+def budget_exceeded(error: BudgetExceeded) -> ApiError:
+    """A key's or route's budget is used up (engine/budgets.py): OpenAI's 429 shape,
+    naming the limit, with the seconds until its window ends."""
+    limit = error.limit
+    return ApiError(
+        429,
+        str(error),
+        error_type="rate_limit_exceeded" if limit.kind == "tokens" else "insufficient_quota",
+        code=f"{error.kind_name}_limit_exceeded",
+        headers={"Retry-After": str(error.retry_after_s)},
+        extra={
+            "limit": error.kind_name,
+            "maximum": error.maximum,
+            "scope": limit.scope,
+            "name": limit.name,
+        },
+    )
 
 
 def model_not_found(name: str | None) -> ApiError:

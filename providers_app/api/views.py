@@ -45,6 +45,7 @@ def chat_completions(request: HttpRequest) -> HttpResponse:
     require_route_allowed(key, route.name)
     options = chat.engine_options()
     options["route"] = route  # resolved once, here: the engine walks this very route
+    options["key_name"] = key.name
     watch = None
     if chat.stream:
         call, options["hold_back"] = fallback.stream, chat.hold_back

@@ -25,7 +25,7 @@ from django.db.models import F, Sum
 
 from ..conf import get_setting
 from ..models import CallBucket
-from . import metrics
+from . import metrics, usage
 from .clock import get_clock
 
 logger = logging.getLogger(__name__)
@@ -105,6 +105,7 @@ def flush_pending() -> None:
         with _lock:
             for key, increments in failed.items():
                 _pending[key].update(increments)
+    usage.flush_pending()  # the usage ledger's buffer rides on the same schedule
 
 
 def flush_in_background() -> None:
@@ -155,7 +156,7 @@ def _flush_periodically() -> None:
 def _flush_if_pending() -> None:
     with _lock:
         idle = not _pending
-    if idle:
+    if idle and not usage.has_pending():
         return
     try:
         flush_pending()
@@ -196,6 +197,7 @@ def discard_pending() -> None:
     with _lock:
         _pending.clear()
         _last_flush = None
+    usage.discard_pending()
 
 
 def _add_to_bucket(provider_id: int, bucket_start: datetime, increments: Counter) -> None:

@@ -67,17 +67,25 @@ def complete(
     deadline_s: float | None = None,
     route: ResolvedRoute | None = None,
     model: str | None = None,
+    key_name: str = "",
     **options: Any,
 ) -> ChatCompletion:
     """The first answer any provider of the route can give. `route`: the route to
     walk, resolved already (the API's); else `model` is resolved (`route_for`).
-    Raises RouteNotFound, AllProvidersFailed or RequestFailed."""
+    `key_name`: the client key's, for usage and budgets. Raises RouteNotFound,
+    BudgetExceeded, AllProvidersFailed or RequestFailed."""
     route = route or route_for(model, request_id=request_id)
-    run = RouteRun(build_request(messages, **options), request_id, deadline_s, route)
-    with trace_failure(run.trace):
-        routed = run.run(
-            lambda adapter, request, timeout: adapter.complete(request, timeout=timeout)
-        )
+    run = RouteRun(
+        build_request(messages, **options), request_id, deadline_s, route, key_name=key_name
+    )
+    try:
+        with trace_failure(run.trace):
+            routed = run.run(
+                lambda adapter, request, timeout: adapter.complete(request, timeout=timeout)
+            )
+    except BaseException:
+        run.settle_budgets()
+        raise
     result: ChatResult = routed.value
     try:
         record_answer(
@@ -85,6 +93,14 @@ def complete(
         )
         run.finished(routed.entry)
         run.trace.finish(Outcome.ANSWERED, provider=routed.entry.name)
+        run.bill(
+            routed.entry,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            cached_input_tokens=result.cached_input_tokens,
+            output_text=result.text + "".join(call.arguments for call in result.tool_calls),
+        )
+        run.settle_budgets()
     except Exception:  # a bug in the bookkeeping must not cost the caller the answer
         logger.exception("internal error after the answer request_id=%s", run.request_id)
         metrics.INTERNAL_ERRORS.labels(where="success").inc()
@@ -117,6 +133,7 @@ def stream(
     model: str | None = None,
     cancellation: Cancellation | None = None,
     on_attempt: Callable[[str], None] | None = None,
+    key_name: str = "",
     **options: Any,
 ) -> "ChatStream":
     """Route until a provider produces its first piece of output (the commit point).
@@ -141,13 +158,22 @@ def stream(
     """
     route = route or route_for(model, request_id=request_id)
     run = RouteRun(
-        build_request(messages, **options), request_id, deadline_s, route, on_attempt=on_attempt
+        build_request(messages, **options),
+        request_id,
+        deadline_s,
+        route,
+        on_attempt=on_attempt,
+        key_name=key_name,
     )
     run.trace.streamed = True
     hold_back = hold_back or route.hold_back
     opener = open_held_stream if hold_back else open_stream
     if not hold_back and route.auto_hold_back:
         opener = hold_back_where_nobody_continues(route.entries)
-    with trace_failure(run.trace):
-        routed = run.run(with_cancellation(opener, cancellation))
+    try:
+        with trace_failure(run.trace):
+            routed = run.run(with_cancellation(opener, cancellation))
+    except BaseException:
+        run.settle_budgets()
+        raise
     return ChatStream(run, routed, cancellation)

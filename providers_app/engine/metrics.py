@@ -71,6 +71,34 @@ TRANSITIONS = Counter(
 HEALTH_CHECKS = Counter("fallback_health_checks_total", "Health checks.", ["provider", "ok"])
 # Latency definitions: selectors.call_stats and docs/operations.md. The
 # dashboard's two latency charts read the same two, in the same buckets.
+# Usage and cost (engine/usage.py): labelled by the client key's name, never the key.
+TOKENS = Counter(
+    "fallback_tokens_total",
+    "Tokens billed: as the vendor reported them (source=reported) or estimated.",
+    ["provider", "route", "key", "type", "source", "attempt"],
+)
+COST = Counter(
+    "fallback_cost_usd_total",
+    "Spend in US dollars at the providers' configured prices.",
+    ["provider", "route", "key", "attempt"],
+)
+FAILOVER_COST = Counter(
+    "fallback_failover_cost_usd_total",
+    "Extra spend on answers from a fallback pricier than the route's first provider.",
+    ["provider", "route", "key"],
+)
+FAILOVER_SAVINGS = Counter(
+    "fallback_failover_savings_usd_total",
+    "Spend saved on answers from a fallback cheaper than the route's first provider.",
+    ["provider", "route", "key"],
+)
+# Labelled, like every counter here: a label-less one would open its multiprocess
+# file at import, before the serving process has made PROMETHEUS_MULTIPROC_DIR.
+USAGE_DROPPED = Counter(
+    "fallback_usage_dropped_rows_total",
+    "Usage ledger rows dropped during a database outage.",
+    ["reason"],
+)
 ATTEMPT_LATENCY = Histogram(
     "fallback_attempt_seconds",
     "Seconds from sending one upstream attempt to its first output (the whole answer "

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from decimal import Decimal
 from typing import Generic, TypeVar
 
 from ..adapters.base import ChatRequest, ProviderAdapter
@@ -25,7 +26,7 @@ from ..models import FailoverEvent
 from ..reasons import Reason
 from ..selectors import RouteEntry
 from ..selectors.call_stats import answered_how
-from . import counters, metrics
+from . import budgets, counters, metrics, usage
 from .adapter_pool import adapter_for_entry
 from .breaker import (
     Denial,
@@ -37,6 +38,7 @@ from .breaker import (
     breaker_release,
     breaker_retry_at,
 )
+from .budgets import Admission
 from .capabilities import capable_entries
 from .clock import get_clock
 from .continuation import continuation_refused, is_continuation_refusal
@@ -134,6 +136,9 @@ class RouteRun:
     # Records each step for the request's trace (engine/tracing.py); a
     # continuation adds its steps to the trace of the request it continues.
     trace: TraceRecorder | None = None
+    key_name: str = ""  # the client key's name, for usage and budgets ("" in-process)
+    # The budgets' reservations (engine/budgets.py); a continuation shares its stream's.
+    admission: Admission | None = None
     # Told the name of each provider as its turn starts (the chat page shows
     # "waiting for secondary"); never allowed to break the request.
     on_attempt: Callable[[str], None] | None = None
@@ -146,6 +151,14 @@ class RouteRun:
         self.deadline = Deadline(
             self.deadline_s or self.resolved.deadline_s or get_setting("DEADLINE_S")
         )
+        if not self.continuation:
+            self.admission = budgets.admit(
+                key_name=self.key_name,
+                route_name=self.resolved.name,
+                request=self.request,
+                dearest=_dearest_prices(self.resolved.entries),
+                request_id=self.request_id,
+            )
         self._pending: _PendingFailover | None = None
         self._others_waiting = False
         self._failed_ids: dict[str, int] = {}
@@ -250,6 +263,55 @@ class RouteRun:
         metrics.ANSWERS.labels(provider=entry.name, route=self.resolved.name, how=how).inc()
         counters.count(entry.id, **{f"answered_{how}": 1})
 
+    def bill(
+        self,
+        entry: RouteEntry,
+        *,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        cached_input_tokens: int | None,
+        output_text: str,
+        failed_attempt: bool = False,
+    ) -> None:
+        """Record what `entry` billed for one attempt (engine/usage.py)."""
+        try:
+            billed = usage.measured(
+                input_tokens,
+                output_tokens,
+                cached_input_tokens,
+                prompt_text=self._prompt_text,
+                output_text=output_text,
+                failed_attempt=failed_attempt,
+            )
+            first = self.resolved.entries[0] if self.resolved.entries else None
+            cost = usage.record(
+                billed, entry=entry, route=self.resolved.name, key_name=self.key_name, first=first
+            )
+            if self.admission is not None:
+                self.admission.charge(billed.total_tokens, cost)
+        except Exception:  # bookkeeping must never cost the caller the answer
+            logger.exception("usage not recorded request_id=%s", self.request_id)
+            metrics.INTERNAL_ERRORS.labels(where="usage").inc()
+
+    def settle_budgets(self) -> None:
+        """The request is over: its reservations become what was billed."""
+        if self.admission is not None:
+            self.admission.settle()
+
+    def bill_failed(self, entry: RouteEntry, error: ProviderError) -> None:
+        """A failed attempt the vendor billed: a stream cut after output."""
+        self.bill(
+            entry,
+            input_tokens=error.input_tokens,
+            output_tokens=error.output_tokens,
+            cached_input_tokens=error.cached_input_tokens,
+            output_text=error.partial_text,
+            failed_attempt=True,
+        )
+
+    def _prompt_text(self) -> str:
+        return "\n".join(message.text for message in self.request.messages)
+
     def _internal_error(self, entry: RouteEntry, exc: Exception, *, where: str) -> None:
         """A bug in the engine's own code while serving one provider: logged with
         its traceback and counted; the request moves on to the next provider (no
@@ -296,6 +358,8 @@ class RouteRun:
                             attempt_timeout_s=timeout,
                         )
                         self.trace.attempt_failed(step, error)
+                        if raised.output_produced:  # a held-back stream cut after output
+                            self.bill_failed(entry, raised)
                         elapsed = clock.monotonic() - attempt_started
                         metrics.ATTEMPT_LATENCY.labels(entry.name, error.category).observe(elapsed)
                         attempts.opened = breaker_record_failure(
@@ -467,6 +531,15 @@ class RouteRun:
 def _streams(call: Callable) -> bool:
     """Whether `call` opens a stream (engine.streams' openers set `streams`)."""
     return bool(getattr(getattr(call, "func", call), "streams", False))
+
+
+def _dearest_prices(entries) -> tuple[Decimal, Decimal]:
+    """The highest input and output prices on the route: what a budget reserves at."""
+    zero = Decimal(0)
+    return (
+        max((e.price_input_per_mtok or zero for e in entries), default=zero),
+        max((e.price_output_per_mtok or zero for e in entries), default=zero),
+    )
 
 
 def _too_long_everywhere(

@@ -152,6 +152,7 @@ class ChatStream:
         self._delivered: list[str] = []
         self._tool_calls_sent = False
         self._trim = ""  # whitespace a continuation may repeat (see held_whitespace)
+        self._meter = _Meter()  # the current attempt's usage, billed when it ends
 
     def __iter__(self) -> Iterator[StreamChunk]:
         try:
@@ -166,6 +167,8 @@ class ChatStream:
                 except ProviderError as error:
                     entry, permit = self._current.entry, self._current.permit
                     self._settled = True
+                    self._meter.add_reported(error)  # what the decoder had seen
+                    self._meter.bill(self._route, entry, failed_attempt=True)
                     # Recorded once, whoever finishes the answer. A stream that
                     # reached our maximum duration is healthy: "ignore".
                     breaker_record_failure(entry=entry, permit=permit, error=error)
@@ -185,12 +188,15 @@ class ChatStream:
                         )  # fmt: skip
                         raise StreamInterrupted(error, request_id=self.request_id) from error
                     self._current, self._settled = rescue, False
+                    self._meter = _Meter()
         finally:
             self._settle(completed=False)
+            self._route.settle_budgets()
 
     def _relay_current(self) -> Iterator[StreamChunk]:
         entry, opened = self._current.entry, self._current.value
         for delta in _deltas(opened, entry):
+            self._meter.add(delta)
             if delta.skipped_events:
                 _report_skipped_events(entry, delta.skipped_events, self.request_id)
             if not (delta.is_output or delta.finish_reason or delta.output_tokens is not None):
@@ -234,6 +240,8 @@ class ChatStream:
                 exclude=frozenset([*self.continued_from, cut.name]),
                 continuation=True,
                 trace=self._route.trace,
+                key_name=self._route.key_name,
+                admission=self._route.admission,
             )
             routed = route.run(with_cancellation(open_stream, self._cancellation))
         except FallbackError as failed:  # nobody capable, or every candidate failed
@@ -299,9 +307,11 @@ class ChatStream:
             record_answer(entry, permit, latency_s=latency, total_s=total)
             self._route.finished(entry, rescued=bool(self.continued_from))
             self._route.trace.finish(Outcome.ANSWERED, provider=entry.name)
+            self._meter.bill(self._route, entry, failed_attempt=False)
         else:  # the client went away mid-stream: not the provider's fault
             breaker_release(permit=permit)
             self._route.trace.finish(Outcome.ABANDONED, provider=entry.name)
+            self._meter.bill(self._route, entry, failed_attempt=True)  # billed all the same
         close = getattr(opened.rest, "close", None)
         if close:
             close()
@@ -315,6 +325,46 @@ class ChatStream:
             close = getattr(self._current.value.rest, "close", None)
             if close:
                 close()
+        self._route.settle_budgets()
+
+
+class _Meter:
+    """The usage one streamed attempt reported, and its output for an estimate."""
+
+    def __init__(self) -> None:
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.cached_input_tokens: int | None = None
+        self.output: list[str] = []
+
+    def add(self, delta: StreamDelta) -> None:
+        if delta.text:
+            self.output.append(delta.text)
+        for piece in delta.tool_calls:
+            self.output.append(piece.arguments)
+        if delta.input_tokens is not None:
+            self.input_tokens = delta.input_tokens
+        if delta.output_tokens is not None:
+            self.output_tokens = delta.output_tokens
+        if delta.cached_input_tokens is not None:
+            self.cached_input_tokens = delta.cached_input_tokens
+
+    def add_reported(self, error: ProviderError) -> None:
+        """A cut stream's error carries the counts its decoder saw before the cut."""
+        for name in ("input_tokens", "output_tokens", "cached_input_tokens"):
+            value = getattr(error, name, None)
+            if value is not None:
+                setattr(self, name, value)
+
+    def bill(self, route: "RouteRun", entry: RouteEntry, *, failed_attempt: bool) -> None:
+        route.bill(
+            entry,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cached_input_tokens=self.cached_input_tokens,
+            output_text="".join(self.output),
+            failed_attempt=failed_attempt,
+        )
 
 
 def _deltas(opened: OpenedStream, entry: RouteEntry) -> Iterator[StreamDelta]:

@@ -4,6 +4,7 @@ routes (each an ordered list of those providers: the only order there is)."""
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db import connections, router
@@ -30,6 +31,12 @@ CAPABILITY_FIELDS = (
 # The continuation dialect ("" means the default for the kind, base URL and
 # model; adapters/continuation.py); it also gives the `prefill` capability.
 CONTINUATION_FIELD = "continuation"
+# Dollars per million tokens; None: not priced (engine/usage.py).
+PRICE_FIELDS = (
+    "price_input_per_mtok",
+    "price_cached_input_per_mtok",
+    "price_output_per_mtok",
+)
 # Everything an operator configures (export, import and routing read the same list);
 # ids, timestamps and breaker state are not configuration.
 PROVIDER_CONFIG_FIELDS = (
@@ -46,6 +53,7 @@ PROVIDER_CONFIG_FIELDS = (
     *BREAKER_OVERRIDE_FIELDS,
     *CAPABILITY_FIELDS,
     CONTINUATION_FIELD,
+    *PRICE_FIELDS,
 )
 # Routing reads only enabled providers, so `enabled` is not part of a route entry.
 _PROVIDER_FIELDS = ("id", *(name for name in PROVIDER_CONFIG_FIELDS if name != "enabled"))
@@ -90,6 +98,9 @@ class RouteEntry:
     supports_structured_output: bool | None = None
     supports_images: bool | None = None
     continuation: str = ""
+    price_input_per_mtok: Decimal | None = None
+    price_cached_input_per_mtok: Decimal | None = None
+    price_output_per_mtok: Decimal | None = None
     state: str = "closed"
     generation: int = 0
     open_until: datetime | None = None

@@ -20,19 +20,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import F, OuterRef, Subquery
 
 from ..conf import get_setting
 from ..engine import counters
 from ..engine.clock import get_clock
 from ..models import (
     BreakerState,
+    BudgetCounter,
     CallBucket,
     CallRollup,
     FailoverEvent,
     HealthCheckResult,
     ProbeLease,
     RequestTrace,
+    UsageLedger,
 )
 from ..selectors.call_stats import FINE_HISTORY, CallStats, hour_of, period_of
 
@@ -59,6 +61,7 @@ class PruneSummary:
     rollups: int
     probe_leases: int = 0
     traces: int = 0
+    usage_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -81,19 +84,79 @@ def history_prune(*, now: datetime | None = None) -> PruneSummary:
     leases = probe_leases_prune()
     trace_cutoff = now - timedelta(days=get_setting("TRACE_RETENTION_DAYS"))
     traces, _ = RequestTrace.objects.filter(created_at__lt=trace_cutoff).delete()
+    usage_cutoff = (now - timedelta(days=get_setting("USAGE_RETENTION_DAYS"))).date()
+    usage_rows, _ = UsageLedger.objects.filter(day__lt=usage_cutoff).delete()
+    # Budget windows: a minute's row is dead after it; a month's is kept one more month.
+    BudgetCounter.objects.filter(kind="tokens", window_start__lt=now - timedelta(hours=1)).delete()
+    BudgetCounter.objects.filter(kind="spend", window_start__lt=now - timedelta(days=62)).delete()
     summary = PruneSummary(
         events=events,
         health_results=results,
         rollups=rollups,
         probe_leases=leases,
         traces=traces,
+        usage_rows=usage_rows,
     )
     logger.info(
         "history_pruned events=%s health_results=%s rollups=%s probe_leases=%s traces=%s "
-        "retention_days=%s trace_retention_days=%s",
-        events, results, rollups, leases, traces, days, get_setting("TRACE_RETENTION_DAYS"),
+        "usage_rows=%s retention_days=%s trace_retention_days=%s",
+        events, results, rollups, leases, traces, usage_rows, days,
+        get_setting("TRACE_RETENTION_DAYS"),
     )  # fmt: skip
     return summary
+
+
+USAGE_SUM_FIELDS = (
+    "calls",
+    "estimated_calls",
+    "failed_attempts",
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "cost_nusd",
+    "failed_cost_nusd",
+    "failover_extra_nusd",
+)
+
+
+def usage_ledger_roll_up(*, now: datetime | None = None) -> int:
+    """Fold the per-process shards of finished days into shard 0; returns the rows folded.
+
+    A day is finished FINAL_GRACE after midnight UTC (no buffered flush is still
+    on its way). Each (day, provider, route, key) is folded under a row lock, so
+    a late flush into a shard row either lands before the fold (and is summed)
+    or creates a new shard row that the next roll-up folds.
+    """
+    now = now or get_clock().now()
+    last_finished_day = (now - FINAL_GRACE).date() - timedelta(days=1)
+    groups = (
+        UsageLedger.objects.filter(day__lte=last_finished_day, shard__gt=0)
+        .values_list("day", "provider", "route", "key_name")
+        .distinct()
+    )
+    folded = 0
+    for day, provider, route, key_name in list(groups):
+        with transaction.atomic():
+            rows = list(
+                UsageLedger.objects.select_for_update()
+                .filter(day=day, provider=provider, route=route, key_name=key_name)
+                .order_by("shard")
+            )
+            shards = [row for row in rows if row.shard > 0]
+            if not shards:  # folded by a concurrent roll-up
+                continue
+            totals = {name: sum(getattr(row, name) for row in shards) for name in USAGE_SUM_FIELDS}
+            UsageLedger.objects.filter(pk__in=[row.pk for row in shards]).delete()
+            if rows[0].shard == 0:
+                UsageLedger.objects.filter(pk=rows[0].pk).update(
+                    **{name: F(name) + value for name, value in totals.items()}
+                )
+            else:
+                UsageLedger.objects.create(
+                    day=day, provider=provider, route=route, key_name=key_name, shard=0, **totals
+                )
+            folded += len(shards)
+    return folded
 
 
 def probe_leases_prune() -> int:

@@ -6,6 +6,7 @@ file says the order only in each route's "providers" list."""
 import logging
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -96,7 +97,9 @@ def provider_export() -> dict[str, Any]:
     routes = Route.objects.prefetch_related("members__provider")
     return {
         "version": EXPORT_VERSION,
-        "providers": [{field: getattr(p, field) for field in CONFIG_FIELDS} for p in providers],
+        "providers": [
+            {field: _exported(getattr(p, field)) for field in CONFIG_FIELDS} for p in providers
+        ],
         "routes": [
             {
                 **{field: getattr(route, field) for field in ROUTE_FIELDS},
@@ -108,6 +111,11 @@ def provider_export() -> dict[str, Any]:
             for route in routes
         ],
     }
+
+
+def _exported(value: Any) -> Any:
+    """Prices as decimal strings ("0.150000"): JSON numbers would round them."""
+    return str(value) if isinstance(value, Decimal) else value
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,8 @@ class Burst:
     barrier: int | None = None  # meet the other workers at the barrier of this many parties
     until: float | None = None  # instead of `requests`: keep calling until this time.time()
     route: str | None = None  # the route each call asks for (None: the default)
+    key_name: str = ""  # the client key each call is made for (budgets, usage)
+    max_tokens: int | None = None
 
 
 class Outcome(NamedTuple):
@@ -162,7 +164,7 @@ def _run_burst(burst: Burst, barriers: dict) -> list[Outcome]:
             connected.wait(timeout=BARRIER_TIMEOUT_S)
             go.wait()
             while has_work():
-                outcomes.append(_one_call(burst.route))
+                outcomes.append(_one_call(burst.route, burst.key_name, burst.max_tokens))
         except Exception:
             connected.abort()
             errors.append(traceback.format_exc())
@@ -187,12 +189,14 @@ def _run_burst(burst: Burst, barriers: dict) -> list[Outcome]:
     return outcomes
 
 
-def _one_call(route: str | None = None) -> Outcome:
+def _one_call(
+    route: str | None = None, key_name: str = "", max_tokens: int | None = None
+) -> Outcome:
     from providers_app.engine import fallback
 
     started = time.time()
     try:
-        result = fallback.complete(HELLO, model=route)
+        result = fallback.complete(HELLO, model=route, key_name=key_name, max_tokens=max_tokens)
     except Exception as error:
         return Outcome(None, (), (), f"{type(error).__name__}: {error}", started, time.time())
     skipped = tuple((reason.provider, reason.reason) for reason in result.skipped)

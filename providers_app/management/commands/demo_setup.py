@@ -9,6 +9,7 @@ kept (only the demo upstreams' ports follow --sim-port).
 """
 
 import secrets
+from decimal import Decimal
 from pathlib import Path
 
 from django.apps import apps
@@ -38,6 +39,14 @@ DEMO_ROUTES = (
     ("chat", ("primary", "secondary", "tertiary"), True),
     ("chat-fast", ("secondary", "tertiary"), False),
 )
+# Prices ($ per million tokens: input, cached input, output) in the shape of real
+# price lists, the fallbacks dearer than the primary, so that the "Usage and
+# cost" page shows a failover cost after an outage of the primary.
+DEMO_PRICES = {
+    "primary": ("0.15", "0.075", "0.60"),
+    "secondary": ("2.50", "1.25", "10.00"),
+    "tertiary": ("3.00", None, "15.00"),
+}
 
 
 class Command(BaseCommand):
@@ -120,6 +129,7 @@ class Command(BaseCommand):
                     base_url=_base_url(spec),
                     model=f"sim-{spec.name}",
                     timeout_s=10,
+                    **_prices(spec.name),
                 )
             self.stdout.write(f"Seeded {len(specs)} simulated providers.")
             return
@@ -211,3 +221,11 @@ def _membership(route_model) -> _Membership | None:
         if route_model in relations and Provider in relations and orders:
             return _Membership(model, relations[route_model], relations[Provider], orders[0])
     return None
+
+
+def _prices(name: str) -> dict:
+    prices = DEMO_PRICES.get(name)
+    if prices is None:
+        return {}
+    fields = ("price_input_per_mtok", "price_cached_input_per_mtok", "price_output_per_mtok")
+    return {field: Decimal(value) for field, value in zip(fields, prices, strict=True) if value}
