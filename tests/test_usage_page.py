@@ -76,3 +76,15 @@ def test_the_page_needs_the_history_permission(client, django_user_model, db):
     user = django_user_model.objects.create_user("plain", password="pw", is_staff=True)
     client.force_login(user)
     assert client.get(reverse(URL)).status_code == 403
+
+
+def test_the_console_shows_the_same_spend_for_the_days_its_range_touches(staff_client, ledger):
+    html = staff_client.get(reverse("admin:providers_app_dashboard_changelist")).content.decode()
+    panel = html[html.index('id="usage"') :]
+    assert "2026-03-10 (UTC days)" in panel  # the live 15 minutes fall on one day
+    assert 'data-metric="usage_cost">$0.0120<' in panel  # 2 + 1 + 9 million nano-dollars
+    assert 'data-metric="usage_failover_cost">$0.0075<' in panel
+    row = panel[panel.index('data-usage="provider"') :]
+    assert 'data-cost="0.003000000"' in row[row.index('data-name="cheap"') :]
+    assert 'data-name="bulk"' not in panel  # nine days ago: outside the range
+    assert reverse(URL) in panel  # the whole usage page, one click away

@@ -17,6 +17,7 @@ from django.urls import reverse
 
 from ..engine.clock import get_clock
 from ..selectors.call_stats import DEFINITIONS
+from ..selectors.usage import usage_report
 from .charts import dashboard_charts
 from .reads import RANGES, Window, dashboard_data, range_for
 
@@ -32,6 +33,12 @@ class Panel:
     context: Callable[[HttpRequest, Window], dict] | None = None
 
 
+def _usage(request: HttpRequest, window: Window) -> dict:
+    """Tokens and spend of the days the window touches: the ledger counts per day."""
+    first, last = window.start.date(), window.end.date()
+    return {"usage": usage_report(first_day=first, last_day=last)}
+
+
 PANELS: list[Panel] = [
     Panel("requests", "dashboard/panels/requests.html"),
     Panel("answers", "dashboard/panels/answers.html"),
@@ -41,6 +48,7 @@ PANELS: list[Panel] = [
     Panel("success-rate", "dashboard/panels/success_rate.html"),
     Panel("latency", "dashboard/panels/latency.html"),
     Panel("routes", "dashboard/panels/routes.html"),
+    Panel("usage", "dashboard/panels/usage.html", _usage),
 ]
 
 
@@ -70,6 +78,7 @@ def _context(request: HttpRequest, admin_site: AdminSite) -> dict:
         "events_url": reverse(f"{admin_site.name}:providers_app_failoverevent_changelist"),
         "providers_url": reverse(f"{admin_site.name}:providers_app_provider_changelist"),
         "live_url": reverse(f"{admin_site.name}:providers_app_dashboard_live"),
+        "usage_url": reverse(f"{admin_site.name}:providers_app_usagereport_changelist"),
     }
 
 
