@@ -88,7 +88,7 @@ def tool_call_example_save(credentials_file: Path | None = None) -> Path:
 
 def demo_dashboard_path() -> str:
     """The dashboard on its shortest range: the demo's faults are minutes long."""
-    return "/admin/providers_app/dashboard/?range=1h"
+    return "/admin/providers_app/dashboard/?range=15m"
 
 
 def banner(
