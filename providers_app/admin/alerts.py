@@ -5,12 +5,12 @@ from django.contrib import admin, messages
 from ..models import AlertChannel, AlertIncident
 from ..services.alerts import AlertDeliveryError, alert_test_send
 from ..timefmt import moment_html
-from .common import ActionPermissionMixin, ReadOnlyAdmin, ScreenMedia
+from .common import ActionPermissionMixin, CardListMedia, ReadOnlyAdmin, ScreenMedia
 
 
 @admin.register(AlertChannel)
 class AlertChannelAdmin(ActionPermissionMixin, admin.ModelAdmin):
-    Media = ScreenMedia
+    Media = CardListMedia
     list_display = (
         "name",
         "kind",

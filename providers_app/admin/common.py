@@ -22,6 +22,13 @@ class ScreenMedia:
     css = {"all": ["providers_app/admin.css"]}
 
 
+class CardListMedia(ScreenMedia):
+    """ScreenMedia, and on a phone the list shows one card per row (admin.css): the
+    event log, the traces and the alert channels are too wide to scroll sideways."""
+
+    js = ["providers_app/list_cards.js"]
+
+
 def state_badge(breaker: BreakerState) -> str:
     return format_html(
         '<span style="color:#fff;background:{};padding:2px 6px;border-radius:3px">{}</span>',

@@ -8,7 +8,7 @@ from django.utils.html import format_html
 
 from ..models import FailoverEvent, HealthCheckResult
 from ..timefmt import milliseconds_text, moment_html
-from .common import ReadOnlyAdmin, ScreenMedia
+from .common import CardListMedia, ReadOnlyAdmin, ScreenMedia
 from .traces import trace_url_for
 
 # The kinds written while serving a request: their request id has a trace.
@@ -23,7 +23,7 @@ REQUEST_KINDS = {
 
 @admin.register(FailoverEvent)
 class FailoverEventAdmin(ReadOnlyAdmin):
-    Media = ScreenMedia
+    Media = CardListMedia
     list_display = (
         "time",
         "kind",

@@ -13,7 +13,7 @@ from django.utils.html import format_html, format_html_join
 
 from ..models import RequestTrace
 from ..timefmt import milliseconds_text, moment_html
-from .common import ReadOnlyAdmin, ScreenMedia
+from .common import CardListMedia, ReadOnlyAdmin
 
 STEP_COLUMNS = (
     ("provider", "provider"),
@@ -36,7 +36,7 @@ def trace_url_for(request_id: str) -> str:
 
 @admin.register(RequestTrace)
 class RequestTraceAdmin(ReadOnlyAdmin):
-    Media = ScreenMedia
+    Media = CardListMedia
     list_display = (
         "time",
         "request",
@@ -88,7 +88,10 @@ class RequestTraceAdmin(ReadOnlyAdmin):
         rows = format_html_join(
             "",
             "<tr>{}</tr>",
-            ((format_html_join("", "<td>{}</td>", _cells(step)),) for step in trace.steps),
+            (
+                (format_html_join("", '<td data-label="{}">{}</td>', _cells(step)),)
+                for step in trace.steps
+            ),
         )
         return format_html('<table class="trace-steps"><tr>{}</tr>{}</table>', head, rows)
 
@@ -124,8 +127,9 @@ class RequestTraceAdmin(ReadOnlyAdmin):
 
 
 def _cells(step: dict):
-    for key, _ in STEP_COLUMNS:
+    # Each cell carries its column's title: a phone shows an attempt as a card of them.
+    for key, title in STEP_COLUMNS:
         value = step.get(key)
         if key in MS_COLUMNS:
             value = milliseconds_text(value)
-        yield (value if value not in (None, "") else "-",)
+        yield (title, value if value not in (None, "") else "-")
