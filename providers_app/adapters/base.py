@@ -9,7 +9,6 @@ to read its responses.
 
 from __future__ import annotations
 
-import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
@@ -18,6 +17,7 @@ from typing import Any, ClassVar
 
 import requests
 
+from . import jsonsafe
 from .cancel import Cancellation
 from .classify import (
     classify_response,
@@ -306,7 +306,7 @@ class ProviderAdapter(ABC):
         if not fully_read:
             raise self._malformed(f"body larger than {MAX_BODY_BYTES} bytes", meta)
         try:
-            return json.loads(body)
+            return jsonsafe.loads(body)
         except ValueError:
             raise self._malformed(
                 f"2xx body is not JSON ({len(body)} bytes, "

@@ -14,7 +14,6 @@ too, so every category decision is in this module.
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 from collections.abc import Iterable, Mapping
@@ -24,6 +23,7 @@ from typing import Any
 import requests
 import urllib3.exceptions
 
+from . import jsonsafe
 from .errors import Category, ProviderBadResponseError, ProviderError, provider_error
 from .hints import MAX_HINT_S, RetryHint, parse_should_retry, retry_hint
 from .redaction import scrub_secrets, short_message
@@ -383,7 +383,7 @@ def _json_or_text(body: bytes | str | Any) -> Any:
     stripped = body.strip()
     if stripped[:1] in ("{", "["):
         try:
-            return json.loads(stripped)
+            return jsonsafe.loads(stripped)
         except ValueError:
             pass
     return stripped

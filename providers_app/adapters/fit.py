@@ -18,6 +18,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from . import jsonsafe
 from .errors import Category
 from .schema import ChatRequest, ToolCall
 from .schema_check import SchemaCheckTooLong, validate_answer
@@ -53,8 +54,8 @@ def answer_misfit(request: ChatRequest, text: str, tool_calls: Sequence[ToolCall
         return None
     unmet = Category.RESPONSE_FORMAT_UNMET
     try:
-        value = json.loads(text)
-    except RecursionError:  # the provider's oddity, not the client's
+        value = jsonsafe.loads(text)
+    except jsonsafe.NestedTooDeep:  # the provider's oddity, not the client's
         return Misfit("the answer is JSON nested too deep to read")
     except ValueError:
         return Misfit(f"the answer is not valid JSON under response_format {form.type}", unmet)

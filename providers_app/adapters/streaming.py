@@ -17,7 +17,6 @@ JSON object that never closes) still fails the stream.
 
 from __future__ import annotations
 
-import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
@@ -25,6 +24,7 @@ from typing import Any, ClassVar, Literal
 
 import requests
 
+from . import jsonsafe
 from .cancel import Cancellation, ClientGone
 from .classify import (
     UndecodableEventError,
@@ -197,7 +197,7 @@ class StreamDecoder(ABC):
 
     def load_json(self, data: str, *, terminated: bool = True) -> Any:
         try:
-            return json.loads(data)
+            return jsonsafe.loads(data)
         except ValueError:
             if not terminated:
                 # Cut off mid-event: the framing broke, not one event.

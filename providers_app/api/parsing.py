@@ -9,7 +9,6 @@ are the single place that decides it.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from ..adapters import jsonsafe
 from ..adapters.schema import (
     ImagePart,
     Message,
@@ -122,9 +122,9 @@ def load_json_object(body: bytes) -> dict[str, Any]:
     if not body.strip():
         raise bad_request("The request body is empty; send a JSON object.", param=None)
     try:
-        data = json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as error:
-        # UnicodeDecodeError is a ValueError; RecursionError is deep nesting.
+        data = jsonsafe.loads(body, parse_constant=_reject_constant)
+    except ValueError as error:
+        # UnicodeDecodeError is a ValueError, and so is nesting past jsonsafe's limit.
         raise bad_request(
             f"The request body is not valid JSON ({type(error).__name__}).",
             param=None,
