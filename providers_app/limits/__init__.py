@@ -5,6 +5,10 @@
     lease.renew_if_due()               # now and then, while a stream runs
     lease.release()                    # idempotent
 
+A budget (engine/budgets.py) takes an amount of a window limit instead,
+`acquire([limit], amount=reserved)`, and settles it when the request ends with
+`adjust(limit, window_start=..., delta=billed - reserved)`.
+
 `acquire` takes every limit or none. Limits count in the database (default) or
 in Redis (FALLBACK_LIMITS_REDIS_URL), never in one process's memory. When the
 counting store cannot answer, the request is let through (logged and counted as
