@@ -1109,28 +1109,3 @@ class UsageReport(UsageLedger):
         proxy = True
         verbose_name = "usage and cost"
         verbose_name_plural = "usage and cost"
-
-
-class BudgetCounter(models.Model):
-    """How much of one budget a window has used, shared by every process.
-
-    `scope` is "key" or "route", `name` the key's or route's name, `kind`
-    "tokens" (per minute, `used` in tokens) or "spend" (per month, `used` in
-    nano-dollars). Changed only by conditional UPDATEs (engine/budgets.py).
-    """
-
-    scope = models.CharField("scope", max_length=8)
-    name = models.CharField("name", max_length=100)
-    kind = models.CharField("kind", max_length=8)
-    window_start = models.DateTimeField("window start")
-    used = models.BigIntegerField("used", default=0)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["scope", "name", "kind", "window_start"], name="budget_counter_unique"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.scope} {self.name} {self.kind} @ {self.window_start:%Y-%m-%d %H:%M}"

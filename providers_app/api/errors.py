@@ -130,18 +130,19 @@ def _api_error_for(error: FallbackError) -> ApiError:
 def budget_exceeded(error: BudgetExceeded) -> ApiError:
     """A key's or route's budget is used up (engine/budgets.py): OpenAI's 429 shape,
     naming the limit, with the seconds until its window ends."""
-    limit = error.limit
+    budget = error.budget
+    tokens = error.kind_name == "tokens_per_minute"
     return ApiError(
         429,
         str(error),
-        error_type="rate_limit_exceeded" if limit.kind == "tokens" else "insufficient_quota",
+        error_type="rate_limit_exceeded" if tokens else "insufficient_quota",
         code=f"{error.kind_name}_limit_exceeded",
         headers={"Retry-After": str(error.retry_after_s)},
         extra={
             "limit": error.kind_name,
             "maximum": error.maximum,
-            "scope": limit.scope,
-            "name": limit.name,
+            "scope": budget.scope,
+            "name": budget.name,
         },
     )
 

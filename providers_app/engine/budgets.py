@@ -1,101 +1,100 @@
-"""Budgets per client key and per route: tokens per minute and a monthly spend limit.
+"""Budgets per client key and per route: tokens per minute and a monthly spend limit,
+taken as two more kinds of the per-key limits (providers_app/limits: counted in
+the database, or in Redis when FALLBACK_LIMITS_REDIS_URL is set).
 
-Shared by every process through the database (`BudgetCounter`, one row per
-scope, name, kind and window), changed only by conditional UPDATEs:
-
-- **Admission** reserves, for each limit in force, what the request may use
+- **Admission** reserves, for each budget in force, what the request may use
   (`reservation_tokens`: the prompt's estimate, 4 characters a token, plus
   `max_tokens`, or FALLBACK_BUDGET_OUTPUT_RESERVE when the request sets none;
-  for spend, those tokens at the dearest prices on the route) with
-  ``UPDATE ... SET used = used + r WHERE used + r <= limit``. Concurrent
-  admissions are serialised by the row lock, so the reservations admitted in a
-  window never add up to more than the limit.
+  for spend, those tokens at the dearest prices on the route) as the amount of
+  a window limit: taken only if the window's count stays within the maximum,
+  atomically in the store, so the reservations admitted in a window never add
+  up to more than the limit.
 - **Settlement**, when the request ends, replaces each reservation by what the
-  vendors billed (engine/usage.py charges this admission as it records).
+  vendors billed (`limits.adjust`; engine/usage.py charges this admission as it
+  records). A request settled after its window ended changes nothing.
 
 The bound (docs/usage.md, "Budgets"): a window's count passes its limit only by
 tokens billed beyond their reservation, at most the sum over the requests in
 flight of (billed - reserved). With `max_tokens` set and prompts the vendor
 counts at no more than the estimate, that is zero: the limit holds exactly.
 
-Limits are read per process and kept FALLBACK_BUDGET_CACHE_S (5 s), so a
-request with no limit in force costs no query at all, and a changed limit
-applies everywhere within that time.
+This module only says which budgets are in force and turns a refusal into
+BudgetExceeded. Limits are read per process and kept FALLBACK_BUDGET_CACHE_S
+(5 s), so a request with no budget in force costs no query at all, and a
+changed limit applies everywhere within that time.
 """
 
 import logging
-import math
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import F
+from django.db import DatabaseError
 
+from .. import limits as limiter
 from ..adapters.base import ChatRequest
 from ..adapters.usage import estimate_tokens
 from ..conf import get_setting
-from ..models import BudgetCounter, ClientKey, Route
+from ..limits.kinds import NANO_PER_USD, LimitKind
+from ..models import ClientKey, Route
 from . import metrics
 from .clock import get_clock
 from .outcomes import FallbackError
 
 logger = logging.getLogger(__name__)
 
-TOKENS, SPEND = "tokens", "spend"
-NANO_PER_USD = 10**9
+TOKENS, SPEND = LimitKind.TOKENS_PER_MINUTE, LimitKind.MONTHLY_SPEND
 SCOPE_WORDS = {"key": "Client key", "route": "Route"}
 
 
 @dataclass(frozen=True)
-class Limit:
+class Budget:
+    """A budget in force: a limit of the limiter, and whose it is (for the 429)."""
+
     scope: str  # "key" or "route"
     name: str
-    kind: str  # TOKENS (per minute, tokens) or SPEND (per month, nano-dollars)
-    amount: int
+    limit: limiter.Limit  # kind TOKENS (tokens) or SPEND (nano-dollars)
 
-    def describe(self) -> str:
-        if self.kind == TOKENS:
-            return f"{self.amount} tokens per minute"
-        return f"${Decimal(self.amount) / NANO_PER_USD:.2f} per month"
+    @property
+    def kind(self) -> LimitKind:
+        return self.limit.kind
 
 
 class BudgetExceeded(FallbackError):
-    """A limit would be passed: answered 429 with Retry-After (api/errors.py)."""
+    """A budget would be passed: answered 429 with Retry-After (api/errors.py)."""
 
-    def __init__(self, limit: Limit, *, retry_after_s: int, request_id: str, needed: int):
-        self.limit = limit
+    def __init__(self, budget: Budget, *, retry_after_s: int, request_id: str, needed: int):
+        self.budget = budget
         self.retry_after_s = retry_after_s
-        word = SCOPE_WORDS[limit.scope]
-        if limit.kind == TOKENS and needed > limit.amount:
+        limit = budget.limit
+        if limit.kind == TOKENS and needed > limit.maximum:
             why = f"this request alone may need {needed} tokens"
         else:
             why = "it is used up in this window"
         super().__init__(
-            f"{word} {limit.name!r} is over its budget of {limit.describe()} ({why}); "
-            f"retry in {retry_after_s} s.",
+            f"{SCOPE_WORDS[budget.scope]} {budget.name!r} is over its budget of "
+            f"{limit.describe()} ({why}); retry in {retry_after_s} s.",
             request_id=request_id,
         )
 
     @property
     def kind_name(self) -> str:
         """The limit's name in the 429 (as the per-key limits of api/limits.py name theirs)."""
-        return "tokens_per_minute" if self.limit.kind == TOKENS else "monthly_spend"
+        return str(self.budget.kind)
 
     @property
     def maximum(self) -> int | str:
         """Tokens, or dollars as a decimal string."""
-        if self.limit.kind == TOKENS:
-            return self.limit.amount
-        return f"{Decimal(self.limit.amount) / NANO_PER_USD:.2f}"
+        if self.budget.kind == TOKENS:
+            return self.budget.limit.maximum
+        return f"{Decimal(self.budget.limit.maximum) / NANO_PER_USD:.2f}"
 
 
 @dataclass
 class _Hold:
-    limit: Limit
-    window_start: datetime
+    limit: limiter.Limit
+    window_start: int
     reserved: int
 
 
@@ -119,16 +118,7 @@ class Admission:
         self.settled = True
         for hold in self.holds:
             billed = self.tokens if hold.limit.kind == TOKENS else self.nusd
-            delta = billed - hold.reserved
-            if not delta:
-                continue
-            try:
-                _rows(hold.limit, hold.window_start).update(used=F("used") + delta)
-            except DatabaseError:
-                logger.warning(
-                    "budget settlement failed for %s %s", hold.limit.scope, hold.limit.name
-                )
-                metrics.store_error("budget_settle")
+            limiter.adjust(hold.limit, window_start=hold.window_start, delta=billed - hold.reserved)
 
 
 def admit(
@@ -138,36 +128,30 @@ def admit(
     """Reserve this request's share of every budget in force, or raise BudgetExceeded.
 
     `dearest`: the highest input and output prices ($ per million tokens) on the route.
-    None when no limit applies (no query made).
+    None when no budget applies (no query made).
     """
-    limits = limits_for(key_name, route_name)
-    if not limits:
+    budgets = limits_for(key_name, route_name)
+    if not budgets:
         return None
     tokens = reservation_tokens(request)
     prompt = tokens - _output_reserve(request)
     nusd = int((prompt * dearest[0] + (tokens - prompt) * dearest[1]) * 1000)
-    now = get_clock().now()
+    now = get_clock().now().timestamp()
     holds: list[_Hold] = []
     try:
-        for limit in limits:
-            start, end = window_of(limit.kind, now)
-            amount = tokens if limit.kind == TOKENS else nusd
+        for budget in budgets:
+            amount = tokens if budget.kind == TOKENS else nusd
             try:
-                reserved = _reserve(limit, start, amount)
-            except DatabaseError:
-                # The budget cannot be counted: the request is served (availability
-                # first), unbudgeted, and the store error is counted in /metrics.
-                logger.warning(
-                    "budget of %s %r not counted: database error", limit.scope, limit.name
-                )
-                metrics.store_error("budget_reserve")
-                continue
-            if not reserved:
-                retry_after = max(1, math.ceil((end - now).total_seconds()))
+                lease = limiter.acquire([budget.limit], amount=amount, now=now)
+            except limiter.LimitExceeded as exceeded:
                 raise BudgetExceeded(
-                    limit, retry_after_s=retry_after, request_id=request_id, needed=amount
-                )
-            holds.append(_Hold(limit, start, amount))
+                    budget,
+                    retry_after_s=exceeded.retry_after_s,
+                    request_id=request_id,
+                    needed=amount,
+                ) from None
+            if lease.counted:  # else the store could not count: served, unbudgeted
+                holds.append(_Hold(budget.limit, budget.limit.window_start(now), amount))
     except BaseException:
         Admission(holds).settle()  # give back what was reserved before the refusal
         raise
@@ -183,47 +167,13 @@ def _output_reserve(request: ChatRequest) -> int:
     return request.max_tokens or get_setting("BUDGET_OUTPUT_RESERVE")
 
 
-def window_of(kind: str, now: datetime) -> tuple[datetime, datetime]:
-    """The fixed UTC window `now` falls in: its minute, or its calendar month."""
-    now = now.astimezone(UTC)
-    if kind == TOKENS:
-        start = now.replace(second=0, microsecond=0)
-        return start, start + timedelta(minutes=1)
-    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    following = (start + timedelta(days=32)).replace(day=1)
-    return start, following
-
-
-def _rows(limit: Limit, start: datetime):
-    return BudgetCounter.objects.filter(
-        scope=limit.scope, name=limit.name, kind=limit.kind, window_start=start
-    )
-
-
-def _reserve(limit: Limit, start: datetime, amount: int) -> bool:
-    """Atomically add `amount` if it fits under the limit (the row lock orders racers)."""
-    rows = _rows(limit, start)
-    if rows.filter(used__lte=limit.amount - amount).update(used=F("used") + amount):
-        return True
-    if amount > limit.amount:
-        return False
-    try:
-        with transaction.atomic():
-            BudgetCounter.objects.create(
-                scope=limit.scope, name=limit.name, kind=limit.kind, window_start=start, used=0
-            )
-    except IntegrityError:
-        pass  # the row existed (full), or another process created it just now
-    return bool(rows.filter(used__lte=limit.amount - amount).update(used=F("used") + amount))
-
-
 # -- limits, read per process ----------------------------------------------------
 
 _cache_lock = threading.Lock()
-_cache: dict[tuple[str, str], tuple[float, list[Limit]]] = {}
+_cache: dict[tuple[str, str], tuple[float, list[Budget]]] = {}
 
 
-def limits_for(key_name: str, route_name: str) -> list[Limit]:
+def limits_for(key_name: str, route_name: str) -> list[Budget]:
     now = time.monotonic()
     max_age = get_setting("BUDGET_CACHE_S")
     key_limits = _cached("key", key_name, now, max_age)
@@ -236,7 +186,7 @@ def forget_limits() -> None:
         _cache.clear()
 
 
-def _cached(scope: str, name: str, now: float, max_age: float) -> list[Limit]:
+def _cached(scope: str, name: str, now: float, max_age: float) -> list[Budget]:
     if not name:
         return []
     hit = _cache.get((scope, name))  # a dict read is atomic; writes take the lock
@@ -246,7 +196,7 @@ def _cached(scope: str, name: str, now: float, max_age: float) -> list[Limit]:
     try:
         row = (
             model.objects.filter(name=name)
-            .values("tokens_per_minute", "monthly_spend_limit_usd")
+            .values("pk", "tokens_per_minute", "monthly_spend_limit_usd")
             .first()
         ) or {}
     except DatabaseError:
@@ -256,11 +206,13 @@ def _cached(scope: str, name: str, now: float, max_age: float) -> list[Limit]:
         metrics.store_error("budget_read")
         return hit[1] if hit is not None else []
     limits = []
+    where = f"{scope}:{row.get('pk')}"  # the limiter's scope, as key_limits names a key's
     if row.get("tokens_per_minute"):
-        limits.append(Limit(scope, name, TOKENS, row["tokens_per_minute"]))
+        limit = limiter.Limit(TOKENS, where, row["tokens_per_minute"])
+        limits.append(Budget(scope, name, limit))
     if row.get("monthly_spend_limit_usd") is not None:
         amount = int(row["monthly_spend_limit_usd"] * NANO_PER_USD)
-        limits.append(Limit(scope, name, SPEND, amount))
+        limits.append(Budget(scope, name, limiter.Limit(SPEND, where, amount)))
     with _cache_lock:
         _cache[(scope, name)] = (now, limits)
     return limits

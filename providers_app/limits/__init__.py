@@ -5,6 +5,10 @@
     lease.renew_if_due()               # now and then, while a stream runs
     lease.release()                    # idempotent
 
+A budget (engine/budgets.py) takes an amount of a window limit instead,
+`acquire([limit], amount=reserved)`, and settles it when the request ends with
+`adjust(limit, window_start=..., delta=billed - reserved)`.
+
 `acquire` takes every limit or none. Limits count in the database (default) or
 in Redis (FALLBACK_LIMITS_REDIS_URL), never in one process's memory. When the
 counting store cannot answer, the request is let through (logged and counted as
@@ -32,6 +36,7 @@ __all__ = [
     "LimitExceeded",
     "LimitKind",
     "acquire",
+    "adjust",
     "counting_backend",
     "key_limits",
 ]
@@ -48,6 +53,7 @@ def key_limits(key: Any) -> list[Limit]:
             maximum=getattr(key, spec.key_field, None) or get_setting(spec.setting),
         )
         for kind, spec in KINDS.items()
+        if spec.setting
     ]
 
 
@@ -82,6 +88,7 @@ class Lease:
         self._backend = backend
         self._renewed_at = get_clock().monotonic()
         self._released = not self._slots
+        self.counted = backend is not None and bool(limits)  # False: let through uncounted
 
     def renew_if_due(self) -> None:
         """Extend the slots when a third of the lease has passed (one comparison otherwise)."""
@@ -112,12 +119,14 @@ class Lease:
             metrics.store_error("limits")
 
 
-def acquire(limits: Sequence[Limit], *, amount: int = 1) -> Lease:
+def acquire(limits: Sequence[Limit], *, amount: int = 1, now: float | None = None) -> Lease:
     """Take a slot of every slot limit and `amount` of every window limit, or raise
-    LimitExceeded naming the first that is full (nothing is taken then)."""
+    LimitExceeded naming the first that is full (nothing is taken then).
+    `lease.counted` is False when the store could not count (let through)."""
     backend = counting_backend()
     token = uuid.uuid4().hex
-    now = get_clock().now().timestamp()
+    if now is None:
+        now = get_clock().now().timestamp()
     try:
         refused = backend.acquire(
             limits, token=token, now=now, lease_s=get_setting("LIMIT_LEASE_S"), amount=amount
@@ -125,7 +134,20 @@ def acquire(limits: Sequence[Limit], *, amount: int = 1) -> Lease:
     except backend.errors:
         logger.warning("limits could not be counted; request let through", exc_info=True)
         metrics.store_error("limits")
-        return Lease((), token, backend)
+        return Lease((), token, None)
     if refused is not None:
         raise LimitExceeded(refused, refused.retry_after_s(now))
     return Lease(limits, token, backend)
+
+
+def adjust(limit: Limit, *, window_start: int, delta: int) -> None:
+    """Change what a window limit counted (a budget's reservation replaced by what was
+    billed). A window that has ended is left as it is; a store error is logged and counted."""
+    if not delta:
+        return
+    backend = counting_backend()
+    try:
+        backend.adjust(limit, window_start=window_start, delta=delta)
+    except backend.errors:
+        logger.warning("could not adjust limit %s %s", limit.scope, limit.kind)
+        metrics.store_error("limits")

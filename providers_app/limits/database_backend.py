@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 
 from django.db import DatabaseError, connection, transaction
+from django.db.models import F
 
 from ..models import LimitCounter, LimitLease
 from .kinds import Limit, Mechanism
@@ -49,6 +50,12 @@ class DatabaseCounting:
                 scope=refused.scope, kind=refused.kind, expires_at__lte=now
             ).delete()
         return refused
+
+    def adjust(self, limit: Limit, *, window_start: int, delta: int) -> None:
+        """Add `delta` (negative: give back) to the window, if it is still the current one."""
+        LimitCounter.objects.filter(
+            scope=limit.scope, kind=str(limit.kind), window_start=window_start
+        ).update(used=F("used") + delta)
 
     def renew(self, limits: Sequence[Limit], *, token: str, now: float, lease_s: float) -> None:
         LimitLease.objects.filter(token=token).update(expires_at=now + lease_s)
@@ -93,7 +100,10 @@ def _acquire_postgresql(
                 [str(limit.kind) for limit in limits],
                 [limit.mechanism is Mechanism.SLOTS for limit in limits],
                 [limit.maximum for limit in limits],
-                [limit.window_start(now) if limit.spec.window_s else 0 for limit in limits],
+                [
+                    limit.window_start(now) if limit.mechanism is Mechanism.WINDOW else 0
+                    for limit in limits
+                ],
             ],
         )
         refused = cursor.fetchone()[0]

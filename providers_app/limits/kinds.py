@@ -5,17 +5,22 @@ Two mechanisms cover every kind:
 - SLOTS: a request holds one slot while it runs (a stream until it ends or its
   client hangs up); a slot is a lease that expires, so a process that dies
   holding one frees it by itself.
-- WINDOW: each request uses an amount (1 request; later tokens or spend) out of
-  a maximum per fixed window of time (a minute).
+- WINDOW: each request uses an amount (1 request, its tokens, its spend in
+  nano-dollars) out of a maximum per fixed window of time (a minute, or a UTC
+  calendar month). A budget's amount is a reservation, replaced by what was
+  billed when the request ends (`limits.adjust`).
 
-Adding a kind is one entry in ``KINDS`` (and the setting and ClientKey field it
-names): the backends only know the two mechanisms.
+Adding a kind is one entry in ``KINDS`` (and, for a fairness kind, the setting
+and ClientKey field it names; budget kinds are read by engine/budgets.py from
+the key's and route's fields): the backends only know the two mechanisms.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 
 
@@ -27,15 +32,21 @@ class Mechanism(StrEnum):
 class LimitKind(StrEnum):
     CONCURRENT_REQUESTS = "concurrent_requests"
     REQUESTS_PER_MINUTE = "requests_per_minute"
+    TOKENS_PER_MINUTE = "tokens_per_minute"  # budgets (engine/budgets.py)
+    MONTHLY_SPEND = "monthly_spend"  # budgets, in nano-dollars
+
+
+NANO_PER_USD = 10**9
+MONTHLY = -1  # window_s of a UTC calendar month
 
 
 @dataclass(frozen=True)
 class KindSpec:
     mechanism: Mechanism
-    setting: str  # FALLBACK_<setting>: the default for every key
+    setting: str  # FALLBACK_<setting>: the default for every key ("": a budget)
     key_field: str  # the ClientKey field that overrides it (None there: the default)
-    description: str  # "{maximum} ..." for the 429 message
-    window_s: int = 0  # WINDOW only: the length of one fixed window
+    description: str  # "{maximum} ..." (or "{dollars}") for the 429 message
+    window_s: int = 0  # WINDOW only: the length of one fixed window (MONTHLY: a month)
 
 
 KINDS: dict[LimitKind, KindSpec] = {
@@ -52,6 +63,20 @@ KINDS: dict[LimitKind, KindSpec] = {
         description="{maximum} requests per minute",
         window_s=60,
     ),
+    LimitKind.TOKENS_PER_MINUTE: KindSpec(
+        mechanism=Mechanism.WINDOW,
+        setting="",
+        key_field="tokens_per_minute",
+        description="{maximum} tokens per minute",
+        window_s=60,
+    ),
+    LimitKind.MONTHLY_SPEND: KindSpec(
+        mechanism=Mechanism.WINDOW,
+        setting="",
+        key_field="monthly_spend_limit_usd",
+        description="${dollars} per month",
+        window_s=MONTHLY,
+    ),
 }
 
 
@@ -60,7 +85,7 @@ class Limit:
     """One limit in force: a kind, whose usage it counts (``scope``) and its maximum."""
 
     kind: LimitKind
-    scope: str  # "key:<id>" (h24: "route:<name>", ...)
+    scope: str  # "key:<id>" or "route:<id>"
     maximum: int
 
     @property
@@ -74,16 +99,28 @@ class Limit:
     def window_start(self, now: float) -> int:
         """The start (epoch seconds) of the window `now` falls in (WINDOW kinds)."""
         size = self.spec.window_s
+        if size == MONTHLY:
+            day = datetime.fromtimestamp(now, UTC)
+            return int(day.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp())
         return int(now // size) * size
+
+    def window_end(self, now: float) -> int:
+        """The end (epoch seconds) of the window `now` falls in (WINDOW kinds)."""
+        start = self.window_start(now)
+        if self.spec.window_s == MONTHLY:
+            first = datetime.fromtimestamp(start, UTC)
+            return int((first + timedelta(days=32)).replace(day=1).timestamp())
+        return start + self.spec.window_s
 
     def retry_after_s(self, now: float) -> int:
         """Whole seconds until this limit may let a request in again (at least 1)."""
         if self.mechanism is Mechanism.WINDOW:
-            return max(1, math.ceil(self.window_start(now) + self.spec.window_s - now))
+            return max(1, math.ceil(self.window_end(now) - now))
         return 1  # a slot frees whenever one of the scope's requests ends
 
     def describe(self) -> str:
-        return self.spec.description.format(maximum=self.maximum)
+        dollars = f"{Decimal(self.maximum) / NANO_PER_USD:.2f}"
+        return self.spec.description.format(maximum=self.maximum, dollars=dollars)
 
 
 class LimitExceeded(Exception):

@@ -44,6 +44,12 @@ end
 return 0
 """
 
+# A window already gone (expired) is left gone: INCRBY would recreate it without expiry.
+_ADJUST = """
+if redis.call("EXISTS", KEYS[1]) == 1 then redis.call("INCRBY", KEYS[1], ARGV[1]) end
+return 0
+"""
+
 _clients: dict[str, redis.Redis] = {}
 _clients_lock = threading.Lock()
 
@@ -72,16 +78,21 @@ class RedisCounting:
     def __init__(self, url: str) -> None:
         self._redis = _client(url)
         self._acquire = self._redis.register_script(_ACQUIRE)
+        self._adjust = self._redis.register_script(_ADJUST)
 
     def acquire(
         self, limits: Sequence[Limit], *, token: str, now: float, lease_s: float, amount: int
     ) -> Limit | None:
         args: list = [now, lease_s, token, amount]
         for limit in limits:
-            ttl = limit.window_start(now) + limit.spec.window_s - now if limit.spec.window_s else 0
+            ttl = limit.window_end(now) - now if limit.mechanism is Mechanism.WINDOW else 0
             args += [str(limit.mechanism), limit.maximum, ttl]
         refused = int(self._acquire(keys=[_key(limit, now) for limit in limits], args=args))
         return limits[refused - 1] if refused else None
+
+    def adjust(self, limit: Limit, *, window_start: int, delta: int) -> None:
+        window = f"fallback:limit:{limit.scope}:{limit.kind}:{window_start}"  # as _key names it
+        self._adjust(keys=[window], args=[delta])
 
     def renew(self, limits: Sequence[Limit], *, token: str, now: float, lease_s: float) -> None:
         pipe = self._redis.pipeline(transaction=False)

@@ -27,7 +27,6 @@ from ..engine import counters
 from ..engine.clock import get_clock
 from ..models import (
     BreakerState,
-    BudgetCounter,
     CallBucket,
     CallRollup,
     FailoverEvent,
@@ -86,9 +85,6 @@ def history_prune(*, now: datetime | None = None) -> PruneSummary:
     traces, _ = RequestTrace.objects.filter(created_at__lt=trace_cutoff).delete()
     usage_cutoff = (now - timedelta(days=get_setting("USAGE_RETENTION_DAYS"))).date()
     usage_rows, _ = UsageLedger.objects.filter(day__lt=usage_cutoff).delete()
-    # Budget windows: a minute's row is dead after it; a month's is kept one more month.
-    BudgetCounter.objects.filter(kind="tokens", window_start__lt=now - timedelta(hours=1)).delete()
-    BudgetCounter.objects.filter(kind="spend", window_start__lt=now - timedelta(days=62)).delete()
     summary = PruneSummary(
         events=events,
         health_results=results,

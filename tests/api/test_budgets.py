@@ -3,6 +3,7 @@ monthly spend limit; over one, a 429 with Retry-After and an OpenAI-shaped error
 naming the limit. The clock is pinned; counts come from the simulated vendor."""
 
 import json
+import os
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -12,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from providers_app.engine.budgets import reservation_tokens
 from providers_app.engine.fallback import build_request
-from providers_app.models import BudgetCounter, ClientKey, Route
+from providers_app.models import ClientKey, LimitCounter, Route
 from providers_app.services.routes import route_create
 
 URL = "/v1/chat/completions"
@@ -32,8 +33,16 @@ def _post(client, auth, **fields):
     return client.post(URL, body, content_type="application/json", headers=auth)
 
 
+KINDS = {"tokens": "tokens_per_minute", "spend": "monthly_spend"}
+
+
+def _counters(scope: str, kind: str):
+    """A budget counts in the limiter's windows (providers_app/limits)."""
+    return LimitCounter.objects.filter(scope__startswith=f"{scope}:", kind=KINDS[kind])
+
+
 def _used(scope: str, kind: str) -> int:
-    return sum(BudgetCounter.objects.filter(scope=scope, kind=kind).values_list("used", flat=True))
+    return sum(_counters(scope, kind).values_list("used", flat=True))
 
 
 def test_a_key_over_its_tokens_per_minute_gets_a_429_naming_the_limit(
@@ -49,7 +58,7 @@ def test_a_key_over_its_tokens_per_minute_gets_a_429_naming_the_limit(
     assert _used("key", "tokens") == billed < 3 * reserve
 
     # What is left is less than one more reservation... once the window is this full.
-    BudgetCounter.objects.filter(scope="key").update(used=3 * reserve - reserve + 1)
+    _counters("key", "tokens").update(used=3 * reserve - reserve + 1)
     refused = _post(client, auth)
     assert refused.status_code == 429
     assert refused["Retry-After"] == "30"  # the minute ends at 12:01:00
@@ -89,7 +98,7 @@ def test_a_route_over_its_monthly_spend_is_refused_until_the_month_ends(
     spent = first.json()["usage"]["total_tokens"] * 1000 * 1000  # nano-dollars
     assert _used("route", "spend") == spent
 
-    BudgetCounter.objects.filter(scope="route").update(used=490_000_000)  # $0.49 used
+    _counters("route", "spend").update(used=490_000_000)  # $0.49 used
     refused = _post(client, auth, model="team")
     assert refused.status_code == 429
     error = refused.json()["error"]
@@ -128,9 +137,42 @@ def test_a_budget_the_database_cannot_count_lets_the_request_through(
 
     from django.db import DatabaseError
 
-    from providers_app.engine import budgets
+    from providers_app.limits.database_backend import DatabaseCounting
 
     ClientKey.objects.filter(name="test-bot").update(tokens_per_minute=1)  # would refuse all
-    with mock.patch.object(budgets, "_reserve", side_effect=DatabaseError("down")):
+    with mock.patch.object(DatabaseCounting, "acquire", side_effect=DatabaseError("down")):
         assert _post(client, auth, max_tokens=1).status_code == 200
     assert _post(client, auth, max_tokens=1).status_code == 429  # counted again, once back
+
+
+@pytest.fixture
+def redis_limits(settings):
+    import redis
+
+    url = os.environ.get("FALLBACK_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=0.5).flushdb()
+    except redis.RedisError:
+        pytest.skip(f"no Redis at {url}")
+    settings.FALLBACK_LIMITS_REDIS_URL = url
+    yield redis.Redis.from_url(url)
+    redis.Redis.from_url(url).flushdb()
+
+
+def test_with_limits_in_redis_budgets_count_there(client, providers, auth, clock, redis_limits):
+    reserve = reservation_tokens(build_request(HELLO, max_tokens=MAX_TOKENS))
+    ClientKey.objects.filter(name="test-bot").update(tokens_per_minute=2 * reserve)
+    key = ClientKey.objects.get(name="test-bot")
+    window = f"fallback:limit:key:{key.pk}:tokens_per_minute:{int(NOON_30.timestamp()) // 60 * 60}"
+
+    answered = [_post(client, auth) for _ in range(2)]
+    assert [r.status_code for r in answered] == [200, 200]
+    billed = sum(r.json()["usage"]["total_tokens"] for r in answered)
+    assert int(redis_limits.get(window)) == billed  # settled there, as in the database
+    assert not _counters("key", "tokens").exists()
+
+    redis_limits.set(window, 2 * reserve - reserve + 1)
+    refused = _post(client, auth)
+    assert refused.status_code == 429
+    assert refused["Retry-After"] == "30"
+    assert refused.json()["error"]["code"] == "tokens_per_minute_limit_exceeded"
