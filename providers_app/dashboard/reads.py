@@ -13,7 +13,8 @@ Sources, all in the database so every process draws the same picture:
 - per route: the failovers, continuations and all-failed requests its events
   name, for every route (a route with none shows zeros);
 - requests as the callers saw them (`RequestStats`) and each provider's
-  attempts, failures, requests it gave up on by reason (its `failover`
+  attempts, failures, failed attempts by reason (`failures_by_reason`),
+  requests it gave up on by reason (its `failover`
   events), skips and share of the answers: `selectors.call_stats` defines each;
 - annotations: breaker transitions and manual events (operator actions,
   reorders, configuration changes), each with its time, who and its id;
@@ -40,6 +41,7 @@ from ..selectors.call_stats import (
     CallStats,
     RequestStats,
     call_stats_by_span,
+    failures_by_reason,
     floor_to,
 )
 from ..selectors.providers import ProviderStatus, provider_status_list
@@ -394,6 +396,7 @@ class DashboardData:
     requests: RequestStats = field(default_factory=RequestStats)
     all_failed_by_bin: dict[datetime, int] = field(default_factory=dict)
     gave_up: dict[int, Counter] = field(default_factory=dict)
+    failures_by_reason: dict[int, Counter] = field(default_factory=dict)
     annotations: list[Annotation] = field(default_factory=list)
 
 
@@ -412,6 +415,7 @@ def dashboard_data(*, range_key: str = DEFAULT_RANGE, now: datetime) -> Dashboar
         timelines=timelines,
         requests=RequestStats.of(every_call, all_failed=all_failed_count(window)),
         gave_up=gave_up_by_provider(window),
+        failures_by_reason=failures_by_reason(start=window.start, end=window.end),
         all_failed_by_bin={
             start: sum(counts.values())
             for start, counts in failovers_by_bin(window, Kind.ALL_FAILED).items()

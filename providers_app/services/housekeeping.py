@@ -31,6 +31,7 @@ from ..models import (
     CallBucket,
     CallRollup,
     FailoverEvent,
+    FailureBucket,
     HealthCheckResult,
     ProbeLease,
     RequestTrace,
@@ -81,6 +82,7 @@ def history_prune(*, now: datetime | None = None) -> PruneSummary:
     events, _ = FailoverEvent.objects.filter(created_at__lt=cutoff).delete()
     results, _ = HealthCheckResult.objects.filter(checked_at__lt=cutoff).delete()
     rollups, _ = CallRollup.objects.filter(period_start__lt=hour_of(rollup_cutoff)).delete()
+    FailureBucket.objects.filter(bucket_start__lt=hour_of(rollup_cutoff)).delete()
     leases = probe_leases_prune()
     trace_cutoff = now - timedelta(days=get_setting("TRACE_RETENTION_DAYS"))
     traces, _ = RequestTrace.objects.filter(created_at__lt=trace_cutoff).delete()
