@@ -1,5 +1,5 @@
 """The failover dashboard's data: what happened over the last 15 minutes (the
-live view, 15 s bins), hour, 6 hours, 24 hours or 7 days.
+live view, 15 s bins), hour (30 s bins), 6 hours, 24 hours or 7 days.
 
 Sources, all in the database so every process draws the same picture:
 
@@ -68,7 +68,8 @@ RANGES: dict[str, Range] = {
     for r in (
         # Live: 15 s bins, so a 30 s outage is two bins (one-second buckets only).
         Range("15m", "Last 15 minutes", timedelta(minutes=15), timedelta(seconds=15)),
-        Range("1h", "Last hour", timedelta(hours=1), ROLLUP_PERIOD),
+        # 30 s bins: a 30 s outage is still a bin an hour later (buckets kept FINE_HISTORY).
+        Range("1h", "Last hour", timedelta(hours=1), timedelta(seconds=30)),
         Range("6h", "Last 6 hours", timedelta(hours=6), timedelta(minutes=15)),
         Range("24h", "Last 24 hours", timedelta(hours=24), timedelta(hours=1)),
         Range("7d", "Last 7 days", timedelta(days=7), timedelta(hours=1)),

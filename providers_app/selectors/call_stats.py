@@ -76,8 +76,9 @@ SUCCESS_RATE_PLACES = 4
 # line, long enough that seven days stay a few thousand rows per provider.
 ROLLUP_PERIOD = timedelta(minutes=5)
 # One-second buckets outlive their period by this much before the roll-up
-# replaces them, so a span finer than ROLLUP_PERIOD can be drawn this far back.
-FINE_HISTORY = timedelta(minutes=15)
+# replaces them, so a span finer than ROLLUP_PERIOD can be drawn this far back:
+# the one-hour range's 30 s bins (a 30 s outage shows in the last hour too).
+FINE_HISTORY = timedelta(hours=1)
 
 
 def hour_of(moment: datetime) -> datetime:

@@ -44,9 +44,9 @@ logger = logging.getLogger("providers_app.housekeeping")
 # Buffered counters reach the database within FALLBACK_COUNTER_FLUSH_S (2 s); a
 # period is final this long after it ends, so no late flush is lost to pruning,
 # and /api/status's five-minute window never loses a bucket to it.
-# The dashboard's live range draws one-second buckets in 15 s bins: they stay at
-# least FINE_HISTORY (15 min) after their period ends, so that range never
-# meets a five-minute row.
+# The dashboard's 15-minute and one-hour ranges draw one-second buckets in 15 s
+# and 30 s bins: they stay at least FINE_HISTORY (1 h) after their period ends,
+# so those ranges never meet a five-minute row.
 FINAL_GRACE = FINE_HISTORY
 # Rollup rows back the 7-day charts: keep them at least that long.
 MIN_ROLLUP_RETENTION_DAYS = 7
