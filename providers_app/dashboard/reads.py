@@ -37,7 +37,6 @@ from django.db.models.functions import TruncHour, TruncMinute, TruncSecond
 
 from ..models import BreakerState, FailoverEvent, Route
 from ..selectors.call_stats import (
-    ROLLUP_PERIOD,
     CallStats,
     RequestStats,
     call_stats_by_span,
