@@ -483,6 +483,30 @@ class CallBucket(CallCounters):
         return f"{self.provider_id} @ {self.bucket_start:%H:%M:%S}"
 
 
+class FailureBucket(models.Model):
+    """Failed attempts of one provider for one second, by reason (the attempt's
+    category), sharded by process like `CallBucket`. Only failures write here, so
+    a healthy provider adds no rows; kept as long as the rollups (7 days)."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="failure_buckets")
+    bucket_start = models.DateTimeField("bucket start")
+    reason = models.CharField("reason", max_length=64, choices=Reason.choices)
+    shard = models.PositiveSmallIntegerField("shard", default=0)
+    failures = models.PositiveIntegerField("failed attempts", default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "bucket_start", "reason", "shard"],
+                name="failure_bucket_unique",
+            ),
+        ]
+        indexes = [models.Index(fields=["bucket_start"])]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id} {self.reason} @ {self.bucket_start:%H:%M:%S}"
+
+
 class FailoverEvent(models.Model):
     """One failover, breaker transition, all-failed outcome or manual change."""
 

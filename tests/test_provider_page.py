@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.urls import reverse
 from django.utils import timezone
 
-from providers_app.models import BreakerState, CallBucket, FailoverEvent
+from providers_app.models import BreakerState, CallBucket, FailoverEvent, Provider, RequestTrace
 
 
 def _page(client, provider) -> str:
@@ -59,3 +59,58 @@ def test_read_only_times_read_24_hour_iso_like_every_other_screen(admin_client, 
     assert "midnight" not in content
     assert "a.m." not in content
     assert "p.m." not in content
+
+
+def test_recent_attempts_come_from_the_traces_and_link_to_them(admin_client, make_provider):
+    """The provider's last attempts, newest first, from the kept traces' steps:
+    time, outcome, reason and the request id linking to its trace; skips are not attempts."""
+    provider = make_provider(name="primary")
+    make_provider(name="secondary")
+    now = timezone.now()
+    RequestTrace.objects.create(
+        created_at=now - timedelta(minutes=2),
+        request_id="req-older",
+        outcome="answered",
+        provider="secondary",
+        steps=[
+            {"provider": "primary", "started_ms": 0, "outcome": "failure",
+             "reason": "timeout", "status": None, "action": "fail_over"},
+            {"provider": "secondary", "started_ms": 900, "outcome": "success"},
+        ],
+    )  # fmt: skip
+    RequestTrace.objects.create(
+        created_at=now - timedelta(minutes=1),
+        request_id="req-newer",
+        outcome="failed",
+        steps=[
+            {"provider": "primary", "started_ms": 0, "outcome": "failure",
+             "reason": "server_error", "status": 502, "action": "retry"},
+            {"provider": "primary", "started_ms": 300, "outcome": "failure",
+             "reason": "server_error", "status": 503, "action": "fail_over"},
+            {"provider": "secondary", "started_ms": 400, "outcome": "skipped", "reason": "open"},
+        ],
+    )  # fmt: skip
+
+    content = _page(admin_client, provider)
+
+    top = content.index('class="provider-status"')
+    assert top < content.index('id="provider_form"')
+    status = content[top : content.index("</section>", top)]
+    table = status[
+        status.index("recent-attempts") : status.index("</table>", status.index("recent-attempts"))
+    ]
+    rows = table.split("<tr data-outcome=")[1:]
+    assert [row.split('"')[1] for row in rows] == ["failure", "failure", "failure"]
+    assert "Server error" in rows[0]
+    assert "503" in rows[0]
+    assert "req-newer" in rows[0]
+    assert "502" in rows[1]
+    assert "Timed out" in rows[2]
+    assert "req-older" in rows[2]
+    assert reverse("admin:providers_app_requesttrace_by_request", args=["req-newer"]) in rows[0]
+
+    secondary = _page(admin_client, Provider.objects.get(name="secondary"))
+    attempts = secondary[secondary.index("recent-attempts") :]
+    attempts = attempts[: attempts.index("</table>")]
+    assert attempts.count("<tr data-outcome=") == 1  # its skip is not an attempt
+    assert 'data-outcome="success"' in attempts

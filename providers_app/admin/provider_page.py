@@ -1,5 +1,6 @@
 """The top of a provider's page: what an operator needs first (breaker state,
-last error, a cooldown only while it is active, the recent calls and events),
+last error, a cooldown only while it is active, the recent calls, attempts
+(from the request traces) and events),
 above the configuration form."""
 
 from datetime import datetime, timedelta
@@ -7,9 +8,15 @@ from datetime import datetime, timedelta
 from django.urls import reverse
 
 from ..models import BreakerState, Provider
-from ..selectors.providers import provider_call_stats, provider_recent_events
+from ..reasons import reason_label
+from ..selectors.providers import (
+    provider_call_stats,
+    provider_recent_attempts,
+    provider_recent_events,
+)
 from ..timefmt import moment_html
 from .common import state_badge
+from .traces import trace_url_for
 
 # "Recent": the same five minutes /api/status calls recent.
 RECENT = timedelta(minutes=5)
@@ -35,6 +42,17 @@ def provider_page_status(provider: Provider, *, now: datetime, admin_site_name: 
         }
         for event in provider_recent_events(provider_id=provider.pk)
     ]
+    attempts = [
+        {
+            "time": moment_html(attempt.at, now=now),
+            "outcome": attempt.outcome,
+            "reason": reason_label(attempt.reason) if attempt.reason else "",
+            "status": attempt.status or "",
+            "request_id": attempt.request_id,
+            "url": trace_url_for(attempt.request_id),
+        }
+        for attempt in provider_recent_attempts(provider_name=provider.name)
+    ]
     return {
         "state": state_badge(breaker),
         "last_error": breaker.last_error,
@@ -47,4 +65,5 @@ def provider_page_status(provider: Provider, *, now: datetime, admin_site_name: 
         "consecutive_failures": breaker.consecutive_failures,
         "recent": provider_call_stats(provider_id=provider.pk, since=now - RECENT),
         "events": events,
+        "attempts": attempts,
     }

@@ -122,6 +122,8 @@ class TrafficRow:
     # the requests it gave up on, by reason, most first
     gave_up: tuple[tuple[str, str, int, str], ...] = ()  # (reason, its label, count, colour)
     share: float | None = None  # of the answered requests, a fraction
+    # its failed attempts, by reason, most first: (reason, its label, count, colour)
+    failures_by_reason: tuple[tuple[str, str, int, str], ...] = ()
 
     @property
     def share_percent(self) -> float | None:
@@ -634,6 +636,13 @@ class DashboardPage:
         return {n: (100.0 * getattr(self.requests, n) / total if total else None) for n in names}
 
 
+def _by_reason(counts: Counter) -> tuple[tuple[str, str, int, str], ...]:
+    return tuple(
+        (reason, reason_label(reason), count, reason_colour(reason))
+        for reason, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
+
+
 def _rows(data: DashboardData) -> list[TrafficRow]:
     rows = []
     for t in data.traffic:
@@ -645,11 +654,11 @@ def _rows(data: DashboardData) -> list[TrafficRow]:
                 provider_colour(t.provider.id),
                 t.total,
                 t.by_bin,
-                gave_up=tuple(
-                    (reason, reason_label(reason), count, reason_colour(reason))
-                    for reason, count in sorted(gave_up.items(), key=lambda kv: (-kv[1], kv[0]))
-                ),
+                gave_up=_by_reason(gave_up),
                 share=data.requests.share_of_answers(t.total),
+                failures_by_reason=_by_reason(
+                    data.failures_by_reason.get(t.provider.id, Counter())
+                ),
             )
         )
     return rows

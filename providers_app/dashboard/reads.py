@@ -1,5 +1,5 @@
 """The failover dashboard's data: what happened over the last 15 minutes (the
-live view, 15 s bins), hour, 6 hours, 24 hours or 7 days.
+live view, 15 s bins), hour (30 s bins), 6 hours, 24 hours or 7 days.
 
 Sources, all in the database so every process draws the same picture:
 
@@ -13,7 +13,8 @@ Sources, all in the database so every process draws the same picture:
 - per route: the failovers, continuations and all-failed requests its events
   name, for every route (a route with none shows zeros);
 - requests as the callers saw them (`RequestStats`) and each provider's
-  attempts, failures, requests it gave up on by reason (its `failover`
+  attempts, failures, failed attempts by reason (`failures_by_reason`),
+  requests it gave up on by reason (its `failover`
   events), skips and share of the answers: `selectors.call_stats` defines each;
 - annotations: breaker transitions and manual events (operator actions,
   reorders, configuration changes), each with its time, who and its id;
@@ -36,10 +37,10 @@ from django.db.models.functions import TruncHour, TruncMinute, TruncSecond
 
 from ..models import BreakerState, FailoverEvent, Route
 from ..selectors.call_stats import (
-    ROLLUP_PERIOD,
     CallStats,
     RequestStats,
     call_stats_by_span,
+    failures_by_reason,
     floor_to,
 )
 from ..selectors.providers import ProviderStatus, provider_status_list
@@ -66,7 +67,8 @@ RANGES: dict[str, Range] = {
     for r in (
         # Live: 15 s bins, so a 30 s outage is two bins (one-second buckets only).
         Range("15m", "Last 15 minutes", timedelta(minutes=15), timedelta(seconds=15)),
-        Range("1h", "Last hour", timedelta(hours=1), ROLLUP_PERIOD),
+        # 30 s bins: a 30 s outage is still a bin an hour later (buckets kept FINE_HISTORY).
+        Range("1h", "Last hour", timedelta(hours=1), timedelta(seconds=30)),
         Range("6h", "Last 6 hours", timedelta(hours=6), timedelta(minutes=15)),
         Range("24h", "Last 24 hours", timedelta(hours=24), timedelta(hours=1)),
         Range("7d", "Last 7 days", timedelta(days=7), timedelta(hours=1)),
@@ -394,6 +396,7 @@ class DashboardData:
     requests: RequestStats = field(default_factory=RequestStats)
     all_failed_by_bin: dict[datetime, int] = field(default_factory=dict)
     gave_up: dict[int, Counter] = field(default_factory=dict)
+    failures_by_reason: dict[int, Counter] = field(default_factory=dict)
     annotations: list[Annotation] = field(default_factory=list)
 
 
@@ -412,6 +415,7 @@ def dashboard_data(*, range_key: str = DEFAULT_RANGE, now: datetime) -> Dashboar
         timelines=timelines,
         requests=RequestStats.of(every_call, all_failed=all_failed_count(window)),
         gave_up=gave_up_by_provider(window),
+        failures_by_reason=failures_by_reason(start=window.start, end=window.end),
         all_failed_by_bin={
             start: sum(counts.values())
             for start, counts in failovers_by_bin(window, Kind.ALL_FAILED).items()

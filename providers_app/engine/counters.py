@@ -24,7 +24,7 @@ from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import F, Sum
 
 from ..conf import get_setting
-from ..models import CallBucket
+from ..models import CallBucket, FailureBucket
 from . import metrics, usage
 from .clock import get_clock
 
@@ -51,6 +51,8 @@ SHARDS = 8
 
 _lock = threading.Lock()
 _pending: dict[tuple[int, datetime], Counter] = defaultdict(Counter)
+# Failed attempts by reason: {(provider id, second): Counter(reason -> attempts)}.
+_pending_failures: dict[tuple[int, datetime], Counter] = defaultdict(Counter)
 _last_flush: float | None = None
 _background = False  # flush on a timer thread too (serving processes)
 _flusher_pid: int | None = None  # the process whose timer thread runs (forks start their own)
@@ -86,13 +88,36 @@ def count(provider_id: int, *, flush: bool = False, **increments: float) -> None
         flush_pending()
 
 
+def count_failure(provider_id: int, reason: str) -> None:
+    """One failed attempt of a provider, by reason (its category, the `outcome`
+    label of /metrics' `fallback_attempt_seconds`); written at once, as failures are."""
+    key = (provider_id, bucket_of(get_clock().now()))
+    with _lock:
+        _pending_failures[key][reason] += 1
+    flush_pending()
+
+
 def flush_pending() -> None:
     """Write every buffered increment. A database error keeps them for the next flush."""
     global _last_flush
     with _lock:
         batch = dict(_pending)
         _pending.clear()
+        failures = dict(_pending_failures)
+        _pending_failures.clear()
         _last_flush = get_clock().monotonic()
+    kept: dict[tuple[int, datetime], Counter] = {}
+    for (provider_id, bucket_start), by_reason in failures.items():
+        try:
+            _add_failures(provider_id, bucket_start, by_reason)
+        except DatabaseError:
+            logger.warning("failure flush failed for provider %s; kept for later", provider_id)
+            metrics.store_error("counter_flush")
+            kept[(provider_id, bucket_start)] = by_reason
+    if kept:
+        with _lock:
+            for key, by_reason in kept.items():
+                _pending_failures[key].update(by_reason)
     failed: dict[tuple[int, datetime], Counter] = {}
     for (provider_id, bucket_start), increments in batch.items():
         try:
@@ -155,7 +180,7 @@ def _flush_periodically() -> None:
 
 def _flush_if_pending() -> None:
     with _lock:
-        idle = not _pending
+        idle = not _pending and not _pending_failures
     if idle and not usage.has_pending():
         return
     try:
@@ -196,6 +221,7 @@ def discard_pending() -> None:
     global _last_flush
     with _lock:
         _pending.clear()
+        _pending_failures.clear()
         _last_flush = None
     usage.discard_pending()
 
@@ -220,6 +246,27 @@ def _add_to_bucket(provider_id: int, bucket_start: datetime, increments: Counter
             )
     except IntegrityError:  # another thread of this process created it first
         rows.update(**values)
+
+
+def _add_failures(provider_id: int, bucket_start: datetime, by_reason: Counter) -> None:
+    shard = os.getpid() % SHARDS
+    for reason, amount in by_reason.items():
+        rows = FailureBucket.objects.filter(
+            provider_id=provider_id, bucket_start=bucket_start, reason=reason, shard=shard
+        )
+        if rows.update(failures=F("failures") + amount):
+            continue
+        try:
+            with transaction.atomic():
+                FailureBucket.objects.create(
+                    provider_id=provider_id,
+                    bucket_start=bucket_start,
+                    reason=reason,
+                    shard=shard,
+                    failures=amount,
+                )
+        except IntegrityError:  # another thread of this process created it first
+            rows.update(failures=F("failures") + amount)
 
 
 def window_counts(provider_id: int, *, since: datetime | None = None) -> WindowCounts:

@@ -362,6 +362,7 @@ class RouteRun:
                             self.bill_failed(entry, raised)
                         elapsed = clock.monotonic() - attempt_started
                         metrics.ATTEMPT_LATENCY.labels(entry.name, error.category).observe(elapsed)
+                        counters.count_failure(entry.id, error.category)
                         attempts.opened = breaker_record_failure(
                             entry=entry, permit=permit, error=error
                         )

@@ -43,7 +43,10 @@ Requests, as the callers saw them (`RequestStats`, the dashboard's first panel;
 all_failed, interrupted) and `fallback_answers_total{how}`.
 
 Each provider's view: attempts and answered (above), failures (attempts that
-failed, rate limits apart), the requests it gave up on by reason (its
+failed, rate limits apart), its failed attempts by reason (every failed attempt,
+rate limits and the caller's faults included, by its category: `FailureBucket`
+rows, /metrics' `fallback_attempt_seconds_count{outcome=<reason>}`;
+`failures_by_reason`), the requests it gave up on by reason (its
 `failover` events), `skipped` (requests that passed it by while its breaker was
 open, forced open, half-open with every probe slot taken, or cooling down:
 `fallback_skips_total` for those reasons), and its share of the answers
@@ -73,8 +76,9 @@ SUCCESS_RATE_PLACES = 4
 # line, long enough that seven days stay a few thousand rows per provider.
 ROLLUP_PERIOD = timedelta(minutes=5)
 # One-second buckets outlive their period by this much before the roll-up
-# replaces them, so a span finer than ROLLUP_PERIOD can be drawn this far back.
-FINE_HISTORY = timedelta(minutes=15)
+# replaces them, so a span finer than ROLLUP_PERIOD can be drawn this far back:
+# the one-hour range's 30 s bins (a 30 s outage shows in the last hour too).
+FINE_HISTORY = timedelta(hours=1)
 
 
 def hour_of(moment: datetime) -> datetime:
@@ -165,6 +169,8 @@ DEFINITIONS: dict[str, str] = {
     "failed": "No provider answered, or a stream was cut after output and nobody finished it.",
     "attempts": "Calls that reached the provider: answered + failures + rate limited.",
     "failures": "Attempts that failed (rate limits apart).",
+    "failures_by_reason": "Every failed attempt, by its reason: rate limits and "
+    "the caller's faults included.",
     "gave_up": "Requests the provider did not answer and passed on (or failed), by reason.",
     "skipped": "Requests that passed the provider by without a call: breaker open, forced "
     "open, half-open with every probe slot taken, or cooling down after a rate limit.",
@@ -381,3 +387,20 @@ def call_stats_by_span(
         )
         for key, counted in sums.items()
     }
+
+
+def failures_by_reason(*, start: datetime, end: datetime) -> dict[int, Counter]:
+    """{provider id: Counter(reason -> failed attempts)} from `start` to `end`
+    (one-second `FailureBucket` rows; the module's docstring defines them)."""
+    from ..models import FailureBucket
+
+    rows = (
+        FailureBucket.objects.filter(bucket_start__gte=start, bucket_start__lte=end)
+        .values("provider_id", "reason")
+        .annotate(total=Sum("failures"))
+        .order_by()
+    )
+    result: dict[int, Counter] = defaultdict(Counter)
+    for row in rows:
+        result[row["provider_id"]][row["reason"]] += row["total"]
+    return result

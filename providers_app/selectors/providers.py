@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Q
 
-from ..models import CallBucket, FailoverEvent, Provider, RouteMember
+from ..models import CallBucket, FailoverEvent, Provider, RequestTrace, RouteMember
 from .call_stats import CallStats, call_stats_by_provider, call_stats_total
 
 STATUS_WINDOW = timedelta(minutes=5)
@@ -138,3 +138,46 @@ def provider_recent_events(*, provider_id: int, limit: int = 10) -> list[Failove
         .select_related("provider", "to_provider", "actor")
         .order_by("-created_at", "-id")[:limit]
     )
+
+
+@dataclass(frozen=True)
+class RecentAttempt:
+    """One attempt on a provider, from a kept request trace's steps."""
+
+    at: datetime  # when the attempt started
+    outcome: str  # the step's outcome: success, failure, interrupted
+    reason: str  # a Reason value for a failure ("" for a success)
+    status: int | None
+    request_id: str
+
+
+def provider_recent_attempts(
+    *, provider_name: str, limit: int = 10, scan: int = 200
+) -> list[RecentAttempt]:
+    """The provider's latest attempts, newest first, from the last `scan` request
+    traces (every request that retried, failed over or failed is traced; answers
+    at the first try are sampled, so a healthy provider shows fewer of them).
+    Skips made no call and are not attempts."""
+    attempts: list[RecentAttempt] = []
+    traces = RequestTrace.objects.order_by("-created_at", "-id").only(
+        "created_at", "request_id", "steps"
+    )[:scan]
+    for trace in traces:
+        steps = [
+            step
+            for step in trace.steps or []
+            if step.get("provider") == provider_name and step.get("outcome") != "skipped"
+        ]
+        for step in reversed(steps):
+            attempts.append(
+                RecentAttempt(
+                    at=trace.created_at + timedelta(milliseconds=step.get("started_ms") or 0),
+                    outcome=step.get("outcome") or "",
+                    reason=step.get("reason") or "",
+                    status=step.get("status"),
+                    request_id=trace.request_id,
+                )
+            )
+        if len(attempts) >= limit:
+            break
+    return attempts[:limit]

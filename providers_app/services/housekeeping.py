@@ -30,6 +30,7 @@ from ..models import (
     CallBucket,
     CallRollup,
     FailoverEvent,
+    FailureBucket,
     HealthCheckResult,
     ProbeLease,
     RequestTrace,
@@ -42,9 +43,9 @@ logger = logging.getLogger("providers_app.housekeeping")
 # Buffered counters reach the database within FALLBACK_COUNTER_FLUSH_S (2 s); a
 # period is final this long after it ends, so no late flush is lost to pruning,
 # and /api/status's five-minute window never loses a bucket to it.
-# The dashboard's live range draws one-second buckets in 15 s bins: they stay at
-# least FINE_HISTORY (15 min) after their period ends, so that range never
-# meets a five-minute row.
+# The dashboard's 15-minute and one-hour ranges draw one-second buckets in 15 s
+# and 30 s bins: they stay at least FINE_HISTORY (1 h) after their period ends,
+# so those ranges never meet a five-minute row.
 FINAL_GRACE = FINE_HISTORY
 # Rollup rows back the 7-day charts: keep them at least that long.
 MIN_ROLLUP_RETENTION_DAYS = 7
@@ -80,6 +81,7 @@ def history_prune(*, now: datetime | None = None) -> PruneSummary:
     events, _ = FailoverEvent.objects.filter(created_at__lt=cutoff).delete()
     results, _ = HealthCheckResult.objects.filter(checked_at__lt=cutoff).delete()
     rollups, _ = CallRollup.objects.filter(period_start__lt=hour_of(rollup_cutoff)).delete()
+    FailureBucket.objects.filter(bucket_start__lt=hour_of(rollup_cutoff)).delete()
     leases = probe_leases_prune()
     trace_cutoff = now - timedelta(days=get_setting("TRACE_RETENTION_DAYS"))
     traces, _ = RequestTrace.objects.filter(created_at__lt=trace_cutoff).delete()

@@ -242,7 +242,7 @@ def _bucket(provider, moment, **counts) -> CallBucket:
 
 @pytest.mark.parametrize(
     ("range_key", "bins", "minutes"),
-    [("15m", 60, 0.25), ("1h", 12, 5), ("6h", 24, 15), ("24h", 24, 60), ("7d", 168, 60)],
+    [("15m", 60, 0.25), ("1h", 120, 0.5), ("6h", 24, 15), ("24h", 24, 60), ("7d", 168, 60)],
 )
 def test_each_range_has_its_bins_and_draws_the_failovers_in_it(
     operator_client, make_provider, fake_clock, range_key, bins, minutes
@@ -299,11 +299,12 @@ def test_figures_include_the_minutes_not_rolled_up_yet(operator_client, make_pro
     # The roll-up changes nothing: every call is counted once, rolled up or not.
     call_counters_roll_up(now=NOW)
     assert _figures(operator_client) == before
-    fake_clock.set(NOW + timedelta(minutes=20))  # past the buckets' FINE_HISTORY
+    # Past the buckets' FINE_HISTORY (an hour): the 6-hour range still spans those minutes.
+    fake_clock.set(NOW + timedelta(minutes=70))
     call_counters_roll_up()
     assert CallRollup.objects.filter(final=True).count() == 2
     assert not CallBucket.objects.exists()
-    assert _figures(operator_client) == before
+    assert _figures(operator_client, "6h") == before
 
 
 def test_one_hour_of_traffic_draws_lines_not_only_dots(operator_client, make_provider, fake_clock):
@@ -317,9 +318,10 @@ def test_one_hour_of_traffic_draws_lines_not_only_dots(operator_client, make_pro
 
     lines = {(line["section"], line["data-series"]): line["points"].split()
              for line in page.select("polyline")}  # fmt: skip
-    assert len(lines[("chart-success-rate", "primary")]) == 12
-    assert len(lines[("chart-first-output", "primary p50")]) == 12
-    assert len(lines[("chart-total-time", "primary p95")]) == 12
+    # 30 s bins: one point per minute with calls, joined in one line
+    assert len(lines[("chart-success-rate", "primary")]) == 60
+    assert len(lines[("chart-first-output", "primary p50")]) == 60
+    assert len(lines[("chart-total-time", "primary p95")]) == 60
 
 
 def _outage_rects(page, provider="primary") -> list[dict]:

@@ -276,8 +276,21 @@ def test_the_dashboard_agrees_with_metrics_on_requests_answers_and_skips(
     assert gave_up["server_error"] == metric(
         "fallback_failovers_total", from_provider="agree-primary", reason="server_error"
     )  # fmt: skip
+    # Each provider's failed attempts by reason: /metrics' attempt histogram's count.
+    for name in ("agree-primary", "agree-secondary"):
+        failed = {reason: count for reason, _, count, _ in rows[name].failures_by_reason}
+        assert failed  # both failed in the window
+        for reason, count in failed.items():
+            assert count == metric(
+                "fallback_attempt_seconds_count", provider=name, outcome=reason
+            ), (name, reason)
+    assert (
+        sum(count for _, _, count, _ in rows["agree-primary"].failures_by_reason)
+        == rows["agree-primary"].total.failures
+    )  # no rate limits or caller faults here
 
     html = page.content.decode()
+    assert 'data-metric="failures_by_reason"' in html
     assert 'data-metric="requests"' in html
     assert "Requests = answered + failed" in html
     process_state_reset()
