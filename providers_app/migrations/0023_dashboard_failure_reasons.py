@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("providers_app", "0021_limits_function"),
+        ("providers_app", "0022_budgets_in_limits"),
     ]
 
     operations = [
