@@ -641,6 +641,30 @@ class HealthCheckSchedule(models.Model):
         return f"health schedule of {self.provider_id}"
 
 
+def budget_fields(owner: str) -> tuple[models.Field, models.Field]:
+    """The two budgets a client key and a route each carry (engine/budgets.py):
+    tokens per UTC minute and US dollars per calendar month; empty: no limit."""
+    tokens = models.PositiveIntegerField(
+        "tokens per minute",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=f"Budget: {owner} prompt and answer tokens per UTC minute, across "
+        "every process (docs/usage.md, Budgets). Over it: 429. Empty: no limit.",
+    )
+    spend = models.DecimalField(
+        "monthly spend limit ($)",
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
+        help_text=f"Budget: {owner} US dollars per calendar month (UTC) at the "
+        "providers' prices. Over it: 429 until the month ends. Empty: no limit.",
+    )
+    return tokens, spend
+
+
 class ClientKey(models.Model):
     """An API key for callers of the chat API, stored as a SHA-256 digest and shown once."""
 
@@ -682,24 +706,7 @@ class ClientKey(models.Model):
     )
     created_at = models.DateTimeField("created", auto_now_add=True)
     last_used_at = models.DateTimeField("last used", null=True, blank=True)
-    tokens_per_minute = models.PositiveIntegerField(
-        "tokens per minute",
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(1)],
-        help_text="Budget: this key's prompt and answer tokens per UTC minute, across "
-        "every process (docs/usage.md, Budgets). Over it: 429. Empty: no limit.",
-    )
-    monthly_spend_limit_usd = models.DecimalField(
-        "monthly spend limit ($)",
-        max_digits=12,
-        decimal_places=2,
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(Decimal(0))],
-        help_text="Budget: this key's US dollars per calendar month (UTC) at the "
-        "providers' prices. Over it: 429 until the month ends. Empty: no limit.",
-    )
+    tokens_per_minute, monthly_spend_limit_usd = budget_fields("this key's")
     revoked_at = models.DateTimeField("revoked", null=True, blank=True)
 
     class Meta:
@@ -826,24 +833,7 @@ class Route(models.Model):
         "route can continue a cut answer; stream live otherwise (docs/engine.md, "
         "Automatic hold-back: the first token then comes at the end of the answer).",
     )
-    tokens_per_minute = models.PositiveIntegerField(
-        "tokens per minute",
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(1)],
-        help_text="Budget: the route's prompt and answer tokens per UTC minute, across "
-        "every process (docs/usage.md, Budgets). Over it: 429. Empty: no limit.",
-    )
-    monthly_spend_limit_usd = models.DecimalField(
-        "monthly spend limit ($)",
-        max_digits=12,
-        decimal_places=2,
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(Decimal(0))],
-        help_text="Budget: the route's US dollars per calendar month (UTC) at the "
-        "providers' prices. Over it: 429 until the month ends. Empty: no limit.",
-    )
+    tokens_per_minute, monthly_spend_limit_usd = budget_fields("the route's")
     providers = models.ManyToManyField(
         Provider, through="RouteMember", related_name="routes", verbose_name="providers"
     )
