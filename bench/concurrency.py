@@ -45,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,7 +127,13 @@ def _set_up_database(database_url: str, upstream: str) -> None:
     Provider.objects.create(
         name="upstream", kind="simulated", base_url=upstream, model="m", timeout_s=30
     )
-    print(json.dumps({"key": client_key_create(name=f"bench-{time.time()}").raw_key}))
+    # One key for every client, as a chatbot's backend would use: its fairness
+    # limits (FALLBACK_KEY_*, 16 at once by default) sized for the whole load,
+    # so the limiter runs on every request but never refuses one.
+    key = client_key_create(
+        name=f"bench-{time.time()}", max_concurrent_requests=10**6, requests_per_minute=10**8
+    )
+    print(json.dumps({"key": key.raw_key}))
 
 
 # ---------------------------------------------------------------------------
@@ -268,11 +275,11 @@ def _client(port: int, key: str, model: str | None, stream: bool, stop_at: float
             elif response.status == 503 and response.getheader("Retry-After"):
                 outcome, retry_after = REFUSED, float(response.getheader("Retry-After"))
             else:
-                outcome = FAILED
+                outcome = f"{FAILED}: HTTP {response.status}"
             if response.getheader("Connection", "").lower() == "close":
                 conn.close()
-        except (OSError, http.client.HTTPException, ValueError):
-            outcome = FAILED
+        except (OSError, http.client.HTTPException, ValueError) as error:
+            outcome = f"{FAILED}: {type(error).__name__}"
             conn.close()
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         with load.lock:
@@ -398,7 +405,8 @@ def _run_load(server: Server, key: str, clients: int, stream: bool, args, pg) ->
         "chats_s": len(answered) / args.measure,
         "ideal": ideal,
         "ratio": len(answered) / args.measure / ideal,
-        "failed": sum(1 for _, _, out in load.chats if out == FAILED),
+        "failed": sum(1 for _, _, out in load.chats if out.startswith(FAILED)),
+        "failures": Counter(out for _, _, out in load.chats if out.startswith(FAILED)),
         "refused": sum(1 for _, _, out in load.chats if out == REFUSED),
         "gen_cores": gen_cpu_used / max(gen_window_s, 1e-9),
         "gen_procs": procs,
@@ -483,6 +491,14 @@ def _row(database: str, server: str, mode: str, clients: int, r: dict, target: b
         ("yes" if _meets_target(r, clients) else "NO") if target else "", versus,
     ]  # fmt: skip
     return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
+def _failure_note(server: str, mode: str, clients: int, r: dict) -> list[str]:
+    """One line naming the causes of a row's failed chats (none: no line)."""
+    if not r["failures"]:
+        return []
+    causes = ", ".join(f"{count} x {cause}" for cause, count in r["failures"].most_common())
+    return [f"- {server}, {mode}, {clients} clients: {causes}"]
 
 
 def _serving_children(supervisor: int) -> list[int]:
@@ -604,6 +620,7 @@ def main() -> None:
     print()
     print("| " + " | ".join(HEADERS) + " |")
     print("|" + "|".join("---" for _ in HEADERS) + "|", flush=True)
+    failure_notes: list[str] = []
     try:
         keys = {}
         for label, url, _ in databases:
@@ -620,6 +637,7 @@ def main() -> None:
                 peer_r = _peer_row(upstream, clients, stream, args) if python else None
                 if peer_r is not None:
                     print(_row("-", "litellm", mode, clients, peer_r, False, None), flush=True)
+                    failure_notes += _failure_note("litellm", mode, clients, peer_r)
                 for label, url, pg in databases:
                     for name, wsgi_app in apps:
                         metrics_dir = tempfile.mkdtemp()
@@ -632,9 +650,12 @@ def main() -> None:
                         target = stream and clients >= 256 and args.latency == 4
                         row = _row(label, name, mode, clients, result, target, peer_r)
                         print(row, flush=True)
+                        failure_notes += _failure_note(f"{label}, {name}", mode, clients, result)
     finally:
         simulator.stdin.close()
         simulator.wait(timeout=30)
+    if failure_notes:
+        print("\nWhy chats failed:\n" + "\n".join(failure_notes))
     print(
         "\nadded = chat time - upstream latency; /healthz polled every 50 ms from its own "
         "process (LiteLLM: /health/liveliness); RSS per worker process; PG conns = most "
