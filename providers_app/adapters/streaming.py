@@ -49,7 +49,14 @@ from .sse import (
 )
 from .timing import StreamLimits
 from .tool_ids import client_tool_id
-from .transport import TRANSPORT_EXCEPTIONS, ResponseMeta, Transport, abort, detached
+from .transport import (
+    TRANSPORT_EXCEPTIONS,
+    ResponseMeta,
+    Transport,
+    abort,
+    detached,
+    release,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -264,6 +271,7 @@ def run_stream(
     """
     produced: list[str] = []
     held = 0
+    body_ended = False  # then the connection goes back to the pool, else it is dropped
     skipped = _SkippedEvents(transport.provider, decoder)
     cancellation = cancellation or Cancellation()
     unregister = cancellation.on_cancel(lambda: abort(response))
@@ -296,7 +304,9 @@ def run_stream(
         if not decoder.finished:
             skipped.raise_if_they_were_the_end()
             raise truncated_stream_error(transport.provider, request_id=decoder.request_id)
-        yield decoder.final()
+        final = decoder.final()  # before the read below: a content filter raises here
+        body_ended = transport.finish_body(response, clock)
+        yield final
     except _once_cancelled(cancellation):
         raise ClientGone("the client went away") from None
     except ProviderError as failure:
@@ -319,8 +329,9 @@ def run_stream(
         raise _committed(error, produced, decoder) from detached(exc)
     finally:
         # An abandoned generator (GeneratorExit) lands here too: drop the connection.
+        # Unregistered first, so that a late hang-up never shuts a pooled connection.
         unregister()
-        response.close()
+        release(response, fully_read=body_ended)
     if decoder.skipped_events:
         logger.warning(
             "provider=%s stream complete with %d undecodable event(s) skipped request_id=%s",

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,11 +43,16 @@ MAX_ERROR_BODY_BYTES = 64 * 1024
 TRANSPORT_EXCEPTIONS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 
 
-# Idle keep-alive connections kept per upstream host. At least the threads of one
-# web process (fallbackproject/serving.py): with fewer, every thread above it
-# opens a fresh connection per call and throws it away ("pool is full"). Only
-# connections actually needed are ever opened.
-KEEP_ALIVE_PER_HOST = 256
+# Idle keep-alive connections kept per upstream host. At least the chat slots of
+# one web process (fallbackproject/serving.py, 576 by default): with fewer,
+# every thread above it opens a fresh connection per call and throws it away
+# ("pool is full"). Only connections actually needed are ever opened.
+KEEP_ALIVE_PER_HOST = 1024
+# After a stream's last event, how long the end of its body (the chunked
+# terminator, normally in the same packet) may take before the connection is
+# dropped instead of kept for the next call; and how much may still come.
+END_OF_BODY_WAIT_S = 0.05
+END_OF_BODY_MAX_BYTES = 4 * 1024
 
 
 def build_session(base_url: str | None = None) -> requests.Session:
@@ -164,6 +170,28 @@ class Transport:
             if not data:
                 return
             yield data
+
+    def finish_body(self, response: requests.Response, deadline: Deadline) -> bool:
+        """After a stream's last event: read the end of the body, so that the
+        connection can serve the next call (a stream that drops it pays a new
+        TCP and TLS handshake per chat). True when the body ended within
+        END_OF_BODY_WAIT_S and END_OF_BODY_MAX_BYTES; else the caller drops it."""
+        # Real time, like the socket timeouts it bounds.
+        give_up_at = time.monotonic() + END_OF_BODY_WAIT_S
+        leftover = 0
+        try:
+            while leftover <= END_OF_BODY_MAX_BYTES:
+                wait = min(give_up_at - time.monotonic(), deadline.read_timeout())
+                if wait <= 0:
+                    return False
+                _arm_socket_timeout(response, wait)
+                data = response.raw.read1(READ_CHUNK_BYTES, decode_content=True)
+                if not data:
+                    return True
+                leftover += len(data)
+        except TRANSPORT_EXCEPTIONS:
+            pass  # a timeout or a reset: the connection is not worth keeping
+        return False
 
     def read_body(
         self, response: requests.Response, deadline: Deadline, *, limit: int = MAX_BODY_BYTES

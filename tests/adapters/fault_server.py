@@ -50,6 +50,7 @@ class Exchange:
         while len(rest) < length:
             rest += self._recv()
         self.request = ReceivedRequest(method, path, headers, rest[:length])
+        self._buffer = rest[length:]  # the next request on a kept-alive connection
         return self.request
 
     def send(self, data: bytes | str) -> None:
@@ -114,6 +115,10 @@ class FaultServer:
         self._connections: list[socket.socket] = []
         self.behaviour: Behaviour = lambda exchange: exchange.hang()
         self.requests: list[ReceivedRequest] = []
+
+    @property
+    def connections_accepted(self) -> int:
+        return len(self._connections)
 
     @property
     def url(self) -> str:
