@@ -24,17 +24,22 @@ import threading
 import time
 from dataclasses import dataclass
 
-_ROW = struct.Struct("qqqq")  # claimed, capacity, running, waiting
+_ROW = struct.Struct("qqqqq")  # claimed, capacity, running, waiting, held
 
 
 @dataclass(frozen=True)
 class Load:
-    """Chats running and waiting against the capacity (one worker, or the sum)."""
+    """Chats running and waiting against the capacity (one worker, or the sum).
+
+    `held` counts the connections a worker holds, chats or not, from the moment
+    its main loop accepts them: ahead of `running`, which counts a chat only
+    once a thread has admitted it."""
 
     capacity: int
     running: int
     waiting: int
     workers: int = 1
+    held: int = 0
 
     @property
     def saturated(self) -> bool:
@@ -66,27 +71,40 @@ class Board:
         with self._claim_lock:
             for row in range(self.rows):
                 if _ROW.unpack_from(self._memory, row * _ROW.size)[0] == 0:
-                    _ROW.pack_into(self._memory, row * _ROW.size, 1, 0, 0, 0)
+                    _ROW.pack_into(self._memory, row * _ROW.size, 1, 0, 0, 0, 0)
                     return row
         raise RuntimeError(f"more than {self.rows} workers at once")
 
     def release(self, row: int) -> None:
         """The worker of `row` exited (master)."""
-        _ROW.pack_into(self._memory, row * _ROW.size, 0, 0, 0, 0)
+        _ROW.pack_into(self._memory, row * _ROW.size, 0, 0, 0, 0, 0)
 
     def write(self, row: int, load: Load) -> None:
         """A worker's current counts (worker)."""
-        _ROW.pack_into(self._memory, row * _ROW.size, 1, load.capacity, load.running, load.waiting)
+        row_values = (load.capacity, load.running, load.waiting, load.held)
+        _ROW.pack_into(self._memory, row * _ROW.size, 1, *row_values)
 
     def total(self) -> Load:
         """The sum over the workers that have started serving (capacity > 0)."""
-        capacity = running = waiting = workers = 0
+        capacity = running = waiting = held = workers = 0
+        for load in self._serving():
+            capacity, running = capacity + load.capacity, running + load.running
+            waiting, held = waiting + load.waiting, held + load.held
+            workers += 1
+        return Load(capacity, running, waiting, workers, held)
+
+    def room_elsewhere(self, own_row: int) -> bool:
+        """Another serving worker holds fewer connections than it has chat slots."""
+        return any(
+            load.held < load.capacity for row, load in self._serving(rows=True) if row != own_row
+        )
+
+    def _serving(self, *, rows: bool = False):
         for row in range(self.rows):
-            claimed, cap, run, wait = _ROW.unpack_from(self._memory, row * _ROW.size)
+            claimed, cap, run, wait, held = _ROW.unpack_from(self._memory, row * _ROW.size)
             if claimed and cap > 0:
-                capacity, running, waiting = capacity + cap, running + run, waiting + wait
-                workers += 1
-        return Load(capacity, running, waiting, workers)
+                load = Load(cap, run, wait, 1, held)
+                yield (row, load) if rows else load
 
 
 # Set in the worker by gunicorn.conf.py's post_fork hook: the shared board and
@@ -111,6 +129,7 @@ class Slots:
         self._cond = threading.Condition()
         self._running = 0
         self._waiting = 0
+        self._held = 0
         self._publish()  # the worker counts in readiness before its first chat
         global local_slots
         local_slots = self
@@ -146,8 +165,13 @@ class Slots:
             self._publish()
             self._cond.notify()
 
+    def hold(self, connections: int) -> None:
+        """The connections this worker holds now (its gunicorn worker tells)."""
+        self._held = connections
+        self._publish()
+
     def load(self) -> Load:
-        return Load(self.capacity, self._running, self._waiting)
+        return Load(self.capacity, self._running, self._waiting, 1, self._held)
 
     def _publish(self) -> None:
         if board is not None and board_row is not None:
@@ -159,14 +183,25 @@ local_slots: Slots | None = None
 
 
 def prefers_another_worker() -> bool:
-    """Every chat slot of this worker is taken while another worker has a free
-    one: a new connection is better accepted there (fallbackproject/gunicorn_worker.py)."""
-    if local_slots is None or board is None:
+    """This worker holds as many connections as it has chat slots while another
+    worker holds fewer: a new connection is better accepted there
+    (fallbackproject/gunicorn_worker.py).
+
+    Connections, not admitted chats: a worker's main loop accepts faster than
+    its threads admit, and while only admitted chats counted, one worker took
+    some 700 connections for 576 slots in a burst and refused chats with 503
+    while the other worker had room (bench/concurrency.py, 1,024 clients)."""
+    if local_slots is None or board is None or board_row is None:
         return False
-    if not local_slots.load().saturated:
+    if local_slots.load().held < local_slots.capacity:
         return False
-    total = board.total()
-    return total.running < total.capacity
+    return board.room_elsewhere(board_row)
+
+
+def connections_held(count: int) -> None:
+    """This worker's gunicorn loop now holds `count` connections."""
+    if local_slots is not None:
+        local_slots.hold(count)
 
 
 def server_load(slots: Slots) -> Load:

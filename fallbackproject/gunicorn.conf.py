@@ -3,7 +3,7 @@
 Run: `gunicorn -c fallbackproject/gunicorn.conf.py fallbackproject.wsgi`.
 
 Threaded workers (gthread): a chat spends seconds to minutes waiting on its
-upstream, so each process runs WEB_THREADS chats at once (default 160) and
+upstream, so each process runs WEB_THREADS chats at once (default 576) and
 WEB_CONCURRENCY processes (default 2) share the machine's cores. Each worker
 also has WEB_QUEUE threads (default 64) where chats beyond capacity wait at
 most WEB_QUEUE_S (3 s) before a 503 with Retry-After, and a few spare threads

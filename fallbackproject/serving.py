@@ -15,12 +15,14 @@ beyond capacity and queue: gunicorn runs threads_per_worker() threads.
 
 import os
 
-# 2 processes x 160 threads: 256 chats at once on a 2-core machine
-# (bench/concurrency.py: 256 streaming clients, upstream answering in 4 s) with
-# a fifth of the threads to spare, so /healthz and the admin never queue behind
-# chats (with exactly 2 x 128, /healthz p99 measured 1 s at 256 clients).
+# 2 processes x 576 chat slots: 1,024 streams at once on a 2-core machine, with
+# an eighth to spare (a chat's slot is held until its response closes, a little
+# after the client read its last byte and sent its next chat). A production
+# stream lasts 10-60 s, so 50 new chats a second hold 1,000 at once; a thread
+# that waits on its upstream costs memory, not CPU (docs/operations.md,
+# "Serving", has the measurements).
 DEFAULT_WORKERS = 2
-DEFAULT_THREADS = 160
+DEFAULT_THREADS = 576
 # Chats that may wait for a slot, per worker, and for how long at most.
 DEFAULT_QUEUE = 64
 DEFAULT_QUEUE_S = 3.0

@@ -108,7 +108,7 @@ DEFAULTS: dict[str, Any] = {
     "CLIENT_KEY_GRACE_S": 120.0,
     # Per-key fairness (providers_app/limits): defaults for every client key, each
     # overridable on the key. Counted across processes (database, or Redis below).
-    # Concurrency stays well below the server threads (2 x 160): one key never
+    # Concurrency stays well below the server threads (2 x 576 chat slots): one key never
     # holds every thread.
     "KEY_CONCURRENT_REQUESTS": 16,
     "KEY_REQUESTS_PER_MINUTE": 600,

@@ -124,3 +124,26 @@ def test_the_board_sums_the_workers_rows(monkeypatch):
 )
 def test_the_health_listener_binds_next_to_the_main_port_unless_told(main, configured, expected):
     assert health_bind(main, configured) == expected
+
+
+def test_a_worker_holding_a_connection_per_slot_leaves_the_next_to_a_worker_with_room(
+    monkeypatch,
+):
+    """Connections held count, not admitted chats: accepted connections whose
+    threads have not yet admitted them must not let a burst overfill one worker."""
+    board = Board(rows=4)
+    own, sibling = board.claim(), board.claim()
+    monkeypatch.setattr(capacity, "board", board)
+    monkeypatch.setattr(capacity, "board_row", own)
+    slots = Slots(capacity=2, queue=4, queue_s=1)
+    monkeypatch.setattr(capacity, "local_slots", slots)
+    board.write(sibling, Load(capacity=2, running=0, waiting=0, held=1))
+
+    capacity.connections_held(1)
+    assert not capacity.prefers_another_worker()  # room here
+    capacity.connections_held(2)  # accepted, none admitted yet: running is still 0
+    assert slots.load().running == 0
+    assert capacity.prefers_another_worker()
+
+    board.write(sibling, Load(capacity=2, running=1, waiting=0, held=2))
+    assert not capacity.prefers_another_worker()  # no room anywhere: queue here
