@@ -36,6 +36,7 @@ import argparse
 import http.client
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -153,6 +154,7 @@ class Server:
     model: str | None = None  # LiteLLM needs its model group named in the body
     key: str | None = None  # LiteLLM's master key; ours comes from the database
     pids: Callable[[], list[int]] | None = None
+    log_path: Path | None = None  # ours: the server's stderr (its warnings and errors)
 
     def worker_pids(self) -> list[int]:
         if self.pids is not None:
@@ -196,17 +198,22 @@ def _start_server(database_url: str, args, metrics_dir: str, wsgi_app: str) -> S
     else:
         command = [PYTHON, "-m", "gunicorn", "-c", "fallbackproject/gunicorn.conf.py"]
         command += ["--access-logfile", "/dev/null", wsgi_app]
-    process = subprocess.Popen(  # noqa: S603 (our own command line)
-        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    server = Server(process, port, healthz_port=health_port)
+    # Its stderr goes to a file: a pipe nobody reads during the load fills up,
+    # and then every thread that logs a warning blocks (chats failed, and the
+    # server never finished its graceful stop, on PostgreSQL at 1,024 clients).
+    log_path = Path(metrics_dir) / "server.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(  # noqa: S603 (our own command line)
+            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log
+        )
+    server = Server(process, port, healthz_port=health_port, log_path=log_path)
     if wsgi_app == ASGI:
         server.name = "ours, uvicorn"
         server.pids = lambda: _serving_children(process.pid)
     give_up = time.monotonic() + 60
     while time.monotonic() < give_up:
         if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited: {process.stderr.read()[-2000:]}")
+            raise RuntimeError(f"gunicorn exited: {log_path.read_text()[-2000:]}")
         try:
             status, _ = _get(port, "/healthz")
             if status == 200:
@@ -494,11 +501,33 @@ def _row(database: str, server: str, mode: str, clients: int, r: dict, target: b
 
 
 def _failure_note(server: str, mode: str, clients: int, r: dict) -> list[str]:
-    """One line naming the causes of a row's failed chats (none: no line)."""
-    if not r["failures"]:
-        return []
-    causes = ", ".join(f"{count} x {cause}" for cause, count in r["failures"].most_common())
-    return [f"- {server}, {mode}, {clients} clients: {causes}"]
+    """A line naming the causes of a row's failed chats, and one naming what the
+    server logged at WARNING or above (none: no line)."""
+    notes = []
+    if r["failures"]:
+        causes = ", ".join(f"{count} x {cause}" for cause, count in r["failures"].most_common())
+        notes.append(f"- {server}, {mode}, {clients} clients: {causes}")
+    if r.get("logged"):
+        logged = ", ".join(f"{count} x {line!r}" for line, count in r["logged"].most_common(3))
+        notes.append(f"- {server}, {mode}, {clients} clients, the server logged: {logged}")
+    return notes
+
+
+# Django's format ("... WARNING name message") and gunicorn's ("... [WARNING] ...").
+_LOGGED_LEVELS = (" WARNING ", " ERROR ", " CRITICAL ", "[WARNING]", "[ERROR]", "[CRITICAL]")
+
+
+def _logged(log_path: Path | None) -> Counter:
+    """The server's WARNING/ERROR lines, alike ones counted together (ids and
+    numbers blanked)."""
+    if log_path is None or not log_path.exists():
+        return Counter()
+    lines = [
+        re.sub(r"[0-9a-f]{8,}|\d+", "#", line.split(" ", 2)[-1].strip())
+        for line in log_path.read_text(errors="replace").splitlines()
+        if any(level in line for level in _LOGGED_LEVELS)
+    ]
+    return Counter(lines)
 
 
 def _serving_children(supervisor: int) -> list[int]:
@@ -646,7 +675,9 @@ def main() -> None:
                             result = _run_load(server, keys[label], clients, stream, args, pg)
                         finally:
                             _stop_server(server)
+                            logged = _logged(server.log_path)
                             shutil.rmtree(metrics_dir, ignore_errors=True)
+                        result["logged"] = logged
                         target = stream and clients >= 256 and args.latency == 4
                         row = _row(label, name, mode, clients, result, target, peer_r)
                         print(row, flush=True)
