@@ -46,6 +46,7 @@ migrations-check: setup ## Fail when models and migrations disagree
 
 bench: setup ## Every benchmark: overhead, concurrency, provider faults and the side-by-side tables against LiteLLM (its side runs when `make bench-peer` installed it); prints tables, ~25 min
 	$(PY) bench/overhead.py
+	$(PY) bench/chat_cpu.py
 	$(PY) bench/concurrency.py
 	$(PY) bench/provider_faults.py
 	$(PY) bench/all.py

@@ -53,8 +53,11 @@ graceful_timeout = 30
 keepalive = 5  # unused while worker_connections = threads (see above)
 accesslog = "-"
 # Recycle workers now and then; counters survive it (their files stay summed).
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
-max_requests_jitter = 200
+# A recycled worker drains all its chats while its sibling takes every new one,
+# so "now and then" is tens of thousands of requests: at 2,000, a worker under
+# 1,000+ streams was recycled about every 30 s (refusals counted as requests).
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "50000"))
+max_requests_jitter = max_requests // 10
 
 
 # Shared by the master and its forked workers (fallbackproject/capacity.py).
